@@ -1,0 +1,114 @@
+"""The `llm-sidecar` command (INTERFACE.md §1): argument parsing and dispatch only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+
+from sidecar import __version__
+from sidecar.config import ConfigError, Settings, file_sections, load_settings
+
+EXIT_INVALID_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-sidecar",
+        description="A local OpenAI-compatible proxy: point OPENAI_BASE_URL at "
+                    "http://127.0.0.1:4141/v1.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", help="YAML config file (default: $SIDECAR_CONFIG; "
+                                        "none is needed)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 4141)")
+    serve.add_argument("--upstream", metavar="URL|demo",
+                       help="upstream base URL, or 'demo' for the built-in offline upstream")
+
+    check = commands.add_parser("check-config", help="validate a config file; exit 2 if invalid")
+    check.add_argument("file")
+
+    health = commands.add_parser(
+        "health", help="probe a running sidecar's /healthz (exit 0 when healthy), "
+                       "e.g. for a container HEALTHCHECK")
+    health.add_argument("--config", help="config file to find the listener from "
+                                         "(default: $SIDECAR_CONFIG)")
+    health.add_argument("--url", help="base URL to probe instead, e.g. http://127.0.0.1:4141")
+    health.add_argument("--ready", action="store_true", help="probe /readyz instead")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"llm-sidecar {__version__}")
+        return 0
+    if args.command == "check-config":
+        return _check_config(args.file)
+    config_path = args.config or os.environ.get("SIDECAR_CONFIG") or None
+    if args.command == "health":
+        return _health(args, config_path)
+    overrides = {"listen.host": args.host, "listen.port": args.port,
+                 "upstream.url": args.upstream}
+    settings = _load_or_report(config_path, overrides)
+    if settings is None:
+        return EXIT_INVALID_CONFIG
+
+    from sidecar.server import run
+    from sidecar.telemetry.logging import configure_logging
+
+    configure_logging(settings.telemetry.logs)
+    return run(settings, file_sections=file_sections(config_path))
+
+
+def _load_or_report(path: str | None, overrides: dict[str, object]) -> Settings | None:
+    try:
+        return load_settings(path, overrides=overrides)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return None
+
+
+def _check_config(path: str) -> int:
+    settings = _load_or_report(path, {})
+    if settings is None:
+        return EXIT_INVALID_CONFIG
+    print(f"{path}: ok")
+    return 0
+
+
+def _health(args: argparse.Namespace, config_path: str | None) -> int:
+    base = args.url
+    if base is None:
+        settings = _load_or_report(config_path, {})
+        if settings is None:
+            return EXIT_INVALID_CONFIG
+        host, port = settings.listen.host, settings.listen.port
+        if settings.admin.port is not None:
+            host, port = settings.admin.host, settings.admin.port
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    url = base.rstrip("/") + ("/readyz" if args.ready else "/healthz")
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {url} answered {status}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
+    return 0

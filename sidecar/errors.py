@@ -1,0 +1,92 @@
+"""Errors the sidecar itself raises, and the one place they become OpenAI-shaped bodies.
+
+    SidecarError                         status  code
+    ├── InvalidJSON                      400     invalid_json
+    ├── InvalidRequest                   400     invalid_request
+    ├── InvalidApiKey                    401     invalid_api_key
+    ├── ModelNotAllowed                  403     model_not_allowed
+    ├── NotFound                         404     not_found
+    ├── RequestTooLarge                  413     request_too_large
+    ├── InternalError                    500     internal_error
+    └── UpstreamError
+        ├── UpstreamUnavailable          502     upstream_unavailable
+        └── UpstreamTimeout              504     upstream_timeout
+
+Upstream errors that arrive as HTTP responses are not in this tree: they pass through with their
+own status and body. Before the first byte an error becomes a JSON response (`render`); once a
+stream has started it becomes a final SSE event carrying the same payload (see relay.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+
+class SidecarError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    type: ClassVar[str] = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.metadata = metadata
+
+    def payload(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "type": self.type,
+                                 "code": self.code, "param": self.param}
+        if self.metadata is not None:
+            error["metadata"] = self.metadata
+        return {"error": error}
+
+
+class InvalidJSON(SidecarError):
+    status, code, type = 400, "invalid_json", "invalid_request_error"
+
+
+class InvalidRequest(SidecarError):
+    status, code, type = 400, "invalid_request", "invalid_request_error"
+
+
+class InvalidApiKey(SidecarError):
+    status, code, type = 401, "invalid_api_key", "authentication_error"
+
+
+class ModelNotAllowed(SidecarError):
+    status, code, type = 403, "model_not_allowed", "permission_error"
+
+
+class NotFound(SidecarError):
+    status, code, type = 404, "not_found", "not_found_error"
+
+
+class RequestTooLarge(SidecarError):
+    status, code, type = 413, "request_too_large", "invalid_request_error"
+
+
+class InternalError(SidecarError):
+    status, code, type = 500, "internal_error", "server_error"
+
+
+class UpstreamError(SidecarError):
+    status, code, type = 502, "upstream_unavailable", "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status, code = 502, "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status, code = 504, "upstream_timeout"
+
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+def render(error: SidecarError) -> bytes:
+    """The JSON body of an error response."""
+    return orjson.dumps(error.payload())

@@ -1,0 +1,35 @@
+"""What one running sidecar shares between its listeners: settings, the upstream pool, metrics
+and readiness. Created by `create_app`; handlers reach it as `request.config_dict[RUNTIME]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from sidecar.config.schema import Settings
+from sidecar.telemetry.metrics import Metrics
+from sidecar.upstream.client import UpstreamClient
+
+# A readiness check returns None when its part is usable, else a reason a person can act on.
+ReadinessCheck = Callable[[], str | None]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    upstream: UpstreamClient
+    metrics: Metrics
+    stage_names: tuple[str, ...] = ()
+    draining: bool = False
+    readiness_checks: list[ReadinessCheck] = field(default_factory=list)
+
+    def readiness_problems(self) -> list[str]:
+        problems = ["draining: the sidecar is shutting down"] if self.draining else []
+        problems += [reason for check in self.readiness_checks if (reason := check())]
+        return problems
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,92 @@
+"""`llm-sidecar serve`: run the listeners until SIGTERM/SIGINT, then drain and exit 0.
+
+On a signal the sidecar stops accepting connections, reports not-ready, lets in-flight requests
+and streams finish for up to `listen.shutdown_grace_s`, cancels what is left, then closes the
+upstream pool. The admin listener stays up during the drain so probes can see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Collection
+
+import structlog
+from aiohttp import web
+
+from sidecar import __version__
+from sidecar.app import create_admin_app, create_app, make_runner
+from sidecar.config.schema import Settings
+from sidecar.runtime import RUNTIME
+from sidecar.upstream.demo import start_demo
+
+# Sections whose features later releases act on; until then a file that sets them gets a notice.
+NOT_YET_ACTIVE = ("providers", "routes", "retry", "cache", "spend", "privacy")
+
+log = structlog.get_logger("sidecar.server")
+
+
+async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> int:
+    began = time.monotonic()
+    demo: web.AppRunner | None = None
+    if settings.upstream.url == "demo":
+        demo, url = await start_demo()
+        settings = settings.model_copy(
+            update={"upstream": settings.upstream.model_copy(update={"url": url})})
+        log.info("demo_upstream", url=url, note="offline demo upstream: echo answers, no key")
+    inactive = sorted(set(file_sections).intersection(NOT_YET_ACTIVE))
+    if inactive:
+        log.warning("config_sections_not_active", sections=inactive,
+                    note="validated, but this version does not act on them yet")
+
+    grace = settings.listen.shutdown_grace_s
+    app = create_app(settings)
+    runners = [make_runner(app, shutdown_timeout=grace)]
+    listeners = [(settings.listen.host, settings.listen.port)]
+    if settings.admin.port is not None:
+        runners.append(make_runner(create_admin_app(app), shutdown_timeout=grace))
+        listeners.append((settings.admin.host, settings.admin.port))
+    try:
+        for runner, (host, port) in zip(runners, listeners, strict=True):
+            await runner.setup()
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        log.error("listen_failed", error=str(exc))
+        for runner in runners:
+            await runner.cleanup()
+        return 1
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("listening", version=__version__, proxy=f"http://{listeners[0][0]}:{listeners[0][1]}/v1",
+             admin=f"http://{listeners[-1][0]}:{listeners[-1][1]}",
+             upstream=settings.upstream.url, stages=app[RUNTIME].stage_names,
+             startup_ms=round((time.monotonic() - began) * 1000, 1))
+    await stop.wait()
+
+    app[RUNTIME].draining = True
+    log.info("draining", grace_s=grace)
+    for runner in runners:  # the main listener first: the admin one reports the drain meanwhile
+        await runner.cleanup()
+    if demo is not None:
+        await demo.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def run(settings: Settings, *, file_sections: Collection[str] = ()) -> int:
+    """Run `serve` on uvloop when it is installed."""
+    loop_factory = None
+    if sys.platform != "win32":
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(serve(settings, file_sections=file_sections))

@@ -1,0 +1,98 @@
+"""Server-sent events: framing a byte stream into whole events, and building events.
+
+The relay never holds more than one partial event: `EventFramer.feed` returns every complete
+event as soon as its terminating blank line arrives and keeps only the unfinished tail. So an
+SSE reply's chunks are *event-aligned* (each chunk is one or more whole events), which lets a
+stage look at events without re-buffering and lets the relay append a clean error event when
+the upstream breaks mid-stream. Bytes are never rewritten: what the upstream sent is what the
+client gets, malformed JSON included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+_BOUNDARIES = (b"\r\n\r\n", b"\n\n", b"\r\r")
+
+
+def _last_boundary_end(buf: bytes) -> int:
+    """Index just past the last event terminator in `buf`, or 0 if there is none."""
+    end = 0
+    for sep in _BOUNDARIES:
+        i = buf.rfind(sep)
+        if i >= 0:
+            end = max(end, i + len(sep))
+    return end
+
+
+class EventFramer:
+    """Turns arbitrary network chunks into chunks of whole events."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> bytes:
+        """Return the complete events now available (possibly b""), keep the rest."""
+        buf = self._tail + data if self._tail else data
+        end = _last_boundary_end(buf)
+        self._tail = buf[end:]
+        return buf[:end]
+
+    @property
+    def pending(self) -> bytes:
+        """An unfinished event still waiting for its terminator."""
+        return self._tail
+
+
+def split_events(chunk: bytes) -> list[bytes]:
+    """Split event-aligned bytes into single events (each with its terminator)."""
+    events: list[bytes] = []
+    start = 0
+    while start < len(chunk):
+        best = -1
+        best_len = 0
+        for sep in _BOUNDARIES:
+            i = chunk.find(sep, start)
+            if i >= 0 and (best < 0 or i < best):
+                best, best_len = i, len(sep)
+        if best < 0:
+            events.append(chunk[start:])
+            break
+        events.append(chunk[start:best + best_len])
+        start = best + best_len
+    return events
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The joined `data:` lines of one event, or None if it has none (comments, keep-alives)."""
+    lines = [
+        line[5:].removeprefix(b" ")
+        for line in event.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        if line.startswith(b"data:")
+    ]
+    return b"\n".join(lines) if lines else None
+
+
+def encode(payload: Any) -> bytes:
+    """One `data:` event carrying `payload` as JSON."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def frame_events(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """Re-chunk a byte stream so every chunk is whole events; a trailing unterminated event is
+    passed on at a clean end of stream and dropped if the stream breaks."""
+    framer = EventFramer()
+    try:
+        async for data in chunks:
+            if events := framer.feed(data):
+                yield events
+        if framer.pending:
+            yield framer.pending
+    finally:
+        await chunks.aclose()

@@ -1,0 +1,111 @@
+"""Shared fixtures: a fake upstream and the real sidecar app, both on real loopback sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+
+from sidecar.app import create_admin_app, create_app, make_runner
+from sidecar.config import Settings
+from tests.fakes.upstream import FakeUpstream
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+@dataclass
+class RunningSidecar:
+    settings: Settings
+    app: web.Application
+    url: str  # http://127.0.0.1:PORT
+    admin_url: str  # the admin listener (same as url unless admin.port is set)
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+
+StartSidecar = Callable[..., Awaitable[RunningSidecar]]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[StartSidecar]:
+    runners: list[web.AppRunner] = []
+
+    async def start(config: dict[str, Any] | None = None) -> RunningSidecar:
+        raw = merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path)},
+                    config or {})
+        settings = Settings.model_validate(raw)
+        app = create_app(settings)
+        runner = make_runner(app, shutdown_timeout=2)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        admin_url = url
+        if settings.admin.port is not None:
+            admin = make_runner(create_admin_app(app), shutdown_timeout=2)
+            await admin.setup()
+            await web.TCPSite(admin, settings.admin.host, settings.admin.port).start()
+            runners.append(admin)
+            admin_url = f"http://{settings.admin.host}:{settings.admin.port}"
+        return RunningSidecar(settings, app, url, admin_url)
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def sidecar(start_sidecar: StartSidecar) -> RunningSidecar:
+    return await start_sidecar()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A raw HTTP client that shows bytes exactly as sent (no decompression)."""
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        yield session
+
+
+@pytest.fixture
+async def async_client(sidecar: RunningSidecar) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="sk-client", max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def sync_client(sidecar: RunningSidecar) -> Iterator[openai.OpenAI]:
+    """Call it through asyncio.to_thread: the sidecar runs on the test's event loop."""
+    client = openai.OpenAI(base_url=sidecar.v1, api_key="sk-client", max_retries=0)
+    yield client
+    client.close()

@@ -1,0 +1,206 @@
+"""A scriptable fake OpenAI-compatible upstream, served over real HTTP.
+
+By default it answers like OpenAI (chat, completions, embeddings, responses, models) and echoes
+anything else. Tests steer single requests with `script(path, Script(...))`: status, delay, a
+paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers. Each script is
+used once, in order; without one the default answer is given. Every request is recorded
+(method, raw path, headers, body bytes) and the fake notes when a client aborted a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import struct
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+Event = bytes | dict[str, Any]
+
+
+@dataclass
+class Script:
+    status: int = 200
+    json: Any = None  # the body, as JSON
+    body: bytes | None = None  # the body, raw
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # before sending the response headers
+    sse: list[Event] | None = None  # stream these events (dicts become `data: {json}`)
+    sse_interval_s: float = 0.0  # pause between events
+    done: bool = True  # end the stream with `data: [DONE]`
+    drop_after: int | None = None  # after N events, cut the connection
+    stall_after: int | None = None  # after N events, go silent until the client leaves
+    wait_before: dict[int, asyncio.Event] = field(default_factory=dict)  # event index -> gate
+    gzip: bool = False  # send the body gzip-encoded with Content-Encoding: gzip
+    close_before_headers: bool = False  # read the request, then drop the connection
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str  # raw path with query, as received
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    chunked: bool  # the request body came with Transfer-Encoding: chunked
+
+
+def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 6, "total_tokens": 13},
+    }
+
+
+def chat_chunks(model: str, pieces: list[str], usage: bool = True) -> list[Event]:
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": model}
+    events: list[Event] = [
+        {**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+        for p in pieces
+    ]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        events.append({**base, "choices": [], "usage": {
+            "prompt_tokens": 7, "completion_tokens": len(pieces),
+            "total_tokens": 7 + len(pieces)}})
+    return events
+
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.stream_aborted = asyncio.Event()  # a client went away mid-stream
+        self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
+        self._scripts: dict[str, deque[Script]] = defaultdict(deque)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def script(self, path: str, *scripts: Script) -> None:
+        """Queue answers for the next requests to `path` (e.g. "/chat/completions")."""
+        self._scripts[path].extend(scripts)
+
+    @property
+    def last(self) -> Recorded:
+        return self.requests[-1]
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     auto_decompress=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            self.first_body_bytes.set()
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        self.requests.append(Recorded(request.method, request.raw_path, request.headers,
+                                      bytes(body), chunked))
+        queue = self._scripts.get(request.path)
+        script = queue.popleft() if queue else None
+        if script is None:
+            return self._default(request, bytes(body))
+        if script.close_before_headers:
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
+        if script.delay_s:
+            await asyncio.sleep(script.delay_s)
+        if script.sse is not None:
+            return await self._stream(request, script)
+        payload = script.body if script.body is not None else orjson.dumps(script.json)
+        headers = dict(script.headers)
+        headers.setdefault("Content-Type", "application/json")
+        if script.gzip:
+            payload = gzip.compress(payload)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(status=script.status, body=payload, headers=headers)
+
+    async def _stream(self, request: web.Request, script: Script) -> web.StreamResponse:
+        response = web.StreamResponse(status=script.status, headers={
+            "Content-Type": "text/event-stream", **script.headers})
+        await response.prepare(request)
+        assert script.sse is not None
+        try:
+            for index, event in enumerate(script.sse):
+                if index in script.wait_before:
+                    await script.wait_before[index].wait()
+                if index == script.drop_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if index == script.stall_after:
+                    await asyncio.Event().wait()  # until the client disconnects
+                raw = event if isinstance(event, bytes) else b"data: " + orjson.dumps(event) + b"\n\n"
+                await response.write(raw)
+                if script.sse_interval_s:
+                    await asyncio.sleep(script.sse_interval_s)
+            if script.done:
+                await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.stream_aborted.set()
+            raise
+        return response
+
+    def _default(self, request: web.Request, body: bytes) -> web.Response:
+        path = request.path
+        parsed: Any = None
+        if body and request.content_type == "application/json":
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = None
+        model = parsed.get("model", "fake-model") if isinstance(parsed, dict) else "fake-model"
+        if path == "/chat/completions" and isinstance(parsed, dict):
+            if parsed.get("stream"):
+                return self._sse_response(chat_chunks(model, ["Hello", " from", " fake."]))
+            return web.json_response(chat_answer(model))
+        if path == "/completions" and isinstance(parsed, dict):
+            return web.json_response({
+                "id": "cmpl-fake", "object": "text_completion", "created": 1700000000,
+                "model": model, "choices": [{"index": 0, "text": "Once upon a time",
+                                             "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})
+        if path == "/embeddings" and isinstance(parsed, dict):
+            inputs = parsed.get("input")
+            count = len(inputs) if isinstance(inputs, list) else 1
+            vector = [0.25, -0.5, 0.75]
+            encoded: Any = vector
+            if parsed.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
+            return web.json_response({
+                "object": "list", "model": model,
+                "data": [{"object": "embedding", "index": i, "embedding": encoded}
+                         for i in range(count)],
+                "usage": {"prompt_tokens": 2 * count, "total_tokens": 2 * count}})
+        if path == "/models":
+            return web.json_response({"object": "list", "data": [
+                {"id": "fake/model-a", "object": "model", "created": 1700000000,
+                 "owned_by": "fake"}]})
+        return web.json_response({"method": request.method, "path": request.raw_path,
+                                  "body_bytes": len(body)})
+
+    @staticmethod
+    def _sse_response(events: list[Event]) -> web.Response:
+        raw = b"".join(e if isinstance(e, bytes) else b"data: " + orjson.dumps(e) + b"\n\n"
+                       for e in events) + b"data: [DONE]\n\n"
+        return web.Response(body=raw, content_type="text/event-stream")
