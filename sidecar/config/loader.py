@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ def load_settings(
     """Read, expand, override and validate; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    raw = _read_yaml(Path(path), problems) if path is not None else {}
-    raw = _expand(raw, "", env, problems)
+    raw, refs = _read_yaml(Path(path), problems) if path is not None else ({}, {})
+    raw = _expand(raw, "", env, problems, refs)
     sources: dict[str, str] = {}
     for var, dotted in ENV_OVERRIDES.items():
         if var in env:
@@ -80,43 +81,59 @@ def file_sections(path: str | Path | None) -> set[str]:
     """The top-level sections a config file sets (for start-up notices); empty when unreadable."""
     if path is None:
         return set()
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return set()
-    return set(data) if isinstance(data, dict) else set()
+    problems: list[str] = []
+    data, _ = _read_yaml(Path(path), problems)
+    return set(data)
 
 
-def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
+def _read_yaml(path: Path, problems: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse the file with each ${...} swapped for a plain placeholder first.
+
+    So `token: ${TOKEN}` parses even inside a flow mapping (`{...}`, where a bare `{` would
+    start a nested map), and an expanded value can never change the YAML's structure: values
+    are substituted after parsing, into strings only. Returns the data and placeholder -> ref.
+    """
     try:
         text = path.read_text()
     except OSError as exc:
         problems.append(f"{path}: cannot read the config file ({exc.strerror or exc})")
-        return {}
+        return {}, {}
+    refs: dict[str, str] = {}
+    prefix = f"sidecarref{secrets.token_hex(4)}n"
+
+    def protect(match: re.Match[str]) -> str:
+        placeholder = f"{prefix}{len(refs)}x"
+        refs[placeholder] = match.group(0)
+        return placeholder
+
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(_VAR.sub(protect, text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problems.append(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}")
-        return {}
+        return {}, {}
     if data is None:
-        return {}
+        return {}, refs
     if not isinstance(data, dict):
         problems.append(f"{path}: the top level must be a mapping of sections, "
                         f"not a {type(data).__name__}")
-        return {}
-    return data
+        return {}, {}
+    return data, refs
 
 
-def _expand(value: Any, key: str, env: Mapping[str, str], problems: list[str]) -> Any:
+def _expand(value: Any, key: str, env: Mapping[str, str], problems: list[str],
+            refs: Mapping[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _expand(v, f"{key}.{k}" if key else str(k), env, problems)
+        return {k: _expand(v, f"{key}.{k}" if key else str(k), env, problems, refs)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
+        return [_expand(v, f"{key}[{i}]", env, problems, refs) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    for placeholder, ref in refs.items():
+        if placeholder in value:
+            value = value.replace(placeholder, ref)
 
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":

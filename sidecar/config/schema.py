@@ -29,6 +29,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _yaml_off(value: object) -> object:
+    """YAML 1.1 reads a bare `off` as false; where "off" is a documented value, take it back."""
+    return "off" if value is False else value
+
+
 def _check_http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http:// or https:// URL")
@@ -138,6 +143,8 @@ class Cache(Section):
     redis_url: str | None = None
     shared_namespace: bool = False
 
+    _off = field_validator("backend", mode="before")(_yaml_off)
+
 
 class Price(Section):
     prompt: UsdPerToken = 0.0
@@ -206,6 +213,8 @@ class Redact(Section):
     mode: Literal["off", "mask", "pseudonymize", "block"] = "off"
     entities: list[Entity] = Field(default_factory=_all_entities)
     custom: list[CustomPattern] = Field(default_factory=list)
+
+    _off = field_validator("mode", mode="before")(_yaml_off)
 
 
 class Privacy(Section):

@@ -78,7 +78,7 @@ def chat_chunks(model: str, pieces: list[str], usage: bool = True) -> list[Event
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.stream_aborted = asyncio.Event()  # a client went away mid-stream
+        self.aborted = asyncio.Event()  # a client went away before a scripted answer was done
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
@@ -118,6 +118,13 @@ class FakeUpstream:
         script = queue.popleft() if queue else None
         if script is None:
             return self._default(request, bytes(body))
+        try:
+            return await self._scripted(request, script)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.aborted.set()
+            raise
+
+    async def _scripted(self, request: web.Request, script: Script) -> web.StreamResponse:
         if script.close_before_headers:
             assert request.transport is not None
             request.transport.close()
@@ -139,26 +146,22 @@ class FakeUpstream:
             "Content-Type": "text/event-stream", **script.headers})
         await response.prepare(request)
         assert script.sse is not None
-        try:
-            for index, event in enumerate(script.sse):
-                if index in script.wait_before:
-                    await script.wait_before[index].wait()
-                if index == script.drop_after:
-                    assert request.transport is not None
-                    request.transport.abort()
-                    return response
-                if index == script.stall_after:
-                    await asyncio.Event().wait()  # until the client disconnects
-                raw = event if isinstance(event, bytes) else b"data: " + orjson.dumps(event) + b"\n\n"
-                await response.write(raw)
-                if script.sse_interval_s:
-                    await asyncio.sleep(script.sse_interval_s)
-            if script.done:
-                await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-        except (asyncio.CancelledError, ConnectionResetError):
-            self.stream_aborted.set()
-            raise
+        for index, event in enumerate(script.sse):
+            if index in script.wait_before:
+                await script.wait_before[index].wait()
+            if index == script.drop_after:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            if index == script.stall_after:
+                await asyncio.Event().wait()  # until the client disconnects
+            await response.write(event if isinstance(event, bytes) else
+                                 b"data: " + orjson.dumps(event) + b"\n\n")
+            if script.sse_interval_s:
+                await asyncio.sleep(script.sse_interval_s)
+        if script.done:
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
         return response
 
     def _default(self, request: web.Request, body: bytes) -> web.Response:
