@@ -8,7 +8,7 @@ encoded for passthrough, handlers cancelled when their client disconnects, the a
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,7 +20,8 @@ from sidecar.handler import MODEL_ENDPOINTS, ProxyHandler, not_found
 from sidecar.pipeline import build_pipeline
 from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME, Runtime
-from sidecar.telemetry.logging import AccessLog
+from sidecar.telemetry.access import AccessLog
+from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
 
@@ -29,13 +30,15 @@ def create_app(settings: Settings) -> web.Application:
     """The main listener: /v1 proxy, probes, and the admin routes unless admin.port is set."""
     upstream = UpstreamClient(settings.upstream)
     pipelines = build_pipeline(settings, upstream)
-    runtime = Runtime(settings, upstream, Metrics(), stage_names=pipelines.stage_names)
+    runtime = Runtime(settings, upstream, Metrics(), AccessWriter(settings.telemetry.logs),
+                      stage_names=pipelines.stage_names)
     runtime.readiness_checks.append(
         lambda: None if upstream.usable else "upstream connection pool is not open")
 
     app = web.Application()
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_upstream_pool)
+    app.on_cleanup.append(_flush_access_log)
     app.on_response_prepare.append(_stamp_request_id)
 
     handler = ProxyHandler(pipelines, max_body_bytes=settings.listen.max_body_bytes)
@@ -79,6 +82,10 @@ async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:
     await upstream.close()
 
 
+async def _flush_access_log(app: web.Application) -> None:
+    app[RUNTIME].access.flush()
+
+
 async def _stamp_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
     call = request.get(CALL)
-    response.headers[REQUEST_ID_HEADER] = call.request_id if call else uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = call.request_id if call else os.urandom(16).hex()

@@ -8,8 +8,8 @@ unread. Every response, errors included, carries `x-sidecar-request-id`.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 import zlib
 from collections.abc import AsyncGenerator
 
@@ -90,7 +90,7 @@ def _new_call(request: web.Request, *, endpoint: str | None) -> Call:
     headers = request.headers
     tags = headers.get("x-sidecar-tags")
     call = Call(
-        request_id=uuid.uuid4().hex,
+        request_id=os.urandom(16).hex(),  # 128 random bits, as uuid4, at a fifth of the cost
         method=request.method,
         path=request.raw_path[3:],  # "/v1/x?q" -> "/x?q", still percent-encoded
         endpoint=endpoint,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sidecar.config.schema import Settings
+from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
 
@@ -22,6 +23,7 @@ class Runtime:
     settings: Settings
     upstream: UpstreamClient
     metrics: Metrics
+    access: AccessWriter
     stage_names: tuple[str, ...] = ()
     draining: bool = False
     readiness_checks: list[ReadinessCheck] = field(default_factory=list)

@@ -1,28 +1,29 @@
-"""Structured logs (structlog; JSON by default) and the one access-log line per request.
+"""Structured logs: structlog, JSON by default, one object per line on stdout.
 
 `configure_logging` is called by `serve`, never at import. The standard library's loggers
 (aiohttp, asyncio) are routed through the same renderer so the whole process speaks one format.
-The access line carries ids, sizes and timings only: never a key, a prompt or a completion, and
-the path without its query string (queries can carry secrets).
+
+The per-request access line is the hottest log line by far, so `AccessWriter` skips structlog's
+processor chain (about 15 µs a line): it renders straight to JSON with the same shape as every
+other line (fields, then `event`, `level`, `timestamp`) and writes in batches, one write per
+`FLUSH_INTERVAL_S` or `FLUSH_BYTES` instead of one flushed write per request; the app flushes
+it at shutdown, so a crash loses at most one interval's lines. `format: console` renders access
+lines with structlog's console renderer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from time import monotonic
-from typing import TextIO, cast
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 import orjson
 import structlog
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
 
-from sidecar.call import CALL
 from sidecar.config.schema import Logs
-from sidecar.relay import REQUEST_ID_HEADER
-from sidecar.runtime import RUNTIME
 
 
 def _renderer(fmt: str) -> structlog.typing.Processor:
@@ -55,40 +56,50 @@ def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
     root.setLevel(level)
 
 
-class AccessLog(AbstractAccessLogger):
-    """aiohttp calls `log` once per request after the last byte is sent (streams included)."""
+FLUSH_INTERVAL_S = 0.05
+FLUSH_BYTES = 64 * 1024
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
-    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        call = request.get(CALL)
-        if call is None:  # probes, admin routes, unknown paths: no Call, no proxy metrics
-            level = _access.debug if request.path in _PROBES else _access.info
-            level("request", request_id=response.headers.get(REQUEST_ID_HEADER),
-                  method=request.method, path=request.path, status=response.status,
-                  latency_ms=round(time * 1000, 3), bytes_out=response.body_length)
+
+def _json_line(event: dict[str, Any]) -> str:
+    return orjson.dumps(event).decode() + "\n"
+
+
+class AccessWriter:
+    """Renders access events and writes them to stdout in batches."""
+
+    def __init__(self, logs: Logs, stream: Callable[[], TextIO] = lambda: sys.stdout) -> None:
+        self._threshold = _LEVELS[logs.level]
+        self._stream = stream
+        self._render: Callable[[dict[str, Any]], str] = _json_line
+        if logs.format == "console":
+            console = structlog.dev.ConsoleRenderer(colors=False)
+            self._render = lambda event: str(console(None, event["level"], event)) + "\n"
+        self._pending: list[str] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def write(self, level: str, fields: dict[str, Any]) -> None:
+        if _LEVELS[level] < self._threshold:
             return
-        # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
-        seconds = monotonic() - call.started
-        endpoint = call.endpoint or "passthrough"
-        metrics = cast(web.Request, request).config_dict[RUNTIME].metrics
-        metrics.observe(endpoint, response.status, seconds, call.outcome)
-        _access.info(
-            "request",
-            request_id=call.request_id,
-            method=call.method,
-            path=request.path,
-            endpoint=endpoint,
-            model=call.model,
-            stream=call.stream,
-            status=response.status,
-            outcome=call.outcome,
-            latency_ms=round(seconds * 1000, 3),
-            bytes_in=request.content_length,
-            bytes_out=response.body_length,
-            key=call.key_name,
-            provider=call.provider,
-            attempts=call.attempts,
-        )
+        fields["event"] = "request"
+        fields["level"] = level
+        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = self._render(fields)
+        self._pending.append(line)
+        self._size += len(line)
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
 
-
-_PROBES = frozenset({"/healthz", "/readyz"})
-_access = structlog.get_logger("sidecar.access")
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            stream = self._stream()
+            stream.write("".join(self._pending))
+            stream.flush()
+            self._pending.clear()
+            self._size = 0

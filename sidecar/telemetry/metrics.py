@@ -7,6 +7,8 @@ path; nothing here carries a key, a user, a prompt or a completion.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -30,9 +32,20 @@ class Metrics:
             ["endpoint", "outcome"], registry=self.registry,
         )
 
+        # labels() takes a lock and hashes the label values; a request should pay that once per
+        # distinct label set, not every time.
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
+
     def observe(self, endpoint: str, status: int, seconds: float, outcome: str) -> None:
-        self.requests.labels(endpoint, str(status)).inc()
-        self.duration.labels(endpoint).observe(seconds)
+        counter = self._counted.get((endpoint, status))
+        if counter is None:
+            counter = self._counted[endpoint, status] = self.requests.labels(endpoint, str(status))
+        counter.inc()
+        histogram = self._timed.get(endpoint)
+        if histogram is None:
+            histogram = self._timed[endpoint] = self.duration.labels(endpoint)
+        histogram.observe(seconds)
         if outcome != "ok":
             self.stream_outcomes.labels(endpoint, outcome).inc()
 
