@@ -8,10 +8,15 @@ Whether a reply streams is decided when the upstream's headers arrive, by its Co
 
 from __future__ import annotations
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from sidecar.call import Call, Reply
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Target, UpstreamClient
+
+PROVIDER_HEADER = "x-sidecar-provider"
+ATTEMPTS_HEADER = "x-sidecar-attempts"
 
 
 class Route:
@@ -30,7 +35,7 @@ class Route:
         call.attempts += 1
         response = await self._client.open(target, "POST", call.path, headers=headers,
                                            data=call.upstream_body(), decode=True)
-        reply_headers = client_response_headers(response.headers, decoded_body=True)
+        reply_headers = self._reply_headers(call, response.headers, decoded_body=True)
         if response.content_type == "text/event-stream":
             chunks = frame_events(self._client.iter_body(response, target))
             return Reply(response.status, reply_headers, chunks=chunks, sse=True)
@@ -47,6 +52,14 @@ class Route:
         call.attempts += 1
         response = await self._client.open(target, call.method, call.path, headers=headers,
                                            data=call.body_stream, decode=False)
-        reply_headers = client_response_headers(response.headers, decoded_body=False)
+        reply_headers = self._reply_headers(call, response.headers, decoded_body=False)
         return Reply(response.status, reply_headers,
                      chunks=self._client.iter_body(response, target))
+
+    @staticmethod
+    def _reply_headers(call: Call, upstream: CIMultiDictProxy[str], *, decoded_body: bool
+                       ) -> CIMultiDict[str]:
+        headers = client_response_headers(upstream, decoded_body=decoded_body)
+        headers[PROVIDER_HEADER] = call.provider or ""
+        headers[ATTEMPTS_HEADER] = str(call.attempts)
+        return headers

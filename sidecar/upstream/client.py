@@ -46,7 +46,8 @@ def _transport_error(exc: BaseException, target: Target, during: str) -> Upstrea
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return UpstreamTimeout(f"Upstream {where} did not answer in time while {during}.")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamUnavailable(f"Cannot connect to upstream {where}: {exc.os_error.strerror}.")
+        reason = exc.os_error.strerror or exc.os_error.__class__.__name__
+        return UpstreamUnavailable(f"Cannot connect to upstream {where}: {reason}.")
     return UpstreamUnavailable(f"Upstream {where} broke the connection while {during}.")
 
 

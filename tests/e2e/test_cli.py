@@ -175,8 +175,7 @@ async def test_sigterm_grace_period_bounds_the_drain(serve: Serve, upstream: Fak
 
 async def test_access_log_line_has_no_secrets_or_content(serve: Serve,
                                                           upstream: FakeUpstream) -> None:
-    """One JSON access line per request with ids, sizes and timing; never the key, the
-    client's token, the prompt, the completion or the query string."""
+    """One JSON access line per request; never a key, token, prompt, completion or query."""
     served = await serve("--upstream", upstream.url,
                          env={"SIDECAR_UPSTREAM_API_KEY": "sk-KEY-MARKER"})
     async with aiohttp.ClientSession() as session:

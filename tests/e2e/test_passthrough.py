@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
+import pytest
 import yarl
 
 from tests.conftest import RunningSidecar, StartSidecar
@@ -97,8 +98,7 @@ async def test_client_authorization_passes_through_without_a_key(
 async def test_configured_key_and_headers_replace_the_clients(
         start_sidecar: StartSidecar, upstream: FakeUpstream,
         http: aiohttp.ClientSession) -> None:
-    """upstream.api_key replaces the client's Authorization; HTTP-Referer/X-Title are added;
-    x-sidecar-* headers stay local. Holds for model endpoints and passthrough alike."""
+    """upstream.api_key replaces the client's; configured headers added; x-sidecar-* kept local."""
     sidecar = await start_sidecar({"upstream": {
         "api_key": "sk-or-real", "headers": {"HTTP-Referer": "https://app.example",
                                              "X-Title": "My App"}}})
@@ -131,11 +131,9 @@ async def test_request_id_on_every_response(sidecar: RunningSidecar, upstream: F
 
 async def test_upload_is_streamed_not_buffered(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
-    """A large upload reaches the upstream while the client is still sending it.
-
-    The client holds back everything after its first chunk until the upstream has seen bytes;
-    a sidecar that buffered the body would never forward them and the test would time out.
-    """
+    """A large upload reaches the upstream while the client is still sending it."""
+    # The client holds back everything after its first chunk until the upstream has seen bytes:
+    # a sidecar that buffered the body would never forward them, and the wait would time out.
     chunk = b"x" * MB
 
     async def body() -> AsyncIterator[bytes]:
@@ -166,10 +164,8 @@ async def test_chunked_upload_stays_chunked(sidecar: RunningSidecar, upstream: F
 
 async def test_download_is_streamed_not_buffered(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
-    """A passthrough response reaches the client before the upstream has finished sending.
-
-    The upstream sends its first part, then waits until the client has read it.
-    """
+    """A passthrough response reaches the client before the upstream has finished sending."""
+    # The upstream sends its first part, then waits until the client has read it.
     client_got_first = asyncio.Event()
     upstream.script("/files/f1/content", Script(
         sse=[b"part-1;", b"part-2;"], done=False, wait_before={1: client_got_first},
@@ -212,8 +208,7 @@ async def test_compressed_request_body_passes_through_untouched(
 
 async def test_model_endpoint_decodes_gzip_both_ways(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
-    """On model endpoints the sidecar undoes Content-Encoding once: the upstream gets plain
-    JSON, and a gzip answer reaches the client decoded with matching headers."""
+    """Model endpoints decode once: plain JSON goes up, a gzip answer comes back decoded."""
     body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "z" * 500}]})
     answer = orjson.dumps({"id": "x", "choices": []})
     upstream.script("/chat/completions", Script(body=answer, gzip=True))
@@ -226,3 +221,37 @@ async def test_model_endpoint_decodes_gzip_both_ways(
         assert response.headers["Content-Length"] == str(len(answer))
     assert upstream.last.body == body
     assert "Content-Encoding" not in upstream.last.headers
+
+
+async def test_provider_and_attempts_headers(sidecar: RunningSidecar,
+                                             http: aiohttp.ClientSession) -> None:
+    """Answers from the upstream say which provider served them and in how many attempts."""
+    for method, path in (("POST", "/chat/completions"), ("GET", "/models")):
+        async with http.request(method, sidecar.v1 + path, json={"model": "m"}) as response:
+            assert response.headers["x-sidecar-provider"] == "upstream"
+            assert response.headers["x-sidecar-attempts"] == "1"
+
+
+async def test_download_broken_midway_is_not_passed_off_as_complete(
+        sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """A passthrough body cut by the upstream shows as an error, never as a complete body."""
+    upstream.script("/files/f2/content", Script(
+        sse=[b"part-1;", b"part-2;"], drop_after=1,
+        headers={"Content-Type": "application/octet-stream"}))
+    async with http.get(sidecar.v1 + "/files/f2/content") as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(response.read(), timeout=10)
+
+
+async def test_model_answer_broken_midway_is_502(
+        sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """A non-streamed answer cut off mid-body becomes a 502, not half a JSON document."""
+    upstream.script("/chat/completions", Script(
+        sse=[b'{"id": "x", "choi', b'ces": []}'], drop_after=1,
+        headers={"Content-Type": "application/json"}))
+    async with http.post(sidecar.v1 + "/chat/completions", json={"model": "m"}) as response:
+        assert response.status == 502
+        error = orjson.loads(await response.read())["error"]
+    assert error["code"] == "upstream_unavailable"
+    assert "while sending the response body" in error["message"]

@@ -28,8 +28,8 @@ async def read_event(response: aiohttp.ClientResponse) -> bytes:
 
 async def test_first_event_arrives_while_upstream_still_generating(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
-    """The client reads the first token before the upstream sends the second one: the upstream
-    waits for the client's confirmation, so any buffering in between deadlocks the test."""
+    """The client reads the first token before the upstream sends the second one."""
+    # The upstream waits for the client's confirmation, so buffering in between deadlocks.
     client_has_first = asyncio.Event()
     upstream.script("/chat/completions", Script(
         sse=chat_chunks("m", ["first", "second"]), wait_before={1: client_has_first}))
@@ -57,8 +57,7 @@ async def test_stream_is_relayed_byte_for_byte(sidecar: RunningSidecar, upstream
 async def test_malformed_chunk_is_relayed_and_the_sidecar_carries_on(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession,
         async_client: openai.AsyncOpenAI) -> None:
-    """A chunk that is not JSON is passed on as sent (transparency); nothing crashes, the
-    stream completes, and the next request is served normally."""
+    """A chunk that is not JSON is relayed as sent; the stream and the next request go on."""
     upstream.script("/chat/completions", Script(sse=[b"data: {not json\n\n",
                                                      *chat_chunks("m", ["ok"])]))
     async with http.post(sidecar.v1 + "/chat/completions", json=CHAT) as response:
@@ -71,8 +70,7 @@ async def test_malformed_chunk_is_relayed_and_the_sidecar_carries_on(
 
 async def test_upstream_drop_mid_stream_ends_with_an_error_event(
         sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
-    """If the upstream connection breaks mid-stream, the client gets the events so far, then
-    one OpenAI-shaped error event, then the end of the stream (no hang, no [DONE])."""
+    """An upstream break mid-stream ends the client's stream with one error event, no [DONE]."""
     upstream.script("/chat/completions", Script(
         sse=[*chat_chunks("m", ["a", "b", "c"])], drop_after=2))
     async with http.post(sidecar.v1 + "/chat/completions", json=CHAT) as response:
@@ -114,8 +112,7 @@ async def test_partial_event_is_not_glued_to_the_error(
 async def test_stalled_upstream_times_out_mid_stream(
         start_sidecar: StartSidecar, upstream: FakeUpstream,
         http: aiohttp.ClientSession) -> None:
-    """An upstream that goes silent longer than read_timeout_s ends the stream with an
-    upstream_timeout error event."""
+    """An upstream silent for longer than read_timeout_s ends the stream with upstream_timeout."""
     sidecar = await start_sidecar({"upstream": {"read_timeout_s": 0.3}})
     upstream.script("/chat/completions", Script(sse=chat_chunks("m", ["a", "b"]),
                                                 stall_after=1))
