@@ -255,3 +255,13 @@ async def test_model_answer_broken_midway_is_502(
         error = orjson.loads(await response.read())["error"]
     assert error["code"] == "upstream_unavailable"
     assert "while sending the response body" in error["message"]
+
+
+async def test_upstream_connections_are_kept_alive_and_reused(
+        sidecar: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """Sequential requests from different clients share one pooled upstream connection."""
+    for _ in range(3):
+        async with aiohttp.ClientSession() as fresh_client:  # a new client connection each time
+            await fresh_client.post(sidecar.v1 + "/chat/completions", json={"model": "m"})
+        await http.get(sidecar.v1 + "/models")
+    assert len({r.peer_port for r in upstream.requests}) == 1

@@ -48,6 +48,7 @@ class Recorded:
     headers: CIMultiDictProxy[str]
     body: bytes
     chunked: bool  # the request body came with Transfer-Encoding: chunked
+    peer_port: int  # the sidecar's side of the connection: equal ports mean a reused connection
 
 
 def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict[str, Any]:
@@ -112,8 +113,10 @@ class FakeUpstream:
             body += chunk
             self.first_body_bytes.set()
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        assert request.transport is not None
+        peer_port = request.transport.get_extra_info("peername")[1]
         self.requests.append(Recorded(request.method, request.raw_path, request.headers,
-                                      bytes(body), chunked))
+                                      bytes(body), chunked, peer_port))
         queue = self._scripts.get(request.path)
         script = queue.popleft() if queue else None
         if script is None:
