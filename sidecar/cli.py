@@ -91,7 +91,7 @@ def _health(args: argparse.Namespace, config_path: str | None) -> int:
     if base is None:
         settings = _load_or_report(config_path, {})
         if settings is None:
-            return EXIT_INVALID_CONFIG
+            return 1  # not 2: Docker's HEALTHCHECK reserves exit code 2
         host, port = settings.listen.host, settings.listen.port
         if settings.admin.port is not None:
             host, port = settings.admin.host, settings.admin.port

@@ -231,3 +231,12 @@ async def test_demo_upstream_from_the_command_line(serve: Serve) -> None:
     code, log = await served.stop()
     assert code == 0
     assert '"event":"demo_upstream"' in log
+
+
+async def test_health_exits_1_on_a_bad_config(tmp_path: Path) -> None:
+    """health fails with 1, never 2 (reserved by Docker HEALTHCHECK), when its config is bad."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("listen: {port: ${NOT_SET_ANYWHERE}}\n")
+    code, _, err = await run(BIN, "health", "--config", str(path))
+    assert code == 1
+    assert "NOT_SET_ANYWHERE" in err
