@@ -90,17 +90,12 @@ async def test_admin_listener_is_separate(start_sidecar: StartSidecar,
                                           http: aiohttp.ClientSession) -> None:
     """With admin.port set, admin routes move there and the proxy stays off it."""
     sidecar = await start_sidecar({"admin": {"port": free_port()}})
-    async with http.get(sidecar.admin_url + "/metrics") as response:
-        assert response.status == 200
-    async with http.get(sidecar.admin_url + "/healthz") as response:
-        assert response.status == 200
-    async with http.get(sidecar.admin_url + "/v1/models") as response:
-        assert response.status == 404
-    async with http.get(sidecar.url + "/metrics") as response:
-        assert response.status == 404
-    async with http.get(sidecar.url + "/sidecar/config") as response:
-        assert response.status == 404
-    async with http.get(sidecar.url + "/healthz") as response:
-        assert response.status == 200
-    async with http.get(sidecar.url + "/v1/models") as response:
-        assert response.status == 200
+    expected = {
+        (sidecar.admin_url, "/metrics"): 200, (sidecar.admin_url, "/sidecar/config"): 200,
+        (sidecar.admin_url, "/healthz"): 200, (sidecar.admin_url, "/v1/models"): 404,
+        (sidecar.url, "/metrics"): 404, (sidecar.url, "/sidecar/config"): 404,
+        (sidecar.url, "/healthz"): 200, (sidecar.url, "/v1/models"): 200,
+    }
+    for (base, path), status in expected.items():
+        async with http.get(base + path) as response:
+            assert response.status == status, base + path
