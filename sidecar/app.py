@@ -8,17 +8,14 @@ encoded for passthrough, handlers cancelled when their client disconnects, the a
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from sidecar.admin import add_admin_routes, add_probe_routes
-from sidecar.call import CALL
 from sidecar.config.schema import Settings
 from sidecar.handler import MODEL_ENDPOINTS, ProxyHandler, not_found
 from sidecar.pipeline import build_pipeline
-from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME, Runtime
 from sidecar.telemetry.access import AccessLog
 from sidecar.telemetry.logging import AccessWriter
@@ -39,7 +36,6 @@ def create_app(settings: Settings) -> web.Application:
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_upstream_pool)
     app.on_cleanup.append(_flush_access_log)
-    app.on_response_prepare.append(_stamp_request_id)
 
     handler = ProxyHandler(pipelines, max_body_bytes=settings.listen.max_body_bytes)
     for endpoint in MODEL_ENDPOINTS:
@@ -57,7 +53,6 @@ def create_admin_app(main: web.Application) -> web.Application:
     runtime = main[RUNTIME]
     app = web.Application()
     app[RUNTIME] = runtime
-    app.on_response_prepare.append(_stamp_request_id)
     add_probe_routes(app)
     add_admin_routes(app, runtime)
     app.router.add_route("*", "/{tail:.*}", not_found)
@@ -85,7 +80,3 @@ async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:
 async def _flush_access_log(app: web.Application) -> None:
     app[RUNTIME].access.flush()
 
-
-async def _stamp_request_id(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    call = request.get(CALL)
-    response.headers[REQUEST_ID_HEADER] = call.request_id if call else os.urandom(16).hex()

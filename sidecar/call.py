@@ -18,6 +18,7 @@ always `aclose()`s it, and that is where wrapping stages do their post-stream wo
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,11 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
+
+
+def new_request_id() -> str:
+    """128 random bits as 32 hex digits, like a uuid4 at a fifth of its cost."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)

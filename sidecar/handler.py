@@ -8,7 +8,6 @@ unread. Every response, errors included, carries `x-sidecar-request-id`.
 
 from __future__ import annotations
 
-import os
 import time
 import zlib
 from collections.abc import AsyncGenerator
@@ -17,7 +16,7 @@ import orjson
 import structlog
 from aiohttp import StreamReader, web
 
-from sidecar.call import CALL, Call, Reply
+from sidecar.call import CALL, Call, Reply, new_request_id
 from sidecar.errors import (
     JSON_CONTENT_TYPE,
     InternalError,
@@ -29,7 +28,7 @@ from sidecar.errors import (
     render,
 )
 from sidecar.pipeline import Pipelines
-from sidecar.relay import send_reply
+from sidecar.relay import REQUEST_ID_HEADER, send_reply
 
 MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 _log = structlog.get_logger("sidecar.handler")
@@ -83,14 +82,15 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     """Everything outside /v1, /healthz, /readyz and the admin routes."""
     error = NotFound(f"No such route: {request.method} {request.path}. The OpenAI-compatible "
                      "API is under /v1 (set OPENAI_BASE_URL to http://<host>:<port>/v1).")
-    return web.Response(status=error.status, body=render(error), content_type=JSON_CONTENT_TYPE)
+    return web.Response(status=error.status, body=render(error), content_type=JSON_CONTENT_TYPE,
+                        headers={REQUEST_ID_HEADER: new_request_id()})
 
 
 def _new_call(request: web.Request, *, endpoint: str | None) -> Call:
     headers = request.headers
     tags = headers.get("x-sidecar-tags")
     call = Call(
-        request_id=os.urandom(16).hex(),  # 128 random bits, as uuid4, at a fifth of the cost
+        request_id=new_request_id(),
         method=request.method,
         path=request.raw_path[3:],  # "/v1/x?q" -> "/x?q", still percent-encoded
         endpoint=endpoint,

@@ -17,11 +17,12 @@ from sidecar import sse
 from sidecar.call import Call, Reply
 from sidecar.errors import UpstreamError
 
-REQUEST_ID_HEADER = "x-sidecar-request-id"  # stamped on every response by app.py
+REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: here, in not_found, in admin
 
 
 async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.StreamResponse:
     headers = reply.headers
+    headers[REQUEST_ID_HEADER] = call.request_id
     if call.response_headers:
         headers.update(call.response_headers)
     if reply.chunks is None:

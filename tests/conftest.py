@@ -39,6 +39,7 @@ class RunningSidecar:
     app: web.Application
     url: str  # http://127.0.0.1:PORT
     admin_url: str  # the admin listener (same as url unless admin.port is set)
+    admin_app: web.Application | None = None  # set when admin.port is set
 
     @property
     def v1(self) -> str:
@@ -70,14 +71,15 @@ async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         runners.append(runner)
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        admin_url = url
+        admin_url, admin_app = url, None
         if settings.admin.port is not None:
-            admin = make_runner(create_admin_app(app), shutdown_timeout=2)
+            admin_app = create_admin_app(app)
+            admin = make_runner(admin_app, shutdown_timeout=2)
             await admin.setup()
             await web.TCPSite(admin, settings.admin.host, settings.admin.port).start()
             runners.append(admin)
             admin_url = f"http://{settings.admin.host}:{settings.admin.port}"
-        return RunningSidecar(settings, app, url, admin_url)
+        return RunningSidecar(settings, app, url, admin_url, admin_app)
 
     yield start
     for runner in reversed(runners):

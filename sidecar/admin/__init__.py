@@ -14,22 +14,33 @@ import orjson
 from aiohttp import web
 
 from sidecar.admin.config_view import public_config
+from sidecar.call import new_request_id
 from sidecar.errors import JSON_CONTENT_TYPE, InvalidApiKey, render
+from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME, Runtime
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_probe_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", _stamped(healthz))
+    app.router.add_get("/readyz", _stamped(readyz))
 
 
 def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     token = runtime.settings.admin.token
     guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
-    app.router.add_get("/metrics", guard(metrics))
-    app.router.add_get("/sidecar/config", guard(config))
+    app.router.add_get("/metrics", _stamped(guard(metrics)))
+    app.router.add_get("/sidecar/config", _stamped(guard(config)))
+
+
+def _stamped(handler: Handler) -> Handler:
+    """Every response carries a request id, admin ones too (the proxy's come from the relay)."""
+    async def stamped(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = new_request_id()
+        return response
+    return stamped
 
 
 def _json(payload: object, status: int = 200) -> web.Response:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import yarl
 
-from tests.conftest import RunningSidecar, StartSidecar
+from tests.conftest import RunningSidecar, StartSidecar, free_port
 from tests.fakes.upstream import FakeUpstream, Script
 
 MB = 1024 * 1024
@@ -113,18 +113,25 @@ async def test_configured_key_and_headers_replace_the_clients(
         assert not [h for h in seen if h.lower().startswith("x-sidecar-")]
 
 
-async def test_request_id_on_every_response(sidecar: RunningSidecar, upstream: FakeUpstream,
+async def test_request_id_on_every_response(start_sidecar: StartSidecar, upstream: FakeUpstream,
                                             http: aiohttp.ClientSession) -> None:
-    """Every response carries a distinct x-sidecar-request-id, errors and probes included."""
+    """Every route of both listeners answers with a distinct x-sidecar-request-id."""
+    # Routes are enumerated from the apps, so a route added later without the id fails here.
+    sidecar = await start_sidecar({"admin": {"port": free_port(), "token": "t"}})
     upstream.script("/models", Script(status=500, json={}))
     ids = []
-    for method, path, body in (("POST", "/v1/chat/completions", b'{"model":"m"}'),
-                               ("POST", "/v1/chat/completions", b"{"),
-                               ("GET", "/v1/models", None), ("GET", "/healthz", None),
-                               ("GET", "/readyz", None), ("GET", "/metrics", None),
-                               ("GET", "/nowhere", None)):
-        async with http.request(method, sidecar.url + path, data=body) as response:
-            ids.append(response.headers["x-sidecar-request-id"])
+    assert sidecar.admin_app is not None
+    for base, app in ((sidecar.url, sidecar.app), (sidecar.admin_url, sidecar.admin_app)):
+        paths = {route.resource.canonical for route in app.router.routes()
+                 if route.resource is not None}
+        for path in sorted(paths):
+            concrete = path.replace("{tail}", "anything/else")
+            for body in (b'{"model":"m"}', b"{"):
+                async with http.post(base + concrete, data=body) as response:
+                    ids.append(response.headers["x-sidecar-request-id"])
+                async with http.get(base + concrete) as response:
+                    ids.append(response.headers["x-sidecar-request-id"])
+    assert len(ids) > 40
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 for i in ids)
 

@@ -72,3 +72,18 @@ async def test_console_format() -> None:
     writer.flush()
     text = stream.getvalue()
     assert "request" in text and "status=200" in text and "path=/v1/models" in text
+
+
+async def test_timestamp_matches_structlog_format() -> None:
+    """Access lines carry the same ISO UTC timestamp format as structlog's lines."""
+    from datetime import UTC, datetime, timedelta
+
+    stream = CountingStream()
+    writer = AccessWriter(Logs(), stream=lambda: stream)
+    before = datetime.now(UTC)
+    writer.write("info", {})
+    writer.flush()
+    stamp = orjson.loads(stream.getvalue())["timestamp"]
+    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    slack = timedelta(milliseconds=1)  # float rounding at the microsecond, not a timing check
+    assert before - slack <= parsed <= datetime.now(UTC) + slack
