@@ -18,7 +18,7 @@ always `aclose()`s it, and that is where wrapping stages do their post-stream wo
 
 from __future__ import annotations
 
-import os
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,8 +31,10 @@ from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
 
 
 def new_request_id() -> str:
-    """128 random bits as 32 hex digits, like a uuid4 at a fifth of its cost."""
-    return os.urandom(16).hex()
+    """128 random bits as 32 hex digits. A correlation id, not a secret: the stdlib's Mersenne
+    Twister is enough, and unlike os.urandom it makes no system call (seen at 2.5% of the
+    sidecar's CPU under load)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 @dataclass(slots=True)
