@@ -45,8 +45,11 @@ CHAT = {"model": "gpt-4o-mini", "messages": [
 @dataclass(frozen=True, slots=True)
 class Options:
     duration: float = 15.0  # throughput seconds per target, split over the rounds
-    latency_duration: float = 15.0  # open-loop seconds per target, split over the rounds
-    rounds: int = 3
+    # Open-loop seconds per target, split over the rounds. On a small VM one round's p50 swings
+    # by +-0.5 ms (CPU wake-up), as much as the 0.3 ms target; 60 s over 6 rounds settles it
+    # within about 0.1 ms (measured: 0.07 ms gap twice, where 15 s runs gave 0.14 and 0.38).
+    latency_duration: float = 60.0
+    rounds: int = 6
     rate: float = 100.0
     concurrency: int = 32
     warmup: float = 3.0
