@@ -74,6 +74,11 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
         await runner.cleanup()
     if demo is not None:
         await demo.cleanup()
+    # From here the process only exits. Closing the loop removes its signal handlers, and a
+    # repeated SIGTERM during interpreter teardown would then kill it (exit -15, not 0).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+        signal.signal(signum, signal.SIG_IGN)
     log.info("stopped")
     return 0
 

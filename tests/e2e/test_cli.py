@@ -4,6 +4,7 @@ the access log, and health."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -50,7 +51,8 @@ class Served:
 
     async def stop(self) -> tuple[int, str]:
         if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # not send_signal: see below
+                os.kill(self.proc.pid, signal.SIGTERM)
         out, _ = await asyncio.wait_for(self.proc.communicate(), timeout=30)
         assert self.proc.returncode is not None
         return self.proc.returncode, out.decode()
@@ -135,7 +137,7 @@ async def test_sigterm_drains_in_flight_streams(serve: Serve, upstream: FakeUpst
     async with aiohttp.ClientSession() as session:
         response = await session.post(served.url + "/v1/chat/completions", json=CHAT)
         assert b'"content":"a"' in await response.content.readline()
-        served.proc.send_signal(signal.SIGTERM)
+        os.kill(served.proc.pid, signal.SIGTERM)
         for _ in range(200):  # the listener closes while the stream is still open
             try:
                 async with aiohttp.ClientSession() as fresh:
@@ -240,3 +242,18 @@ async def test_health_exits_1_on_a_bad_config(tmp_path: Path) -> None:
     code, _, err = await run(BIN, "health", "--config", str(path))
     assert code == 1
     assert "NOT_SET_ANYWHERE" in err
+
+
+async def test_repeated_sigterm_still_exits_0(serve: Serve, upstream: FakeUpstream) -> None:
+    """SIGTERMs repeated all through the shutdown never turn the clean exit into a kill."""
+    served = await serve("--upstream", upstream.url)
+    for _ in range(2000):  # keep signalling until the process is gone
+        if served.proc.returncode is not None:
+            break
+        try:  # os.kill, not send_signal: Popen.send_signal polls, which reaps the child
+            os.kill(served.proc.pid, signal.SIGTERM)  # behind asyncio's child watcher
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.002)
+    code, _ = await served.stop()
+    assert code == 0
