@@ -37,7 +37,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_upstream_pool)
     app.on_cleanup.append(_flush_access_log)
 
-    handler = ProxyHandler(pipelines, max_body_bytes=settings.listen.max_body_bytes)
+    handler = ProxyHandler(pipelines, runtime, max_body_bytes=settings.listen.max_body_bytes)
     for endpoint in MODEL_ENDPOINTS:
         app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)

@@ -9,7 +9,9 @@ Who writes which field of a Call:
               upstream gets re-serialised JSON; otherwise the client's exact bytes go out)
     any stage response_headers (extra headers for the client response, e.g. x-sidecar-cache)
     route     provider, attempts
-    relay     outcome (ok | upstream_broke | client_disconnected), bytes_out
+    relay     status (once the response starts), outcome (ok | upstream_broke |
+              client_disconnected); the handler sets outcome `cancelled` when the sidecar itself
+              cut the request (shutdown)
 
 A stage ends a request early by *returning* a Reply (`Reply.error(...)` for local errors);
 exceptions are for real failures. A streamed Reply's `chunks` is an async generator: the relay
@@ -57,6 +59,7 @@ class Call:
     response_headers: dict[str, str] = field(default_factory=dict)
     provider: str | None = None
     attempts: int = 0
+    status: int = 0  # the status the client was sent; 0 until the response starts
     outcome: str = "ok"
 
     def upstream_body(self) -> bytes | None:

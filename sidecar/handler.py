@@ -8,9 +8,11 @@ unread. Every response, errors included, carries `x-sidecar-request-id`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 
 import orjson
 import structlog
@@ -29,38 +31,58 @@ from sidecar.errors import (
 )
 from sidecar.pipeline import Pipelines
 from sidecar.relay import REQUEST_ID_HEADER, send_reply
+from sidecar.runtime import Runtime
+from sidecar.telemetry.access import record_unfinished
 
 MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 _log = structlog.get_logger("sidecar.handler")
 
 
 class ProxyHandler:
-    def __init__(self, pipelines: Pipelines, *, max_body_bytes: int) -> None:
+    def __init__(self, pipelines: Pipelines, runtime: Runtime, *, max_body_bytes: int) -> None:
         self._pipelines = pipelines
+        self._runtime = runtime
         self._limit = max_body_bytes
 
     async def model_endpoint(self, request: web.Request) -> web.StreamResponse:
         call = _new_call(request, endpoint=request.path[4:])
-        try:
+
+        async def run() -> Reply:
             _accept_body(call, await self._read_body(request))
-            reply = await self._pipelines.model(call)
-        except SidecarError as exc:
-            reply = Reply.error(exc)
-        except Exception:
-            reply = _internal_error(call)
-        return await send_reply(request, call, reply)
+            return await self._pipelines.model(call)
+
+        return await self._serve(request, call, run)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         call = _new_call(request, endpoint=None)
         if request.body_exists:
             call.body_stream = _stream(request.content)
+        return await self._serve(request, call, partial(self._pipelines.passthrough, call))
+
+    async def _serve(self, request: web.Request, call: Call, run: Callable[[], Awaitable[Reply]]
+                     ) -> web.StreamResponse:
+        """Run the call, render any error, relay the reply; account for it even if cancelled."""
+        task = asyncio.current_task()
+        assert task is not None
+        in_flight = self._runtime.in_flight
+        in_flight.add(task)
         try:
-            reply = await self._pipelines.passthrough(call)
-        except SidecarError as exc:
-            reply = Reply.error(exc)
-        except Exception:
-            reply = _internal_error(call)
-        return await send_reply(request, call, reply)
+            try:
+                reply = await run()
+            except SidecarError as exc:
+                reply = Reply.error(exc)
+            except Exception:
+                reply = _internal_error(call)
+            return await send_reply(request, call, reply)
+        except asyncio.CancelledError:
+            # Cancelled by aiohttp when the client disconnects (handler_cancellation), or by
+            # the sidecar at the end of the shutdown grace period; aiohttp then writes no access
+            # line of its own.
+            call.outcome = "cancelled" if self._runtime.cut else "client_disconnected"
+            record_unfinished(request, call)
+            raise
+        finally:
+            in_flight.discard(task)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self._limit

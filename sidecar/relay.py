@@ -9,8 +9,6 @@ reply's chunk generator is closed here, which runs the stages' post-stream work.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from sidecar import sse
@@ -21,6 +19,7 @@ REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: here, in not_fo
 
 
 async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.StreamResponse:
+    call.status = reply.status
     headers = reply.headers
     headers[REQUEST_ID_HEADER] = call.request_id
     if call.response_headers:
@@ -44,9 +43,6 @@ async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.Stre
     except ConnectionResetError:
         call.outcome = "client_disconnected"
         return response
-    except asyncio.CancelledError:
-        call.outcome = "client_disconnected"
-        raise
     finally:
         await chunks.aclose()
     await response.write_eof()

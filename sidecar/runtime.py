@@ -4,8 +4,10 @@ and readiness. Created by `create_app`; handlers reach it as `request.config_dic
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -27,6 +29,15 @@ class Runtime:
     stage_names: tuple[str, ...] = ()
     draining: bool = False
     readiness_checks: list[ReadinessCheck] = field(default_factory=list)
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)  # proxy requests being served
+    cut: bool = False  # the shutdown grace period is over: what is still running gets cancelled
+
+    def cut_in_flight(self) -> None:
+        """End of the drain: cancel every proxy request still running. aiohttp's own shutdown
+        would wait a second grace period for handlers that do not read their request body."""
+        self.cut = True
+        for task in list(self.in_flight):
+            task.cancel()
 
     def readiness_problems(self) -> list[str]:
         problems = ["draining: the sidecar is shutting down"] if self.draining else []

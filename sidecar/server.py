@@ -1,7 +1,8 @@
 """`llm-sidecar serve`: run the listeners until SIGTERM/SIGINT, then drain and exit 0.
 
 On a signal the sidecar stops accepting connections, reports not-ready, lets in-flight requests
-and streams finish for up to `listen.shutdown_grace_s`, cancels what is left, then closes the
+and streams finish for up to `listen.shutdown_grace_s`, cancels what is left (the sidecar does
+this itself: aiohttp alone would give such handlers a second grace period), then closes the
 upstream pool. The admin listener stays up during the drain so probes can see it.
 """
 
@@ -43,10 +44,13 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
 
     grace = settings.listen.shutdown_grace_s
     app = create_app(settings)
-    runners = [make_runner(app, shutdown_timeout=grace)]
+    # The sidecar cuts what is still running at `grace` (cut_in_flight); aiohttp's own deadline
+    # must come after that, or both act at once on the same handler.
+    aiohttp_grace = grace + 1.0
+    runners = [make_runner(app, shutdown_timeout=aiohttp_grace)]
     listeners = [(settings.listen.host, settings.listen.port)]
     if settings.admin.port is not None:
-        runners.append(make_runner(create_admin_app(app), shutdown_timeout=grace))
+        runners.append(make_runner(create_admin_app(app), shutdown_timeout=aiohttp_grace))
         listeners.append((settings.admin.host, settings.admin.port))
     try:
         for runner, (host, port) in zip(runners, listeners, strict=True):
@@ -68,10 +72,13 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
              startup_ms=round((time.monotonic() - began) * 1000, 1))
     await stop.wait()
 
-    app[RUNTIME].draining = True
-    log.info("draining", grace_s=grace)
+    runtime = app[RUNTIME]
+    runtime.draining = True
+    log.info("draining", grace_s=grace, in_flight=len(runtime.in_flight))
+    cutoff = loop.call_later(grace, runtime.cut_in_flight)
     for runner in runners:  # the main listener first: the admin one reports the drain meanwhile
         await runner.cleanup()
+    cutoff.cancel()
     if demo is not None:
         await demo.cleanup()
     # From here the process only exits. Closing the loop removes its signal handlers, and a

@@ -15,11 +15,12 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 
-from sidecar.call import CALL
+from sidecar.call import CALL, Call
 from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME
 
 _PROBES = frozenset({"/healthz", "/readyz"})
+CLIENT_CLOSED_REQUEST = 499
 
 
 class AccessLog(AbstractAccessLogger):
@@ -32,23 +33,34 @@ class AccessLog(AbstractAccessLogger):
                 "method": request.method, "path": request.path, "status": response.status,
                 "latency_ms": round(time * 1000, 3), "bytes_out": response.body_length})
             return
-        # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
-        seconds = monotonic() - call.started
-        endpoint = call.endpoint or "passthrough"
-        runtime.metrics.observe(endpoint, response.status, seconds, call.outcome)
-        runtime.access.write("info", {
-            "request_id": call.request_id,
-            "method": call.method,
-            "path": request.path,
-            "endpoint": endpoint,
-            "model": call.model,
-            "stream": call.stream,
-            "status": response.status,
-            "outcome": call.outcome,
-            "latency_ms": round(seconds * 1000, 3),
-            "bytes_in": request.content_length,
-            "bytes_out": response.body_length,
-            "key": call.key_name,
-            "provider": call.provider,
-            "attempts": call.attempts,
-        })
+        record(request, call, response.status, response.body_length)
+
+
+def record_unfinished(request: BaseRequest, call: Call) -> None:
+    """Account for a request whose handler was cancelled: aiohttp logs nothing for it. The
+    status is what the client was already sent, else 499 (nginx's "client closed request")."""
+    record(request, call, call.status or CLIENT_CLOSED_REQUEST, None)
+
+
+def record(request: BaseRequest, call: Call, status: int, bytes_out: int | None) -> None:
+    runtime = cast(web.Request, request).config_dict[RUNTIME]
+    # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
+    seconds = monotonic() - call.started
+    endpoint = call.endpoint or "passthrough"
+    runtime.metrics.observe(endpoint, status, seconds, call.outcome)
+    runtime.access.write("info", {
+        "request_id": call.request_id,
+        "method": call.method,
+        "path": request.path,
+        "endpoint": endpoint,
+        "model": call.model,
+        "stream": call.stream,
+        "status": status,
+        "outcome": call.outcome,
+        "latency_ms": round(seconds * 1000, 3),
+        "bytes_in": request.content_length,
+        "bytes_out": bytes_out,
+        "key": call.key_name,
+        "provider": call.provider,
+        "attempts": call.attempts,
+    })

@@ -26,10 +26,16 @@ import structlog
 from sidecar.config.schema import Logs
 
 
-def _renderer(fmt: str) -> structlog.typing.Processor:
-    if fmt == "console":
-        return structlog.dev.ConsoleRenderer(colors=False)
-    return structlog.processors.JSONRenderer(serializer=lambda o, **_: orjson.dumps(o).decode())
+def _json(event: Any, **_: Any) -> str:
+    # default=str: a value orjson does not know is written as text, never a crashed log call
+    return orjson.dumps(event, default=str).decode()
+
+
+def _render_chain(fmt: str) -> list[structlog.typing.Processor]:
+    """The last steps for every record, structlog's and the standard library's alike."""
+    if fmt == "console":  # renders exceptions itself, prettily
+        return [structlog.dev.ConsoleRenderer(colors=False)]
+    return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_json)]
 
 
 def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
@@ -40,7 +46,7 @@ def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, _renderer(logs.format)],
+        processors=[*shared, *_render_chain(logs.format)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
@@ -48,7 +54,7 @@ def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    _renderer(logs.format)],
+                    *_render_chain(logs.format)],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     ))
     root = logging.getLogger()

@@ -11,6 +11,7 @@ import openai
 import orjson
 import pytest
 
+from sidecar.runtime import RUNTIME
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 
@@ -144,3 +145,29 @@ async def test_client_disconnect_before_headers_cancels_the_upstream_request(
             await asyncio.wait_for(session.post(sidecar.v1 + "/chat/completions", json=CHAT),
                                    timeout=0.05)
     await asyncio.wait_for(upstream.aborted.wait(), timeout=10)
+
+
+async def test_disconnects_are_logged_and_counted(sidecar: RunningSidecar,
+                                                  upstream: FakeUpstream,
+                                                  http: aiohttp.ClientSession) -> None:
+    """A request whose client went away still gets its access line and its metrics."""
+    upstream.script("/chat/completions",
+                    Script(sse=chat_chunks("m", ["a"] * 1000), sse_interval_s=0.05),
+                    Script(delay_s=0.5, json={}))
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(sidecar.v1 + "/chat/completions", json=CHAT)
+        await read_event(response)
+        response.close()  # mid-stream
+        with pytest.raises(asyncio.TimeoutError):  # before the answer's headers
+            await asyncio.wait_for(session.post(sidecar.v1 + "/chat/completions",
+                                                json={"model": "m"}), timeout=0.1)
+    runtime = sidecar.app[RUNTIME]
+    for _ in range(100):  # the sidecar notices the disconnects asynchronously
+        text = runtime.metrics.exposition().decode()
+        if 'status="499"' in text and "client_disconnected" in text:
+            break
+        await asyncio.sleep(0.05)
+    assert ('llm_sidecar_stream_interruptions_total{endpoint="chat/completions",'
+            'outcome="client_disconnected"} 2.0') in text
+    assert 'llm_sidecar_requests_total{endpoint="chat/completions",status="200"} 1.0' in text
+    assert 'llm_sidecar_requests_total{endpoint="chat/completions",status="499"} 1.0' in text
