@@ -28,7 +28,8 @@ class Metrics:
         )
         self.stream_outcomes = Counter(
             "llm_sidecar_stream_interruptions",
-            "Responses that did not finish normally: upstream_broke or client_disconnected.",
+            "Requests that did not finish normally: upstream_broke, client_disconnected or "
+            "cancelled (cut at shutdown).",
             ["endpoint", "outcome"], registry=self.registry,
         )
 
