@@ -58,7 +58,7 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
             await web.TCPSite(runner, host, port, reuse_address=True).start()
     except OSError as exc:
         log.error("listen_failed", error=str(exc))
-        for runner in runners:
+        for runner in [*runners, *([demo] if demo else [])]:
             await runner.cleanup()
         return 1
 

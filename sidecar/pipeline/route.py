@@ -8,7 +8,10 @@ Whether a reply streams is decided when the upstream's headers arrive, by its Co
 
 from __future__ import annotations
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from collections.abc import AsyncIterator
+
+from aiohttp import ClientResponse
+from multidict import CIMultiDict
 
 from sidecar.call import Call, Reply
 from sidecar.headers import client_response_headers, upstream_request_headers
@@ -26,40 +29,32 @@ class Route:
         self._local_auth = local_auth  # the client's token is ours: never send it upstream
 
     async def model(self, call: Call) -> Reply:
-        target = self._target
-        headers = upstream_request_headers(
-            call.headers, api_key=target.api_key, extra=target.headers,
-            decoded_body=True, drop_client_auth=self._local_auth,
-        )
-        call.provider = target.name
-        call.attempts += 1
-        response = await self._client.open(target, "POST", call.path, headers=headers,
-                                           data=call.upstream_body(), decode=True)
-        reply_headers = self._reply_headers(call, response.headers, decoded_body=True)
+        response, headers = await self._send(call, "POST", call.upstream_body(), decoded=True)
         if response.content_type == "text/event-stream":
-            chunks = frame_events(self._client.iter_body(response, target))
-            return Reply(response.status, reply_headers, chunks=chunks, sse=True)
-        body = await self._client.read(response, target)
-        return Reply(response.status, reply_headers, body=body)
+            chunks = frame_events(self._client.iter_body(response, self._target))
+            return Reply(response.status, headers, chunks=chunks, sse=True)
+        body = await self._client.read(response, self._target)
+        return Reply(response.status, headers, body=body)
 
     async def forward(self, call: Call) -> Reply:
+        response, headers = await self._send(call, call.method, call.body_stream, decoded=False)
+        return Reply(response.status, headers,
+                     chunks=self._client.iter_body(response, self._target))
+
+    async def _send(self, call: Call, method: str, data: bytes | AsyncIterator[bytes] | None,
+                    *, decoded: bool) -> tuple[ClientResponse, CIMultiDict[str]]:
+        """Send one attempt; return the upstream's response (headers in, body unread) and the
+        headers the client will get."""
         target = self._target
-        headers = upstream_request_headers(
-            call.headers, api_key=target.api_key, extra=target.headers,
-            decoded_body=False, drop_client_auth=self._local_auth,
-        )
         call.provider = target.name
         call.attempts += 1
-        response = await self._client.open(target, call.method, call.path, headers=headers,
-                                           data=call.body_stream, decode=False)
-        reply_headers = self._reply_headers(call, response.headers, decoded_body=False)
-        return Reply(response.status, reply_headers,
-                     chunks=self._client.iter_body(response, target))
-
-    @staticmethod
-    def _reply_headers(call: Call, upstream: CIMultiDictProxy[str], *, decoded_body: bool
-                       ) -> CIMultiDict[str]:
-        headers = client_response_headers(upstream, decoded_body=decoded_body)
-        headers[PROVIDER_HEADER] = call.provider or ""
+        request_headers = upstream_request_headers(
+            call.headers, api_key=target.api_key, extra=target.headers,
+            decoded_body=decoded, drop_client_auth=self._local_auth,
+        )
+        response = await self._client.open(target, method, call.path, headers=request_headers,
+                                           data=data, decode=decoded)
+        headers = client_response_headers(response.headers, decoded_body=decoded)
+        headers[PROVIDER_HEADER] = target.name
         headers[ATTEMPTS_HEADER] = str(call.attempts)
-        return headers
+        return response, headers

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -262,3 +263,16 @@ async def test_repeated_sigterm_still_exits_0(serve: Serve, upstream: FakeUpstre
         await asyncio.sleep(0.002)
     code, _ = await served.stop()
     assert code == 0
+
+
+async def test_serve_exits_1_when_the_port_is_taken() -> None:
+    """serve on a port another process holds logs listen_failed and exits 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, _ = await run(BIN, "serve", "--upstream", "demo", "--port", str(port))
+    assert code == 1
+    failed = [line for line in map(orjson.loads, out.splitlines())
+              if line["event"] == "listen_failed"]
+    assert failed and "address already in use" in failed[0]["error"]
