@@ -20,17 +20,15 @@ from aiohttp import StreamReader, web
 
 from sidecar.call import CALL, Call, Reply, new_request_id
 from sidecar.errors import (
-    JSON_CONTENT_TYPE,
     InternalError,
     InvalidJSON,
     InvalidRequest,
     NotFound,
     RequestTooLarge,
     SidecarError,
-    render,
 )
 from sidecar.pipeline import Pipelines
-from sidecar.relay import REQUEST_ID_HEADER, send_reply
+from sidecar.relay import error_response, send_reply
 from sidecar.runtime import Runtime
 from sidecar.telemetry.access import record_unfinished
 
@@ -104,8 +102,7 @@ async def not_found(request: web.Request) -> web.StreamResponse:
     """Everything outside /v1, /healthz, /readyz and the admin routes."""
     error = NotFound(f"No such route: {request.method} {request.path}. The OpenAI-compatible "
                      "API is under /v1 (set OPENAI_BASE_URL to http://<host>:<port>/v1).")
-    return web.Response(status=error.status, body=render(error), content_type=JSON_CONTENT_TYPE,
-                        headers={REQUEST_ID_HEADER: new_request_id()})
+    return error_response(error)
 
 
 def _new_call(request: web.Request, *, endpoint: str | None) -> Call:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from sidecar import sse
-from sidecar.call import Call, Reply
-from sidecar.errors import UpstreamError
+from sidecar.call import Call, Reply, new_request_id
+from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, UpstreamError, render
 
 REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: here, in not_found, in admin
 
@@ -47,6 +47,12 @@ async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.Stre
         await chunks.aclose()
     await response.write_eof()
     return response
+
+
+def error_response(error: SidecarError) -> web.Response:
+    """A local error outside the proxy pipeline (unknown route, admin auth), with its own id."""
+    return web.Response(status=error.status, body=render(error), content_type=JSON_CONTENT_TYPE,
+                        headers={REQUEST_ID_HEADER: new_request_id()})
 
 
 async def _write_quietly(response: web.StreamResponse, call: Call, data: bytes) -> None:

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from sidecar.admin.config_view import public_config
 from sidecar.call import new_request_id
-from sidecar.errors import JSON_CONTENT_TYPE, InvalidApiKey, render
-from sidecar.relay import REQUEST_ID_HEADER
+from sidecar.errors import JSON_CONTENT_TYPE, InvalidApiKey
+from sidecar.relay import REQUEST_ID_HEADER, error_response
 from sidecar.runtime import RUNTIME, Runtime
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,10 +79,8 @@ def _guarded(expected: str) -> Callable[[Handler], Handler]:
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(
                     token.strip().encode(), expected_bytes):
-                error = InvalidApiKey("This admin route needs 'Authorization: Bearer "
-                                      "<admin.token>'.")
-                return web.Response(body=render(error), status=error.status,
-                                    content_type=JSON_CONTENT_TYPE)
+                return error_response(InvalidApiKey(
+                    "This admin route needs 'Authorization: Bearer <admin.token>'."))
             return await handler(request)
         return guarded
 

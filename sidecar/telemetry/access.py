@@ -17,7 +17,7 @@ from aiohttp.web_request import BaseRequest
 
 from sidecar.call import CALL, Call
 from sidecar.relay import REQUEST_ID_HEADER
-from sidecar.runtime import RUNTIME
+from sidecar.runtime import RUNTIME, Runtime
 
 _PROBES = frozenset({"/healthz", "/readyz"})
 CLIENT_CLOSED_REQUEST = 499
@@ -33,17 +33,18 @@ class AccessLog(AbstractAccessLogger):
                 "method": request.method, "path": request.path, "status": response.status,
                 "latency_ms": round(time * 1000, 3), "bytes_out": response.body_length})
             return
-        record(request, call, response.status, response.body_length)
+        record(runtime, request, call, response.status, response.body_length)
 
 
 def record_unfinished(request: BaseRequest, call: Call) -> None:
     """Account for a request whose handler was cancelled: aiohttp logs nothing for it. The
     status is what the client was already sent, else 499 (nginx's "client closed request")."""
-    record(request, call, call.status or CLIENT_CLOSED_REQUEST, None)
-
-
-def record(request: BaseRequest, call: Call, status: int, bytes_out: int | None) -> None:
     runtime = cast(web.Request, request).config_dict[RUNTIME]
+    record(runtime, request, call, call.status or CLIENT_CLOSED_REQUEST, None)
+
+
+def record(runtime: Runtime, request: BaseRequest, call: Call, status: int,
+           bytes_out: int | None) -> None:
     # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
     seconds = monotonic() - call.started
     endpoint = call.endpoint or "passthrough"

@@ -25,6 +25,9 @@ import structlog
 
 from sidecar.config.schema import Logs
 
+_LEVELS = {name: logging.getLevelNamesMapping()[name.upper()]
+           for name in ("debug", "info", "warning", "error")}
+
 
 def _json(event: Any, **_: Any) -> str:
     # default=str: a value orjson does not know is written as text, never a crashed log call
@@ -40,7 +43,7 @@ def _render_chain(fmt: str) -> list[structlog.typing.Processor]:
 
 def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    level = logging.getLevelNamesMapping()[logs.level.upper()]
+    level = _LEVELS[logs.level]
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -64,11 +67,6 @@ def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
 
 FLUSH_INTERVAL_S = 0.05
 FLUSH_BYTES = 64 * 1024
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-
-
-def _json_line(event: dict[str, Any]) -> str:
-    return orjson.dumps(event).decode() + "\n"
 
 
 class AccessWriter:
@@ -77,7 +75,7 @@ class AccessWriter:
     def __init__(self, logs: Logs, stream: Callable[[], TextIO] = lambda: sys.stdout) -> None:
         self._threshold = _LEVELS[logs.level]
         self._stream = stream
-        self._render: Callable[[dict[str, Any]], str] = _json_line
+        self._render: Callable[[dict[str, Any]], str] = lambda event: _json(event) + "\n"
         if logs.format == "console":
             console = structlog.dev.ConsoleRenderer(colors=False)
             self._render = lambda event: str(console(None, event["level"], event)) + "\n"

@@ -18,8 +18,6 @@ from multidict import CIMultiDict
 from sidecar.config.schema import Upstream
 from sidecar.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
-_READ_SIZE = 64 * 1024
-
 
 @dataclass(frozen=True, slots=True)
 class Target:

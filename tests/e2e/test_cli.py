@@ -33,6 +33,12 @@ async def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
     return proc.returncode, out.decode(), err.decode()
 
 
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(text)
+    return path
+
+
 class Served:
     def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
         self.proc, self.url = proc, url
@@ -93,17 +99,15 @@ async def test_version() -> None:
 
 async def test_check_config_valid(tmp_path: Path) -> None:
     """check-config exits 0 on a valid file."""
-    path = tmp_path / "ok.yaml"
-    path.write_text("listen: {port: 4242}\nupstream: {api_key: ${K:-}}\n")
+    path = config_file(tmp_path, "listen: {port: 4242}\nupstream: {api_key: ${K:-}}\n")
     code, out, err = await run(BIN, "check-config", str(path))
     assert (code, out, err) == (0, f"{path}: ok\n", "")
 
 
 async def test_check_config_invalid_lists_each_problem(tmp_path: Path) -> None:
     """check-config exits 2 with one line per problem, each naming its key."""
-    path = tmp_path / "bad.yaml"
-    path.write_text("listen: {port: none}\nupstream: {url: nope, api_key: ${UNSET_VAR_X}}\n"
-                    "cache: {backend: disk}\n")
+    path = config_file(tmp_path, "listen: {port: none}\nupstream: {url: nope, "
+                                 "api_key: ${UNSET_VAR_X}}\ncache: {backend: disk}\n")
     code, out, err = await run(BIN, "check-config", str(path))
     assert code == 2
     assert out == ""
@@ -119,8 +123,7 @@ async def test_check_config_invalid_lists_each_problem(tmp_path: Path) -> None:
 
 async def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:
     """serve with a bad config (file or env) exits 2 before listening."""
-    path = tmp_path / "bad.yaml"
-    path.write_text("listen: {prot: 1}\n")
+    path = config_file(tmp_path, "listen: {prot: 1}\n")
     code, _, err = await run(BIN, "serve", "--config", str(path))
     assert code == 2
     assert "listen.prot: unknown key" in err
@@ -164,8 +167,7 @@ async def test_sigterm_drains_in_flight_streams(serve: Serve, upstream: FakeUpst
 async def test_sigterm_grace_period_bounds_the_drain(serve: Serve, upstream: FakeUpstream,
                                                      tmp_path: Path) -> None:
     """A stream that never ends is cut after listen.shutdown_grace_s and the exit is still 0."""
-    config = tmp_path / "c.yaml"
-    config.write_text("listen: {shutdown_grace_s: 0.3}\n")
+    config = config_file(tmp_path, "listen: {shutdown_grace_s: 0.3}\n")
     served = await serve("--upstream", upstream.url, "--config", str(config))
     upstream.script("/chat/completions", Script(sse=chat_chunks("m", ["a", "b"]),
                                                 stall_after=1))
@@ -243,8 +245,7 @@ async def test_demo_upstream_from_the_command_line(serve: Serve) -> None:
 
 async def test_health_exits_1_on_a_bad_config(tmp_path: Path) -> None:
     """health fails with 1, never 2 (reserved by Docker HEALTHCHECK), when its config is bad."""
-    path = tmp_path / "bad.yaml"
-    path.write_text("listen: {port: ${NOT_SET_ANYWHERE}}\n")
+    path = config_file(tmp_path, "listen: {port: ${NOT_SET_ANYWHERE}}\n")
     code, _, err = await run(BIN, "health", "--config", str(path))
     assert code == 1
     assert "NOT_SET_ANYWHERE" in err
