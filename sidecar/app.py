@@ -1,68 +1,71 @@
 """`create_app(settings)`: a pure factory for the proxy's aiohttp application.
 
-Resources with a lifetime (the upstream pool) open and close in `cleanup_ctx`, so nothing
-happens before the app starts and everything is released after the last in-flight request.
-Serve it with `make_runner`: the proxy relies on the runner's settings (request bodies left
-encoded for passthrough, handlers cancelled when their client disconnects, the access log).
+The Resources in `Deps` open, in order, in one `cleanup_ctx` step, so nothing happens before the
+app starts, and close in reverse after the last in-flight request. Serve it with `make_runner`:
+the proxy relies on the runner's settings (request bodies left encoded for passthrough, handlers
+cancelled when their client disconnects). aiohttp's own access logger is off: proxied requests
+write their line from the handler's finisher, admin and probe requests from the admin wrapper.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+import structlog
 from aiohttp import web
 
-from sidecar.admin import add_admin_routes, add_probe_routes
+from sidecar.admin import add_admin_routes, add_probe_routes, logged
+from sidecar.call import Stage
 from sidecar.config.schema import Settings
+from sidecar.deps import DEPS, Deps
 from sidecar.handler import MODEL_ENDPOINTS, ProxyHandler, not_found
-from sidecar.pipeline import build_pipeline
+from sidecar.pipeline import PIPELINES, build_pipeline
 from sidecar.runtime import RUNTIME, Runtime
-from sidecar.telemetry.access import AccessLog
-from sidecar.telemetry.logging import AccessWriter
-from sidecar.telemetry.metrics import Metrics
-from sidecar.upstream.client import UpstreamClient
+from sidecar.telemetry.access import AccessRecord
+
+_log = structlog.get_logger("sidecar.app")
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The main listener: /v1 proxy, probes, and the admin routes unless admin.port is set."""
-    upstream = UpstreamClient(settings.upstream)
-    pipelines = build_pipeline(settings, upstream)
-    runtime = Runtime(settings, upstream, Metrics(), AccessWriter(settings.telemetry.logs),
-                      stage_names=pipelines.stage_names)
-    runtime.readiness_checks.append(
-        lambda: None if upstream.usable else "upstream connection pool is not open")
+def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = ()) -> web.Application:
+    """The main listener: /v1 proxy, probes, and the admin routes unless admin.port is set.
+    `outer_stages` run first on every proxied request (for embedders and tests)."""
+    deps = Deps.build(settings)
+    pipelines = build_pipeline(deps, outer_stages)
+    runtime = Runtime()
+    deps.metrics.in_flight_requests.set_function(lambda: len(runtime.in_flight))
 
     app = web.Application()
+    app[DEPS] = deps
     app[RUNTIME] = runtime
-    app.cleanup_ctx.append(_upstream_pool)
-    app.on_cleanup.append(_flush_access_log)
+    app[PIPELINES] = pipelines
+    app.cleanup_ctx.append(_resources)
 
-    handler = ProxyHandler(pipelines, runtime, max_body_bytes=settings.listen.max_body_bytes)
+    handler = ProxyHandler(pipelines.model, pipelines.passthrough, runtime,
+                           AccessRecord(deps.metrics, deps.access))
     for endpoint in MODEL_ENDPOINTS:
         app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)
     add_probe_routes(app)
     if settings.admin.port is None:
-        add_admin_routes(app, runtime)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+        add_admin_routes(app, settings)
+    app.router.add_route("*", "/{tail:.*}", logged(not_found))
     return app
 
 
 def create_admin_app(main: web.Application) -> web.Application:
     """The admin listener (when admin.port is set): probes and admin routes, never /v1."""
-    runtime = main[RUNTIME]
     app = web.Application()
-    app[RUNTIME] = runtime
+    app[DEPS], app[RUNTIME], app[PIPELINES] = main[DEPS], main[RUNTIME], main[PIPELINES]
     add_probe_routes(app)
-    add_admin_routes(app, runtime)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+    add_admin_routes(app, main[DEPS].settings)
+    app.router.add_route("*", "/{tail:.*}", logged(not_found))
     return app
 
 
 def make_runner(app: web.Application, *, shutdown_timeout: float = 20.0) -> web.AppRunner:
     return web.AppRunner(
         app,
-        access_log_class=AccessLog,
+        access_log=None,  # see the module docstring
         handler_cancellation=True,  # a client that disconnects cancels its upstream request
         auto_decompress=False,  # passthrough bodies go upstream exactly as the client encoded them
         shutdown_timeout=shutdown_timeout,  # SIGTERM: in-flight requests get this long to finish
@@ -70,13 +73,17 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 20.0) -> web.
     )
 
 
-async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:
-    upstream = app[RUNTIME].upstream
-    await upstream.start()
-    yield
-    await upstream.close()
-
-
-async def _flush_access_log(app: web.Application) -> None:
-    app[RUNTIME].access.flush()
-
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Open every resource in order; close the opened ones in reverse, each on its own."""
+    opened = []
+    try:
+        for resource in app[DEPS].resources():
+            await resource.start()
+            opened.append(resource)
+        yield
+    finally:
+        for resource in reversed(opened):
+            try:
+                await resource.close()
+            except Exception:
+                _log.exception("resource_close_failed", resource=resource.name)

@@ -1,35 +1,57 @@
-"""The two types every stage speaks: `Call` (one request, in flight) and `Reply` (its answer).
+"""The types every stage speaks: `Call` (one request, in flight), `Reply` (its answer),
+`Attempt` (one try at an upstream) and `Stage`.
 
 Who writes which field of a Call:
 
-    handler   request_id, method, path, endpoint, headers, raw_body/body/body_stream, model,
-              stream, user, tags, started
-    auth      key_name, tags (adds the key's tags)
-    any stage body + body_changed (a stage that edits `body` sets `body_changed`, so the
-              upstream gets re-serialised JSON; otherwise the client's exact bytes go out)
-    any stage response_headers (extra headers for the client response, e.g. x-sidecar-cache)
-    route     provider, attempts
-    relay     status (once the response starts), outcome (ok | upstream_broke |
-              client_disconnected); the handler sets outcome `cancelled` when the sidecar itself
-              cut the request (shutdown)
+    handler    request_id, method, path, endpoint, headers, content, started, user, tags
+    auth       key_name, tags (adds the key's tags), allowed_models
+    read_body  raw_body, body, model, requested_model, stream, user (from the body)
+    any stage  body + body_changed (edits every attempt sees: the client's exact bytes go out
+               unless a stage set body_changed), upstream_headers, response_headers, finishers
+    per model  overrides (route resets them for each fallback model; spend caps max_tokens there)
+    route      attempts (one Attempt per try), model (the candidate being tried)
+    answer     usage, finish_reason, response_model (read from the upstream's answer)
+    features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
+               redactions (privacy), trace_id, span_id (telemetry)
+    relay      status (once the response starts), first_byte_at, bytes_out, outcome
 
-A stage ends a request early by *returning* a Reply (`Reply.error(...)` for local errors);
-exceptions are for real failures. A streamed Reply's `chunks` is an async generator: the relay
-always `aclose()`s it, and that is where wrapping stages do their post-stream work.
+A stage ends a request early by *returning* a Reply (`Reply.error(...)`); expected failures,
+upstream errors included, travel as Replies. Exceptions are bugs.
+
+Post-work: a stage that takes on an obligation (a budget reservation, a span, a cache fill, a
+connection to release) registers a finisher on the Call *before* calling `next`, the way one
+writes `try/finally`. The handler runs every finisher exactly once, last registered first (so
+innermost first), after `outcome` and `status` are final, on every path: a body sent, a stream
+completed, the client gone before or during the stream, the upstream broken, a shutdown cut, a
+bug. Finishers are plain functions, not coroutines: they can never suspend, so they always run
+to the end, even in a cancelled task; slow work (a Redis write) is handed to the resource that
+owns it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
+from sidecar.globs import Globs
+
+# How the response's transfer ended (the status says whether it was an error):
+#   ok                  the whole reply reached the client
+#   upstream_broke      the upstream failed after the response had started
+#   client_disconnected the client left before the end (status 499 when nothing was sent)
+#   cancelled           cut by the sidecar at the end of the shutdown grace period
+#   internal_error      a bug in the sidecar ended it
+Outcome = Literal["ok", "upstream_broke", "client_disconnected", "cancelled", "internal_error"]
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that left before any byte was sent
+
+Finisher = Callable[["Call"], None]
 
 
 def new_request_id() -> str:
@@ -40,6 +62,31 @@ def new_request_id() -> str:
 
 
 @dataclass(slots=True)
+class Usage:
+    """Token counts as the upstream reported them (OpenAI's `usage`, with its details)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (Anthropic-style caching)
+    reasoning_tokens: int = 0  # part of completion_tokens
+    cost_usd: float | None = None  # OpenRouter's `usage.cost`, when the upstream reports it
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at one provider: filled by route, read by telemetry, spend and the access line."""
+
+    provider: str
+    model: str  # the model name as this provider was asked for it
+    started: float  # time.monotonic()
+    status: int = 0  # the upstream's HTTP status; 0 when none arrived
+    error: str | None = None  # an error code (upstream_timeout, http_503, ...) when it failed
+    headers_at: float | None = None  # monotonic time the upstream's headers arrived
+    ended: float | None = None  # monotonic time the attempt was over (body read, or failed)
+
+
+@dataclass(slots=True)
 class Call:
     request_id: str
     method: str
@@ -47,43 +94,89 @@ class Call:
     endpoint: str | None  # "chat/completions" etc. for model endpoints; None for passthrough
     headers: CIMultiDictProxy[str]  # the client's request headers, as received
     started: float  # time.monotonic() at arrival
+    content: StreamReader | None = None  # the client's request body, unread
     raw_body: bytes | None = None  # model endpoints: the body as the client sent it (decoded)
     body: dict[str, Any] | None = None  # model endpoints: the parsed JSON object
     body_changed: bool = False
-    body_stream: AsyncIterator[bytes] | None = None  # passthrough: the client's body, unread
-    model: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # body fields for this model only
+    model: str | None = None  # the model being tried (a fallback candidate during routing)
+    requested_model: str | None = None  # what the client asked for
     stream: bool = False
     user: str | None = None
     tags: tuple[str, ...] = ()
     key_name: str | None = None
+    allowed_models: Globs | None = None  # the local key's allowed_models; None: every model
+    upstream_headers: dict[str, str] = field(default_factory=dict)  # e.g. traceparent
     response_headers: dict[str, str] = field(default_factory=dict)
-    provider: str | None = None
-    attempts: int = 0
+    finishers: list[Finisher] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    response_model: str | None = None
+    cache_status: str | None = None  # HIT | MISS | BYPASS | OFF
+    cost_usd: float | None = None  # what this request cost (0 on a cache hit)
+    saved_usd: float | None = None  # what a cache hit saved
+    budget_remaining_usd: float | None = None  # the tightest budget that applies, after this
+    redactions: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
     status: int = 0  # the status the client was sent; 0 until the response starts
-    outcome: str = "ok"
+    first_byte_at: float | None = None  # monotonic time the first body byte went to the client
+    bytes_out: int = 0
+    outcome: Outcome = "ok"
 
-    def upstream_body(self) -> bytes | None:
-        """What to send upstream: the client's exact bytes unless a stage edited the body."""
-        if self.body_changed and self.body is not None:
-            return orjson.dumps(self.body)
-        return self.raw_body
+    def upstream_body(self, model: str | None = None) -> bytes | None:
+        """What to send upstream: the client's exact bytes unless something changed, else the
+        body with this model's overrides and, when given, the model name the provider wants."""
+        body = self.body
+        if body is None:
+            return self.raw_body
+        if not (self.body_changed or self.overrides or (model and model != body.get("model"))):
+            return self.raw_body
+        out = {**body, **self.overrides}
+        if model:
+            out["model"] = model
+        return orjson.dumps(out)
+
+    def begin_attempt(self, provider: str, model: str, now: float) -> Attempt:
+        attempt = Attempt(provider, model, now)
+        self.attempts.append(attempt)
+        return attempt
+
+    @property
+    def provider(self) -> str | None:
+        """The provider of the last attempt: the one whose answer the client got."""
+        return self.attempts[-1].provider if self.attempts else None
 
 
 @dataclass(slots=True)
 class Reply:
+    """An answer: a whole `body`, or `chunks` streamed as they come. Never both."""
+
     status: int
     headers: CIMultiDict[str]
     body: bytes | None = None
-    chunks: AsyncGenerator[bytes, None] | None = None  # streamed body; None when `body` is set
+    chunks: AsyncIterator[bytes] | None = None
     sse: bool = False  # chunks are event-aligned server-sent events (see sse.py)
+    error: SidecarError | None = None  # set when the sidecar itself produced this error
+
+    def __post_init__(self) -> None:
+        if self.body is not None and self.chunks is not None:
+            raise ValueError("a Reply holds a body or chunks, never both")
 
     @classmethod
-    def error(cls, error: SidecarError) -> Reply:
-        headers = CIMultiDict({"Content-Type": JSON_CONTENT_TYPE})
-        return cls(status=error.status, headers=headers, body=render(error))
+    def from_error(cls, error: SidecarError, headers: dict[str, str] | None = None) -> Reply:
+        out = CIMultiDict({"Content-Type": JSON_CONTENT_TYPE})
+        if headers:
+            out.update(headers)
+        return cls(status=error.status, headers=out, body=render(error), error=error)
 
+    async def discard(self) -> None:
+        """Drop a reply that will not be sent (a retry replaces it): close its stream."""
+        chunks = self.chunks
+        if chunks is not None and (close := getattr(chunks, "aclose", None)) is not None:
+            await close()
 
-CALL = web.RequestKey("call", Call)  # the request's Call, for the access log
 
 Next = Callable[[Call], Awaitable[Reply]]
 

@@ -3,11 +3,16 @@
     SidecarError                         status  code
     ├── InvalidJSON                      400     invalid_json
     ├── InvalidRequest                   400     invalid_request
+    ├── PiiDetected                      400     pii_detected
+    ├── NoProviderAvailable              400     no_provider_available
     ├── InvalidApiKey                    401     invalid_api_key
+    ├── BudgetExceeded                   402     budget_exceeded
     ├── ModelNotAllowed                  403     model_not_allowed
     ├── NotFound                         404     not_found
     ├── RequestTooLarge                  413     request_too_large
+    ├── RateLimitExceeded                429     rate_limit_exceeded
     ├── InternalError                    500     internal_error
+    ├── CacheMiss                        504     cache_miss
     └── UpstreamError
         ├── UpstreamUnavailable          502     upstream_unavailable
         └── UpstreamTimeout              504     upstream_timeout
@@ -52,6 +57,18 @@ class InvalidRequest(SidecarError):
     status, code, type = 400, "invalid_request", "invalid_request_error"
 
 
+class PiiDetected(SidecarError):
+    status, code, type = 400, "pii_detected", "invalid_request_error"
+
+
+class NoProviderAvailable(SidecarError):
+    status, code, type = 400, "no_provider_available", "invalid_request_error"
+
+
+class BudgetExceeded(SidecarError):
+    status, code, type = 402, "budget_exceeded", "insufficient_quota"
+
+
 class InvalidApiKey(SidecarError):
     status, code, type = 401, "invalid_api_key", "authentication_error"
 
@@ -68,8 +85,16 @@ class RequestTooLarge(SidecarError):
     status, code, type = 413, "request_too_large", "invalid_request_error"
 
 
+class RateLimitExceeded(SidecarError):
+    status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
+
+
 class InternalError(SidecarError):
     status, code, type = 500, "internal_error", "server_error"
+
+
+class CacheMiss(SidecarError):
+    status, code, type = 504, "cache_miss", "cache_error"
 
 
 class UpstreamError(SidecarError):

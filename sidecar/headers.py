@@ -4,7 +4,8 @@ Hop-by-hop headers (and any the `Connection` header names) belong to one connect
 dropped. `Host` is the upstream's. The sidecar's own control headers (INTERFACE.md §3, "Headers
 the sidecar reads") are read by stages and never leak upstream. Content-Encoding is left alone
 on passthrough paths (bytes go through undecoded both ways); on model endpoints the sidecar
-decodes, so the encoding headers of the decoded side are dropped.
+decodes, so the encoding headers of the decoded side are dropped. Credentials are the
+provider's business: it sets its own auth header (providers/).
 
 This runs twice per request, so it copies the headers in C (`copy()`) and deletes a fixed list
 of names, instead of testing every header in Python (5 µs a request with SDK-sized headers).
@@ -22,6 +23,7 @@ HOP_BY_HOP = (
 )
 # The request headers the sidecar reads; a stage that reads a new one adds it here.
 SIDECAR_REQUEST_HEADERS = ("x-sidecar-user", "x-sidecar-tags", "x-sidecar-cache-ttl")
+SERVER = "llm-sidecar"  # the Server header on every response: no versions advertised
 # What the connection to the upstream sets for itself (aiohttp writes Host) or already handled.
 _REQUEST_DROP = (*HOP_BY_HOP, *SIDECAR_REQUEST_HEADERS, "host", "expect")
 _DECODED_BODY = ("content-length", "content-encoding", "accept-encoding")
@@ -48,24 +50,21 @@ def _without(headers: CIMultiDictProxy[str], names: tuple[str, ...]) -> CIMultiD
 def upstream_request_headers(
     client: CIMultiDictProxy[str],
     *,
-    api_key: str | None,
     extra: Iterable[tuple[str, str]],
     decoded_body: bool,
-    drop_client_auth: bool,
+    keep_client_auth: bool,
 ) -> CIMultiDict[str]:
     """Headers for the upstream request, built from the client's.
 
-    `api_key` set: the client's Authorization is replaced (the app never needs the real key).
-    `drop_client_auth`: the client's token was a local one; it must not travel upstream.
+    `keep_client_auth`: the client's Authorization goes upstream as sent (no key configured,
+    no local keys); otherwise it is dropped and the provider sets its own credentials.
     `decoded_body`: the sidecar re-sends a body it decoded, so length and encoding are its own.
     """
     out = _without(client, _DROP[True, decoded_body])
+    if not keep_client_auth:
+        out.popall("Authorization", None)
     for name, value in extra:
         out[name] = value
-    if api_key is not None:
-        out["Authorization"] = f"Bearer {api_key}"
-    elif drop_client_auth:
-        out.popall("Authorization", None)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 import time
 from collections.abc import Collection
@@ -20,6 +21,7 @@ from aiohttp import web
 from sidecar import __version__
 from sidecar.app import create_admin_app, create_app, make_runner
 from sidecar.config.schema import Settings
+from sidecar.pipeline import PIPELINES
 from sidecar.runtime import RUNTIME
 from sidecar.upstream.demo import start_demo
 
@@ -55,7 +57,7 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
     try:
         for runner, (host, port) in zip(runners, listeners, strict=True):
             await runner.setup()
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await listen(runner, host, port)
     except OSError as exc:
         log.error("listen_failed", error=str(exc))
         for runner in [*runners, *([demo] if demo else [])]:
@@ -68,7 +70,7 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
         loop.add_signal_handler(signum, stop.set)
     log.info("listening", version=__version__, proxy=f"http://{listeners[0][0]}:{listeners[0][1]}/v1",
              admin=f"http://{listeners[-1][0]}:{listeners[-1][1]}",
-             upstream=settings.upstream.url, stages=app[RUNTIME].stage_names,
+             upstream=settings.upstream.url, stages=app[PIPELINES].stage_names,
              startup_ms=round((time.monotonic() - began) * 1000, 1))
     await stop.wait()
 
@@ -88,6 +90,23 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
         signal.signal(signum, signal.SIG_IGN)
     log.info("stopped")
     return 0
+
+
+async def listen(runner: web.AppRunner, host: str, port: int) -> None:
+    """Listen on host:port. `::` listens on IPv6 *and* IPv4 (one dual-stack socket): asyncio
+    alone would make it IPv6-only, and IPv4 probes on a dual-stack pod would miss it."""
+    if host not in ("::", "[::]"):
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        return
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+    except OSError:
+        sock.close()
+        raise
+    await web.SockSite(runner, sock).start()
 
 
 def run(settings: Settings, *, file_sections: Collection[str] = ()) -> int:

@@ -10,8 +10,8 @@ client gets, malformed JSON included.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -84,7 +84,15 @@ def encode(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def frame_events(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+class Chunks(Protocol):
+    """A closable stream of byte chunks (an upstream Body, an async generator)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def frame_events(chunks: Chunks) -> AsyncGenerator[bytes, None]:
     """Re-chunk a byte stream so every chunk is whole events; a trailing unterminated event is
     passed on at a clean end of stream and dropped if the stream breaks."""
     framer = EventFramer()
@@ -96,3 +104,39 @@ async def frame_events(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[by
             yield framer.pending
     finally:
         await chunks.aclose()
+
+
+# Given one whole event (with its terminator), return it, a replacement, or None to drop it.
+EventEditor = Callable[[bytes], bytes | None]
+
+
+async def edit_events(chunks: AsyncIterator[bytes], edit: EventEditor
+                      ) -> AsyncGenerator[bytes, None]:
+    """Rewrite or drop single events of an event-aligned stream, keeping every event whole.
+
+    For stages that must change what the client sees (restoring redacted values, removing a
+    usage chunk the client did not ask for, adding `usage.cost`). Each incoming chunk yields at
+    most one outgoing chunk, so pacing is kept; a chunk whose events are all dropped yields
+    nothing. A chunk holding one event (the usual case) is not split or joined.
+    """
+    async for chunk in chunks:
+        events = split_events(chunk)
+        if len(events) == 1:
+            out = edit(chunk)
+            if out:
+                yield out
+            continue
+        edited = [e for e in map(edit, events) if e]
+        if edited:
+            yield b"".join(edited)
+
+
+def event_json(event: bytes) -> Any:
+    """The JSON payload of a `data:` event, or None (no data, `[DONE]`, or not JSON)."""
+    data = event_data(event)
+    if data is None or data == b"[DONE]":
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

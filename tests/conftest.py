@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,13 @@ import pytest
 from aiohttp import web
 
 from sidecar.app import create_admin_app, create_app, make_runner
+from sidecar.call import Stage
 from sidecar.config import Settings
+from tests.fakes.ports import free_port
+from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["RunningSidecar", "StartSidecar", "free_port", "merge"]
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -61,11 +58,12 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[StartSidecar]:
     runners: list[web.AppRunner] = []
 
-    async def start(config: dict[str, Any] | None = None) -> RunningSidecar:
+    async def start(config: dict[str, Any] | None = None,
+                    outer_stages: Sequence[Stage] = ()) -> RunningSidecar:
         raw = merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path)},
                     config or {})
         settings = Settings.model_validate(raw)
-        app = create_app(settings)
+        app = create_app(settings, outer_stages=outer_stages)
         runner = make_runner(app, shutdown_timeout=2)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -89,6 +87,15 @@ async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator
 @pytest.fixture
 async def sidecar(start_sidecar: StartSidecar) -> RunningSidecar:
     return await start_sidecar()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a private port, killed at the end of the test."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 Probes (`/healthz`, `/readyz`) are on every listener and need no token: kubelets call them.
 Admin routes (`/metrics`, `/sidecar/*`) need `Authorization: Bearer <admin.token>` when a token
-is set, and live on the admin listener when `admin.port` is set (else on the main one).
+is set (compared in constant time), and live on the admin listener when `admin.port` is set
+(else on the main one). Every response here carries a request id and writes one access line.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -15,59 +17,76 @@ from aiohttp import web
 
 from sidecar.admin.config_view import public_config
 from sidecar.call import new_request_id
+from sidecar.config.schema import Settings
+from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE, InvalidApiKey
+from sidecar.headers import SERVER
+from sidecar.pipeline import PIPELINES
 from sidecar.relay import REQUEST_ID_HEADER, error_response
-from sidecar.runtime import RUNTIME, Runtime
+from sidecar.runtime import RUNTIME
+from sidecar.telemetry.access import admin_line
+
+__all__ = ["add_admin_routes", "add_probe_routes", "json_response", "logged"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PROBES = frozenset({"/healthz", "/readyz"})
 
 
 def add_probe_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", _stamped(healthz))
-    app.router.add_get("/readyz", _stamped(readyz))
+    app.router.add_get("/healthz", logged(healthz))
+    app.router.add_get("/readyz", logged(readyz))
 
 
-def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
-    token = runtime.settings.admin.token
+def add_admin_routes(app: web.Application, settings: Settings) -> None:
+    token = settings.admin.token
     guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
-    app.router.add_get("/metrics", _stamped(guard(metrics)))
-    app.router.add_get("/sidecar/config", _stamped(guard(config)))
+    app.router.add_get("/metrics", logged(guard(metrics)))
+    app.router.add_get("/sidecar/config", logged(guard(config)))
 
 
-def _stamped(handler: Handler) -> Handler:
-    """Every response carries a request id, admin ones too (the proxy's come from the relay)."""
+def logged(handler: Handler) -> Handler:
+    """Stamp the request id and Server header, and write the access line."""
     async def stamped(request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         response = await handler(request)
-        response.headers[REQUEST_ID_HEADER] = new_request_id()
+        request_id = response.headers.setdefault(REQUEST_ID_HEADER, new_request_id())
+        response.headers["Server"] = SERVER
+        body = getattr(response, "body", None)
+        admin_line(request.config_dict[DEPS].access, request_id=request_id,
+                   method=request.method, path=request.path, status=response.status,
+                   seconds=time.monotonic() - started,
+                   bytes_out=len(body) if isinstance(body, bytes) else None,
+                   probe=request.path in _PROBES)
         return response
     return stamped
 
 
-def _json(payload: object, status: int = 200) -> web.Response:
+def json_response(payload: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status,
                         content_type=JSON_CONTENT_TYPE)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    problems = request.config_dict[RUNTIME].readiness_problems()
+    problems = readiness_problems(request.config_dict[DEPS],
+                                 request.config_dict[RUNTIME].draining)
     if problems:
-        return _json({"status": "unavailable", "reasons": problems}, status=503)
-    return _json({"status": "ready"})
+        return json_response({"status": "unavailable", "reasons": problems}, status=503)
+    return json_response({"status": "ready"})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.config_dict[RUNTIME].metrics.exposition()
+    body = request.config_dict[DEPS].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; "
                                                             "charset=utf-8"})
 
 
 async def config(request: web.Request) -> web.Response:
-    runtime = request.config_dict[RUNTIME]
-    return _json({"config": public_config(runtime.settings), "stages": runtime.stage_names})
+    return json_response({"config": public_config(request.config_dict[DEPS].settings),
+                          "stages": request.config_dict[PIPELINES].stage_names})
 
 
 def _guarded(expected: str) -> Callable[[Handler], Handler]:

@@ -3,62 +3,55 @@
 Unknown keys and wrong types are errors (`extra="forbid"`), reported by the loader with the
 dotted path of the key. Secrets are `SecretStr` so that they render as `***` everywhere
 (`/sidecar/config`, reprs, logs) unless code asks for the value on purpose.
+
+The core's sections live here; each feature's sections live in their own module (routing,
+cache, spend, privacy, telemetry). Rules that span sections live in one place:
+`Settings._across_sections`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from sidecar.config.base import (
+    Port,
+    PositiveSeconds,
+    Section,
+    check_http_url,
+    empty_is_none,
 )
+from sidecar.config.cache import CacheSettings
+from sidecar.config.privacy import PrivacySettings
+from sidecar.config.routing import BreakerSettings, ProviderSettings, RetrySettings
+from sidecar.config.spend import SpendSettings
+from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveSeconds = Annotated[float, Field(gt=0)]
-UsdPerToken = Annotated[float, Field(ge=0)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _yaml_off(value: object) -> object:
-    """YAML 1.1 reads a bare `off` as false; where "off" is a documented value, take it back."""
-    return "off" if value is False else value
+__all__ = [
+    "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
+    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "RetrySettings",
+    "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
+]
 
 
-def _check_http_url(value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("must be an http:// or https:// URL")
-    return value.rstrip("/")
-
-
-class Listen(Section):
+class ListenSettings(Section):
     host: str = "127.0.0.1"
     port: Port = 4141
     max_body_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 20.0
 
 
-class Admin(Section):
+class AdminSettings(Section):
     host: str = "127.0.0.1"
     port: Port | None = None
     token: SecretStr | None = None
 
-    @field_validator("token", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    _token = field_validator("token", mode="before")(empty_is_none)
 
 
-class Upstream(Section):
+class UpstreamSettings(Section):
     url: str = "https://openrouter.ai/api/v1"
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -66,41 +59,12 @@ class Upstream(Section):
     read_timeout_s: PositiveSeconds = 600.0
     max_connections: Annotated[int, Field(ge=0)] = 0  # 0: no cap on the pool
 
+    _key = field_validator("api_key", mode="before")(empty_is_none)
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return value if value == "demo" else _check_http_url(value)
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
-
-
-class Provider(Section):
-    name: str
-    base_url: str
-    api_key: SecretStr | None = None
-    format: Literal["openai", "anthropic"] = "openai"
-    models: list[str] = Field(default_factory=lambda: ["*"])
-    strip_prefix: bool = False
-    weight: Annotated[float, Field(gt=0)] = 1.0
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_http_url(value)
-
-
-class Retry(Section):
-    attempts: Annotated[int, Field(ge=1)] = 3
-    backoff_s: Annotated[float, Field(ge=0)] = 0.2
-    max_backoff_s: Annotated[float, Field(ge=0)] = 5.0
-    on_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [408, 429, 500, 502, 503, 504]
-    )
-    deadline_s: PositiveSeconds = 120.0
+        return value if value == "demo" else check_http_url(value)
 
 
 class AuthKey(Section):
@@ -117,12 +81,12 @@ class AuthKey(Section):
         return value
 
 
-class Auth(Section):
+class AuthSettings(Section):
     required: bool = False
     keys: list[AuthKey] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> Auth:
+    def _consistent(self) -> AuthSettings:
         if self.required and not self.keys:
             raise ValueError("required is true but no keys are configured: every request "
                              "would be refused")
@@ -135,113 +99,6 @@ class Auth(Section):
         return self
 
 
-class Cache(Section):
-    backend: Literal["memory", "redis", "off"] = "memory"
-    ttl_s: Annotated[float, Field(gt=0)] = 3600
-    max_entries: Annotated[int, Field(gt=0)] = 10_000
-    max_entry_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
-    redis_url: str | None = None
-    shared_namespace: bool = False
-
-    _off = field_validator("backend", mode="before")(_yaml_off)
-
-
-class Price(Section):
-    prompt: UsdPerToken = 0.0
-    completion: UsdPerToken = 0.0
-    request: UsdPerToken = 0.0
-    input_cache_read: UsdPerToken | None = None
-    input_cache_write: UsdPerToken | None = None
-
-
-class Budget(Section):
-    name: str
-    scope: Literal["global", "key", "user", "tag", "model"] = "global"
-    window: Literal["hour", "day", "week", "month"] = "day"
-    limit_usd: Annotated[float, Field(ge=0)]
-    action: Literal["block", "warn"] = "block"
-
-
-class RateLimit(Section):
-    scope: Literal["global", "key", "user", "model"] = "key"
-    rpm: Annotated[int, Field(gt=0)] | None = None
-    tpm: Annotated[int, Field(gt=0)] | None = None
-
-
-class Spend(Section):
-    ledger: str | None = None  # None: sqlite:///<state_dir>/ledger.db
-    prices: dict[str, Price] = Field(default_factory=dict)
-    unknown_model_price: Literal["block", "free"] | Price = "block"
-    budgets: list[Budget] = Field(default_factory=list)
-    rate_limits: list[RateLimit] = Field(default_factory=list)
-
-    @field_validator("ledger")
-    @classmethod
-    def _ledger_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
-            raise ValueError("must be sqlite:///path or redis://host:port/db")
-        return value
-
-
-class CustomPattern(Section):
-    name: str
-    pattern: str
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-
-Entity = Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET"]
-Signal = Literal["traces", "metrics", "logs"]
-
-
-def _all_entities() -> list[Entity]:
-    return ["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "SECRET"]
-
-
-def _all_signals() -> list[Signal]:
-    return ["traces", "metrics", "logs"]
-
-
-class Redact(Section):
-    mode: Literal["off", "mask", "pseudonymize", "block"] = "off"
-    entities: list[Entity] = Field(default_factory=_all_entities)
-    custom: list[CustomPattern] = Field(default_factory=list)
-
-    _off = field_validator("mode", mode="before")(_yaml_off)
-
-
-class Privacy(Section):
-    zdr: bool = False
-    redact: Redact = Field(default_factory=Redact)
-
-
-class Exporter(Section):
-    protocol: Literal["grpc", "http"] = "grpc"
-    endpoint: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    signals: list[Signal] = Field(default_factory=_all_signals)
-
-
-class Logs(Section):
-    format: Literal["json", "console"] = "json"
-    level: Literal["debug", "info", "warning", "error"] = "info"
-
-
-class Telemetry(Section):
-    service_name: str = "llm-sidecar"
-    capture_content: bool = False
-    exporters: list[Exporter] = Field(default_factory=list)
-    prometheus: bool = True
-    logs: Logs = Field(default_factory=Logs)
-
-
 def default_state_dir() -> Path:
     return Path("~/.local/state/llm-sidecar").expanduser()
 
@@ -249,21 +106,23 @@ def default_state_dir() -> Path:
 class Settings(Section):
     """The whole configuration. Built once by `sidecar.config.load_settings`, then frozen."""
 
-    listen: Listen = Field(default_factory=Listen)
-    admin: Admin = Field(default_factory=Admin)
-    upstream: Upstream = Field(default_factory=Upstream)
-    providers: list[Provider] | None = None
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    providers: list[ProviderSettings] | None = None
     routes: dict[str, list[str]] = Field(default_factory=dict)
-    retry: Retry = Field(default_factory=Retry)
-    auth: Auth = Field(default_factory=Auth)
-    cache: Cache = Field(default_factory=Cache)
-    spend: Spend = Field(default_factory=Spend)
-    privacy: Privacy = Field(default_factory=Privacy)
-    telemetry: Telemetry = Field(default_factory=Telemetry)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    spend: SpendSettings = Field(default_factory=SpendSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     state_dir: Path = Field(default_factory=default_state_dir)
 
     @model_validator(mode="after")
-    def _listeners_differ(self) -> Settings:
+    def _across_sections(self) -> Settings:
+        """Every rule that involves two sections, in one place."""
         if self.admin.port is not None and self.admin.port == self.listen.port:
             raise ValueError("admin.port must differ from listen.port (null keeps admin routes "
                              "on the main listener)")

@@ -1,17 +1,23 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → auth → privacy → spend → cache → route ─► upstream
-    client ◄─ (the response side unwinds right to left)          ◄─┘
+    client ─► telemetry → auth → read_body → privacy → spend → cache → route ─► upstream
+    client ◄─ (the response side unwinds right to left)                      ◄─┘
 
-Why this order: telemetry first so every outcome, early replies included, is observed; auth
-before anything spends effort on a caller we refuse; privacy before spend and cache so that
-neither the cache key nor the ledger ever sees unredacted content; spend before cache so a
-blocked budget is never bypassed by a hit yet hits are still counted; cache right before route
-so a hit skips exactly the upstream call. Route is terminal.
+Why this order: telemetry first so every outcome, early replies (401, 400, 413) included, is
+observed; auth before anything spends effort on a caller we refuse (an unknown caller gets 401
+before its body is read); read_body next, since everything after it needs the parsed request;
+privacy before spend and cache so that neither the cache key nor the ledger ever sees
+unredacted content; spend before cache so a blocked budget is never bypassed by a hit yet hits
+are still counted; cache right before route so a hit skips exactly the upstream call. Route is
+terminal.
 
 A feature that is off is absent from the list (no `if enabled` on the hot path). Stages not
 built yet are simply not in the list. Paths outside the model endpoints go through a shorter
-list (stages that need no body) ending in `Route.forward`, which streams both ways.
+list (the stages that need no body) ending in `Route.forward`, which streams both ways.
+
+A stage may be called more than once for one request: a fallback stage placed before spend
+calls the rest of the list once per candidate model, so each candidate is priced, cached and
+billed as the model it really is.
 """
 
 from __future__ import annotations
@@ -20,11 +26,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from aiohttp import web
+
 from sidecar.call import Call, Reply, Stage
-from sidecar.config.schema import Settings
+from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
-from sidecar.upstream.client import Target, UpstreamClient
+from sidecar.upstream.providers import OpenAIProvider
+
+__all__ = ["PIPELINES", "Handler", "Pipelines", "build_pipeline", "compose"]
 
 Handler = Callable[[Call], Awaitable[Reply]]
 
@@ -44,16 +55,32 @@ class Pipelines:
     stage_names: tuple[str, ...]
 
 
-def build_pipeline(settings: Settings, upstream: UpstreamClient) -> Pipelines:
-    stages: list[Stage] = []
-    if settings.auth.required:
-        stages.append(Auth(settings.auth))
-    passthrough_stages = list(stages)  # every stage so far works without a parsed body
+PIPELINES = web.AppKey("pipelines", Pipelines)
 
-    route = Route(upstream, Target.from_upstream(settings.upstream),
-                  local_auth=settings.auth.required)
+
+def _name(stage: Stage) -> str:
+    return getattr(stage, "name", type(stage).__name__.lower())
+
+
+def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
+    """The model and passthrough pipelines for these settings. `outer` stages run before all
+    others on both (an embedder's own stage; the tests' recorders)."""
+    settings = deps.settings
+    before_body: list[Stage] = [*outer]  # stages that need no body: passthrough runs them too
+    if settings.auth.required:
+        before_body.append(Auth(settings.auth))
+    stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes)]
+
+    upstream = settings.upstream
+    provider = OpenAIProvider(
+        "upstream", upstream.url,
+        api_key=upstream.api_key.get_secret_value() if upstream.api_key else None,
+        headers=upstream.headers.items(), local_auth=settings.auth.required)
+    # A stage that reads call.usage / finish_reason says so with `reads_answer = True`.
+    observe = any(getattr(stage, "reads_answer", False) for stage in stages)
+    route = Route(deps.upstream, provider, observe=observe)
     return Pipelines(
         model=compose(stages, route.model),
-        passthrough=compose(passthrough_stages, route.forward),
-        stage_names=(*(type(s).__name__.lower() for s in stages), "route"),
+        passthrough=compose(before_body, route.forward),
+        stage_names=(*(_name(s) for s in stages), "route"),
     )

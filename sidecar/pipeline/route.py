@@ -1,60 +1,37 @@
-"""The terminal stage: send the call upstream and turn the answer into a Reply.
+"""The terminal stage: send the call to a provider and return its answer as a Reply.
 
-`model` serves the model endpoints: the body is the (possibly edited) JSON, the response body is
-decoded so stages can read it, and an event stream is re-chunked into whole events. `forward`
+`model` serves the model endpoints: the provider renders the (possibly edited) JSON body for the
+model being tried, the answer's body is decoded so stages can read it, an event stream is
+re-chunked into whole events, and `answer.observe` notes usage and the finish reason (when a
+stage reads them: parsing every answer costs 2 % of the CPU, which the bare proxy skips). `forward`
 serves every other path: request and response bodies stream through undecoded and unbuffered.
-Whether a reply streams is decided when the upstream's headers arrive, by its Content-Type.
+Each try is an `Attempt` on the call. Transport failures come back as error Replies.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
 
-from aiohttp import ClientResponse
-from multidict import CIMultiDict
-
+from sidecar.answer import observe
 from sidecar.call import Call, Reply
-from sidecar.headers import client_response_headers, upstream_request_headers
-from sidecar.sse import frame_events
-from sidecar.upstream.client import Target, UpstreamClient
-
-PROVIDER_HEADER = "x-sidecar-provider"
-ATTEMPTS_HEADER = "x-sidecar-attempts"
+from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.providers import Provider
 
 
 class Route:
-    def __init__(self, client: UpstreamClient, target: Target, *, local_auth: bool) -> None:
+    def __init__(self, client: UpstreamClient, provider: Provider, *, observe: bool) -> None:
         self._client = client
-        self._target = target
-        self._local_auth = local_auth  # the client's token is ours: never send it upstream
+        self._provider = provider
+        self._observe = observe  # some stage reads the answer's usage (see build_pipeline)
 
     async def model(self, call: Call) -> Reply:
-        response, headers = await self._send(call, "POST", call.upstream_body(), decoded=True)
-        if response.content_type == "text/event-stream":
-            chunks = frame_events(self._client.iter_body(response, self._target))
-            return Reply(response.status, headers, chunks=chunks, sse=True)
-        body = await self._client.read(response, self._target)
-        return Reply(response.status, headers, body=body)
+        provider = self._provider
+        assert call.model is not None
+        attempt = call.begin_attempt(provider.name, call.model, time.monotonic())
+        reply = await provider.send(self._client, call, attempt)
+        return observe(call, reply) if self._observe else reply
 
     async def forward(self, call: Call) -> Reply:
-        response, headers = await self._send(call, call.method, call.body_stream, decoded=False)
-        return Reply(response.status, headers,
-                     chunks=self._client.iter_body(response, self._target))
-
-    async def _send(self, call: Call, method: str, data: bytes | AsyncIterator[bytes] | None,
-                    *, decoded: bool) -> tuple[ClientResponse, CIMultiDict[str]]:
-        """Send one attempt; return the upstream's response (headers in, body unread) and the
-        headers the client will get."""
-        target = self._target
-        call.provider = target.name
-        call.attempts += 1
-        request_headers = upstream_request_headers(
-            call.headers, api_key=target.api_key, extra=target.headers,
-            decoded_body=decoded, drop_client_auth=self._local_auth,
-        )
-        response = await self._client.open(target, method, call.path, headers=request_headers,
-                                           data=data, decode=decoded)
-        headers = client_response_headers(response.headers, decoded_body=decoded)
-        headers[PROVIDER_HEADER] = target.name
-        headers[ATTEMPTS_HEADER] = str(call.attempts)
-        return response, headers
+        provider = self._provider
+        attempt = call.begin_attempt(provider.name, "", time.monotonic())
+        return await provider.forward(self._client, call, attempt)

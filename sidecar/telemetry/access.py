@@ -1,67 +1,78 @@
-"""The end of every request: its access line and its metrics.
+"""The end of every proxied request: its access line and its request metrics.
 
-aiohttp calls `AccessLog.log` once per request after the last byte is sent (streams included).
-The line carries ids, sizes and timings only: never a key, a prompt or a completion, and the
-path without its query string (queries can carry secrets). Lines go through the runtime's
-batched `AccessWriter` (logging.py).
+`AccessRecord` is the first finisher the handler registers, so it runs last, once, after every
+stage's finisher, on every path (see call.py). The line carries ids, sizes and timings only:
+never a key, a prompt or a completion, and the path without its query string (queries can carry
+secrets). Lines go through the batched `AccessWriter` (logging.py).
 """
 
 from __future__ import annotations
 
 from time import monotonic
-from typing import cast
+from typing import Any
 
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-
-from sidecar.call import CALL, Call
-from sidecar.relay import REQUEST_ID_HEADER
-from sidecar.runtime import RUNTIME, Runtime
-
-_PROBES = frozenset({"/healthz", "/readyz"})
-CLIENT_CLOSED_REQUEST = 499
+from sidecar.call import Call
+from sidecar.telemetry.logging import AccessWriter
+from sidecar.telemetry.metrics import Metrics
 
 
-class AccessLog(AbstractAccessLogger):
-    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        runtime = cast(web.Request, request).config_dict[RUNTIME]
-        call = request.get(CALL)
-        if call is None:  # probes, admin routes, unknown paths: no Call, no proxy metrics
-            runtime.access.write("debug" if request.path in _PROBES else "info", {
-                "request_id": response.headers.get(REQUEST_ID_HEADER),
-                "method": request.method, "path": request.path, "status": response.status,
-                "latency_ms": round(time * 1000, 3), "bytes_out": response.body_length})
-            return
-        record(runtime, request, call, response.status, response.body_length)
+class AccessRecord:
+    def __init__(self, metrics: Metrics, writer: AccessWriter) -> None:
+        self._metrics = metrics
+        self._writer = writer
+
+    def __call__(self, call: Call) -> None:
+        # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
+        seconds = monotonic() - call.started
+        endpoint = call.endpoint or "passthrough"
+        self._metrics.observe(endpoint, call.status, seconds, call.outcome)
+        for attempt in call.attempts:
+            if attempt.error is not None:
+                self._metrics.upstream_error(attempt.provider, attempt.error)
+        line: dict[str, Any] = {
+            "request_id": call.request_id,
+            "method": call.method,
+            "path": "/v1" + call.path.partition("?")[0],
+            "endpoint": endpoint,
+            "model": call.requested_model,
+            "stream": call.stream,
+            "status": call.status,
+            "outcome": call.outcome,
+            "latency_ms": round(seconds * 1000, 3),
+            "bytes_in": _content_length(call),
+            "bytes_out": call.bytes_out,
+            "key": call.key_name,
+            "provider": call.provider,
+            "attempts": len(call.attempts),
+        }
+        if call.usage is not None:
+            line["prompt_tokens"] = call.usage.prompt_tokens
+            line["completion_tokens"] = call.usage.completion_tokens
+        if call.cache_status is not None:
+            line["cache"] = call.cache_status
+        if call.cost_usd is not None:
+            line["cost_usd"] = call.cost_usd
+        if call.saved_usd is not None:
+            line["saved_usd"] = call.saved_usd
+        if call.redactions:
+            line["redactions"] = call.redactions
+        if call.trace_id is not None:
+            line["trace_id"] = call.trace_id
+            line["span_id"] = call.span_id
+        self._writer.write("info", line)
 
 
-def record_unfinished(request: BaseRequest, call: Call) -> None:
-    """Account for a request whose handler was cancelled: aiohttp logs nothing for it. The
-    status is what the client was already sent, else 499 (nginx's "client closed request")."""
-    runtime = cast(web.Request, request).config_dict[RUNTIME]
-    record(runtime, request, call, call.status or CLIENT_CLOSED_REQUEST, None)
+def admin_line(writer: AccessWriter, *, request_id: str | None, method: str, path: str,
+               status: int, seconds: float, bytes_out: int | None, probe: bool) -> None:
+    """The access line of a probe, admin or unknown-path request (no Call, no proxy metrics)."""
+    writer.write("debug" if probe else "info", {
+        "request_id": request_id, "method": method, "path": path, "status": status,
+        "latency_ms": round(seconds * 1000, 3), "bytes_out": bytes_out})
 
 
-def record(runtime: Runtime, request: BaseRequest, call: Call, status: int,
-           bytes_out: int | None) -> None:
-    # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
-    seconds = monotonic() - call.started
-    endpoint = call.endpoint or "passthrough"
-    runtime.metrics.observe(endpoint, status, seconds, call.outcome)
-    runtime.access.write("info", {
-        "request_id": call.request_id,
-        "method": call.method,
-        "path": request.path,
-        "endpoint": endpoint,
-        "model": call.model,
-        "stream": call.stream,
-        "status": status,
-        "outcome": call.outcome,
-        "latency_ms": round(seconds * 1000, 3),
-        "bytes_in": request.content_length,
-        "bytes_out": bytes_out,
-        "key": call.key_name,
-        "provider": call.provider,
-        "attempts": call.attempts,
-    })
+def _content_length(call: Call) -> int | None:
+    length = call.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        return int(length)
+    return len(call.raw_body) if call.raw_body is not None else None
+

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from sidecar.config.schema import Logs
+from sidecar.config.schema import LogSettings
 
 _LEVELS = {name: logging.getLevelNamesMapping()[name.upper()]
            for name in ("debug", "info", "warning", "error")}
@@ -41,7 +41,7 @@ def _render_chain(fmt: str) -> list[structlog.typing.Processor]:
     return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_json)]
 
 
-def configure_logging(logs: Logs, stream: TextIO | None = None) -> None:
+def configure_logging(logs: LogSettings, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     level = _LEVELS[logs.level]
     shared: list[structlog.typing.Processor] = [
@@ -70,9 +70,13 @@ FLUSH_BYTES = 64 * 1024
 
 
 class AccessWriter:
-    """Renders access events and writes them to stdout in batches."""
+    """Renders access events and writes them to stdout in batches. A Resource (deps.py): its
+    `close` writes what is still pending."""
 
-    def __init__(self, logs: Logs, stream: Callable[[], TextIO] = lambda: sys.stdout) -> None:
+    name = "access log"
+
+    def __init__(self, logs: LogSettings,
+                 stream: Callable[[], TextIO] = lambda: sys.stdout) -> None:
         self._threshold = _LEVELS[logs.level]
         self._stream = stream
         self._render: Callable[[dict[str, Any]], str] = lambda event: _json(event) + "\n"
@@ -108,6 +112,15 @@ class AccessWriter:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int((now - second) * 1_000_000):06d}Z"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.flush()
+
+    def problem(self) -> str | None:
+        return None
 
     def flush(self) -> None:
         if self._timer is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import orjson
 
+from sidecar.deps import DEPS
 from sidecar.runtime import RUNTIME
 from tests.conftest import RunningSidecar, StartSidecar, free_port
 
@@ -32,7 +33,7 @@ async def test_readyz_ready_then_draining(sidecar: RunningSidecar,
 async def test_readyz_reports_a_closed_pool(sidecar: RunningSidecar,
                                             http: aiohttp.ClientSession) -> None:
     """If the upstream pool is not usable, /readyz says so."""
-    await sidecar.app[RUNTIME].upstream.close()
+    await sidecar.app[DEPS].upstream.close()
     async with http.get(sidecar.url + "/readyz") as response:
         assert response.status == 503
         assert "upstream connection pool is not open" in (await response.text())
@@ -49,7 +50,7 @@ async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
     assert "S3NTINEL" not in text
     view = orjson.loads(text)
     assert view["config"]["upstream"]["api_key"] == "***"
-    assert view["stages"] == ["route"]
+    assert view["stages"] == ["read_body", "route"]
 
 
 async def test_metrics_count_requests(sidecar: RunningSidecar,

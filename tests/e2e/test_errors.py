@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from sidecar.errors import UpstreamTimeout
-from sidecar.upstream.client import Target, _transport_error
+from sidecar.upstream.client import transport_error
 from tests.conftest import RunningSidecar, StartSidecar, free_port
 from tests.fakes.upstream import FakeUpstream, Script
 
@@ -203,8 +203,8 @@ async def test_upstream_too_slow_is_504(start_sidecar: StartSidecar, upstream: F
 
 def test_connect_timeout_maps_to_504() -> None:
     """A connect timeout is reported as upstream_timeout naming the upstream."""
-    error = _transport_error(aiohttp.ConnectionTimeoutError(),
-                             Target("upstream", "http://u", None), "sending the request")
+    error = transport_error(aiohttp.ConnectionTimeoutError(), "upstream (http://u)",
+                            "sending the request")
     assert isinstance(error, UpstreamTimeout)
     assert error.message == "Timed out connecting to upstream upstream (http://u)."
 

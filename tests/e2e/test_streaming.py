@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 
-from sidecar.runtime import RUNTIME
+from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 
@@ -161,7 +161,7 @@ async def test_disconnects_are_logged_and_counted(sidecar: RunningSidecar,
         with pytest.raises(asyncio.TimeoutError):  # before the answer's headers
             await asyncio.wait_for(session.post(sidecar.v1 + "/chat/completions",
                                                 json={"model": "m"}), timeout=0.1)
-    runtime = sidecar.app[RUNTIME]
+    runtime = sidecar.app[DEPS]
     for _ in range(100):  # the sidecar notices the disconnects asynchronously
         text = runtime.metrics.exposition().decode()
         if 'status="499"' in text and "client_disconnected" in text:

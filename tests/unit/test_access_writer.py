@@ -7,7 +7,7 @@ import io
 
 import orjson
 
-from sidecar.config.schema import Logs
+from sidecar.config.schema import LogSettings as Logs
 from sidecar.telemetry import logging as sidecar_logging
 from sidecar.telemetry.logging import AccessWriter
 

@@ -24,8 +24,7 @@ CLIENT = proxy(
 
 def test_hop_by_hop_and_host_are_dropped() -> None:
     """Hop-by-hop headers, those named by Connection, Host and Expect never go upstream."""
-    out = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=False,
-                                   drop_client_auth=False)
+    out = upstream_request_headers(CLIENT, extra=(), decoded_body=False, keep_client_auth=True)
     for name in ("Host", "Connection", "X-Hop", "Keep-Alive", "TE", "Proxy-Authorization",
                  "Transfer-Encoding", "Upgrade", "Expect"):
         assert name not in out, name
@@ -35,48 +34,44 @@ def test_hop_by_hop_and_host_are_dropped() -> None:
 
 def test_sidecar_control_headers_stay_local() -> None:
     """x-sidecar-* headers are for the sidecar and never leak upstream."""
-    out = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=False,
-                                   drop_client_auth=False)
+    out = upstream_request_headers(CLIENT, extra=(), decoded_body=False, keep_client_auth=True)
     assert not [name for name in out if name.lower().startswith("x-sidecar-")]
 
 
-def test_authorization_is_replaced_by_the_configured_key() -> None:
-    """With an upstream key the client's Authorization is replaced by it."""
-    out = upstream_request_headers(CLIENT, api_key="sk-real", extra=(), decoded_body=False,
-                                   drop_client_auth=False)
+def test_authorization_is_replaced_by_the_provider_credentials() -> None:
+    """A provider's own Authorization (in `extra`) replaces the client's, never joins it."""
+    out = upstream_request_headers(CLIENT, extra=(("Authorization", "Bearer sk-real"),),
+                                   decoded_body=False, keep_client_auth=False)
     assert out.getall("Authorization") == ["Bearer sk-real"]
 
 
 def test_authorization_passes_through_without_a_key() -> None:
     """Without an upstream key the client's Authorization goes upstream as sent."""
-    out = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=False,
-                                   drop_client_auth=False)
+    out = upstream_request_headers(CLIENT, extra=(), decoded_body=False, keep_client_auth=True)
     assert out["Authorization"] == "Bearer client"
 
 
 def test_local_token_never_goes_upstream() -> None:
     """A local auth token is dropped even when there is no upstream key to replace it."""
-    out = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=False,
-                                   drop_client_auth=True)
+    out = upstream_request_headers(CLIENT, extra=(), decoded_body=False,
+                                   keep_client_auth=False)
     assert "Authorization" not in out
 
 
 def test_extra_headers_are_added() -> None:
     """Configured upstream headers (HTTP-Referer, X-Title) are set on every request."""
-    out = upstream_request_headers(CLIENT, api_key=None, decoded_body=False,
+    out = upstream_request_headers(CLIENT, decoded_body=False,
                                    extra=(("HTTP-Referer", "https://x"), ("X-Title", "app")),
-                                   drop_client_auth=False)
+                                   keep_client_auth=True)
     assert (out["HTTP-Referer"], out["X-Title"]) == ("https://x", "app")
 
 
 def test_encoding_headers_kept_for_passthrough_dropped_for_decoded_bodies() -> None:
     """Passthrough keeps length and encodings; a decoded, re-sent body drops them."""
-    raw = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=False,
-                                   drop_client_auth=False)
+    raw = upstream_request_headers(CLIENT, extra=(), decoded_body=False, keep_client_auth=True)
     assert (raw["Content-Length"], raw["Content-Encoding"], raw["Accept-Encoding"]) == (
         "10", "gzip", "br")
-    decoded = upstream_request_headers(CLIENT, api_key=None, extra=(), decoded_body=True,
-                                       drop_client_auth=False)
+    decoded = upstream_request_headers(CLIENT, extra=(), decoded_body=True, keep_client_auth=True)
     for name in ("Content-Length", "Content-Encoding", "Accept-Encoding"):
         assert name not in decoded
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import structlog
 
-from sidecar.config.schema import Logs
+from sidecar.config.schema import LogSettings as Logs
 from sidecar.telemetry.logging import configure_logging
 
 

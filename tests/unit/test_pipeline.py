@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+import pytest
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
-from sidecar.call import Call, Next, Reply
+from sidecar.call import Call, Reply
 from sidecar.config import Settings
+from sidecar.deps import Deps
+from sidecar.errors import ModelNotAllowed
 from sidecar.pipeline import build_pipeline, compose
 from sidecar.pipeline.auth import Auth
-from sidecar.upstream.client import UpstreamClient
-
-
-def make_call(headers: dict[str, str] | None = None, model: str | None = "openai/gpt-4o",
-              **fields: Any) -> Call:
-    return Call(request_id="r1", method="POST", path="/chat/completions",
-                endpoint="chat/completions", started=time.monotonic(),
-                headers=CIMultiDictProxy(CIMultiDict(headers or {})), model=model, **fields)
-
-
-async def ok(call: Call) -> Reply:
-    return Reply(200, CIMultiDict(), body=b"upstream")
-
-
-class Recorder:
-    def __init__(self, name: str, log: list[str]) -> None:
-        self.name, self.log = name, log
-
-    async def __call__(self, call: Call, next: Next) -> Reply:
-        self.log.append(f"{self.name}>")
-        reply = await next(call)
-        self.log.append(f"<{self.name}")
-        return reply
+from sidecar.pipeline.read_body import accept_body
+from tests.fakes.calls import Recorder, make_call, ok
 
 
 async def test_compose_runs_request_side_in_order_and_response_side_reversed() -> None:
@@ -51,13 +29,12 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
 
 
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """With auth off the model pipeline is just the route; with auth on, auth comes first."""
-    plain = build_pipeline(Settings(), UpstreamClient(Settings().upstream))
-    assert plain.stage_names == ("route",)
+    """With auth off the model pipeline reads the body and routes; with auth on, auth is first."""
+    plain = build_pipeline(Deps.build(Settings()))
+    assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({"auth": {"required": True,
                                                 "keys": [{"name": "a", "token": "t"}]}})
-    assert build_pipeline(guarded, UpstreamClient(guarded.upstream)).stage_names == (
-        "auth", "route")
+    assert build_pipeline(Deps.build(guarded)).stage_names == ("auth", "read_body", "route")
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [
@@ -84,15 +61,17 @@ async def test_auth_refuses_missing_and_unknown_tokens() -> None:
         assert b"tok-a" not in reply.body
 
 
-async def test_auth_enforces_allowed_models() -> None:
-    """A model outside the key's globs gets 403 model_not_allowed; inside passes."""
-    denied = await Auth(AUTH)(make_call({"Authorization": "Bearer tok-a"},
-                                        model="anthropic/claude-3-5-haiku"), ok)
-    assert denied.status == 403
-    assert denied.body is not None and b'"code":"model_not_allowed"' in denied.body
-    allowed = await Auth(AUTH)(make_call({"Authorization": "Bearer tok-b"},
-                                         model="anthropic/claude-3-5-haiku"), ok)
-    assert allowed.status == 200
+async def test_auth_hands_the_allowed_models_to_read_body() -> None:
+    """The key's globs go onto the call; read_body refuses a model outside them with 403."""
+    restricted = make_call({"Authorization": "Bearer tok-a"}, model=None)
+    await Auth(AUTH)(restricted, ok)
+    assert restricted.allowed_models is not None
+    accept_body(restricted, b'{"model": "openai/gpt-4o"}')
+    with pytest.raises(ModelNotAllowed, match=r"allowed_models are openai/\*"):
+        accept_body(restricted, b'{"model": "anthropic/claude-3-5-haiku"}')
+    free = make_call({"Authorization": "Bearer tok-b"}, model=None)
+    await Auth(AUTH)(free, ok)
+    assert free.allowed_models is None  # "*": every model, no check at all
 
 
 async def test_auth_lets_passthrough_calls_without_a_model_through() -> None:

@@ -73,3 +73,26 @@ async def test_frame_events_drops_a_partial_event_when_the_stream_breaks() -> No
                                                     fail=ConnectionError())):
             got.append(chunk)
     assert got == [b"data: 1\n\n"]
+
+
+def _drop_usage_and_shout(event: bytes) -> bytes | None:
+    data = sse.event_json(event)
+    if isinstance(data, dict) and "usage" in data:
+        return None
+    return event.replace(b"hi", b"HI")
+
+
+async def test_edit_events_rewrites_and_drops_whole_events() -> None:
+    """An editor sees whole events: it can rewrite one, drop one, and keep the rest as sent."""
+    stream = _chunks(b'data: {"c":"hi"}\n\n', b'data: {"c":"x"}\n\ndata: {"usage":{}}\n\n',
+                     b'data: {"usage":{}}\n\n', sse.DONE)
+    got = [c async for c in sse.edit_events(stream, _drop_usage_and_shout)]
+    assert got == [b'data: {"c":"HI"}\n\n', b'data: {"c":"x"}\n\n', sse.DONE]
+
+
+def test_event_json() -> None:
+    """event_json gives the JSON of a data event; None for [DONE], comments and non-JSON."""
+    assert sse.event_json(b'data: {"a":1}\n\n') == {"a": 1}
+    assert sse.event_json(sse.DONE) is None
+    assert sse.event_json(b": keep-alive\n\n") is None
+    assert sse.event_json(b"data: {oops\n\n") is None

@@ -1,0 +1,93 @@
+"""Read what every feature needs from an answer, once: usage, finish reason, the serving model.
+
+Route calls `observe` on each provider reply to a model endpoint; a cache hit replays through it
+too. JSON answers are parsed once here; an event stream is watched event by event as it passes
+(nothing is held back). Spend, telemetry, the cache and the access line then read
+`call.usage`, `call.finish_reason` and `call.response_model` instead of parsing again.
+
+Shapes understood: chat completions and completions (`choices[].finish_reason`, `usage` with
+`prompt_tokens_details` / `completion_tokens_details`, OpenRouter's `usage.cost`), embeddings
+(`usage.prompt_tokens`), and the Responses API (`usage.input_tokens` / `output_tokens`, `status`,
+streamed as `response.completed` / `response.incomplete` events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
+
+from sidecar.call import Call, Reply, Usage
+from sidecar.sse import event_json, split_events
+
+_RESPONSE_STATUS = {"completed": "stop", "incomplete": "length", "failed": "error",
+                    "cancelled": "error"}
+
+
+def observe(call: Call, reply: Reply) -> Reply:
+    """Note the answer's facts on the call; a stream is wrapped, never buffered."""
+    if reply.status >= 400:
+        return reply
+    if reply.body is not None:
+        try:
+            data = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            return reply
+        if isinstance(data, dict):
+            note(call, data)
+    elif reply.sse and reply.chunks is not None:
+        reply.chunks = _watch(call, reply.chunks)
+    return reply
+
+
+async def _watch(call: Call, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    async for chunk in chunks:
+        for event in split_events(chunk):
+            data = event_json(event)
+            if isinstance(data, dict):
+                note(call, data)
+        yield chunk
+
+
+def note(call: Call, data: dict[str, Any]) -> None:
+    """Take usage, finish reason and model from one answer or one stream chunk."""
+    if isinstance(response := data.get("response"), dict):  # Responses API stream event
+        data = response
+    if isinstance(model := data.get("model"), str):
+        call.response_model = model
+    choices = data.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and isinstance(reason := choice.get("finish_reason"),
+                                                       str):
+                call.finish_reason = reason
+    elif isinstance(status := data.get("status"), str) and status in _RESPONSE_STATUS:
+        call.finish_reason = _RESPONSE_STATUS[status]
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        call.usage = parse_usage(usage)
+
+
+def parse_usage(usage: dict[str, Any]) -> Usage:
+    """OpenAI's usage object in any of its shapes (chat, embeddings, Responses)."""
+    prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    completion_details = (usage.get("completion_tokens_details")
+                          or usage.get("output_tokens_details"))
+    cost = usage.get("cost")
+    return Usage(
+        prompt_tokens=_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        completion_tokens=_int(usage.get("completion_tokens", usage.get("output_tokens"))),
+        cached_tokens=_int(_get(prompt_details, "cached_tokens")),
+        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")),
+        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
+        cost_usd=float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+    )
+
+
+def _get(details: Any, name: str) -> Any:
+    return details.get(name) if isinstance(details, dict) else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0

@@ -1,0 +1,41 @@
+"""Settings for routing: `providers`, `retry`, `breaker` (INTERFACE.md §2, issue 7)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from sidecar.config.base import PositiveSeconds, Section, check_http_url, empty_is_none
+from sidecar.config.spend import Price
+
+
+class ProviderSettings(Section):
+    name: str
+    base_url: str
+    api_key: SecretStr | None = None
+    format: Literal["openai", "anthropic"] = "openai"
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    strip_prefix: bool = False
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    headers: dict[str, str] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    proxy: str | None = None  # egress proxy URL for this provider; default: HTTPS_PROXY etc.
+
+    _url = field_validator("base_url")(check_http_url)
+    _key = field_validator("api_key", mode="before")(empty_is_none)
+
+
+class RetrySettings(Section):
+    attempts: Annotated[int, Field(ge=1)] = 3
+    backoff_s: Annotated[float, Field(ge=0)] = 0.2
+    max_backoff_s: Annotated[float, Field(ge=0)] = 5.0
+    on_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [408, 429, 500, 502, 503, 504]
+    )
+    deadline_s: PositiveSeconds = 120.0
+
+
+class BreakerSettings(Section):
+    failures: Annotated[int, Field(ge=1)] = 5
+    open_s: PositiveSeconds = 30.0

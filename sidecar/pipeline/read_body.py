@@ -1,0 +1,102 @@
+"""Read and parse a model endpoint's body: once, bounded, after the caller is known.
+
+The body is read up to `listen.max_body_bytes` (413 beyond; a declared Content-Length over the
+limit is refused before a byte is read), its request Content-Encoding undone (gzip, deflate;
+the decoded size is bounded too, so a gzip bomb is a 413), parsed once with orjson, and checked
+for what every later stage relies on: a JSON object with a `model`, one the caller's local key
+may use. Placed after auth, so an unknown caller gets 401 before the sidecar reads 32 MiB for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import orjson
+
+from sidecar.call import Call, Next, Reply
+from sidecar.errors import (
+    InvalidJSON,
+    InvalidRequest,
+    ModelNotAllowed,
+    RequestTooLarge,
+    SidecarError,
+)
+
+
+class ReadBody:
+    name = "read_body"
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self._limit = max_body_bytes
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        try:
+            raw = await self._read(call)
+            accept_body(call, raw)
+        except SidecarError as exc:
+            return Reply.from_error(exc)
+        return await next(call)
+
+    async def _read(self, call: Call) -> bytes:
+        limit = self._limit
+        length = call.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _too_large(limit)
+        body = bytearray()
+        if call.content is not None:
+            while chunk := await call.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+        encoding = call.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding == "identity":
+            return bytes(body)
+        return _decode(bytes(body), encoding, limit)
+
+
+def accept_body(call: Call, raw: bytes) -> None:
+    """Parse `raw` onto the call, or raise the 400/403 that says what is wrong with it."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"The request body is not valid JSON ({exc}). Send a JSON object "
+                          "with Content-Type: application/json.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"The request body must be a JSON object, not a JSON "
+                             f"{type(body).__name__}.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
+                             "call, e.g. \"openai/gpt-4o-mini\".", param="model")
+    allowed = call.allowed_models
+    if allowed is not None and not allowed.match(model):
+        raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "
+                              f"allowed_models are {', '.join(allowed.patterns)}.", param="model")
+    call.raw_body = raw
+    call.body = body
+    call.model = call.requested_model = model
+    call.stream = body.get("stream") is True
+    if call.user is None and isinstance(user := body.get("user"), str):
+        call.user = user
+
+
+def _decode(body: bytes, encoding: str, limit: int) -> bytes:
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise InvalidRequest(f"Content-Encoding '{encoding}' is not supported on this endpoint; "
+                             "send the body uncompressed, gzip or deflate.")
+    # wbits 47 accepts gzip and zlib headers; raw deflate (no header) is tried after.
+    for wbits in (47, -15):
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out = decoder.decompress(body, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit or decoder.unconsumed_tail:
+            raise _too_large(limit)
+        return out
+    raise InvalidRequest(f"The request body is not valid {encoding} data.")
+
+
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"The request body is larger than this sidecar accepts "
+                           f"({limit} bytes, listen.max_body_bytes).")

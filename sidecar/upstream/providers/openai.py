@@ -1,0 +1,92 @@
+"""An OpenAI-compatible provider (OpenAI, OpenRouter, vLLM, Ollama, the demo upstream, ...).
+
+`/v1/X?q` goes to `{base_url}/X?q`. Credentials: the provider's `api_key` as
+`Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
+local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
+byte, unless a stage changed it or this provider knows the model by another name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import StreamReader
+
+from sidecar.call import Attempt, Call, Reply
+from sidecar.errors import UpstreamError
+from sidecar.headers import client_response_headers, upstream_request_headers
+from sidecar.sse import frame_events
+from sidecar.upstream.client import Body, UpstreamClient
+
+
+class OpenAIProvider:
+    def __init__(self, name: str, base_url: str, *, api_key: str | None,
+                 headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
+                 local_auth: bool = False, proxy: str | None = None) -> None:
+        self.name = name
+        self.base_url = base_url
+        self._strip_prefix = strip_prefix
+        self._proxy = proxy
+        self._where = f"{name} ({base_url})"
+        self._keep_client_auth = api_key is None and not local_auth
+        extra = list(headers)
+        if api_key is not None:
+            extra.append(("Authorization", f"Bearer {api_key}"))
+        self._extra = tuple(extra)
+
+    def upstream_model(self, model: str) -> str:
+        if self._strip_prefix:
+            return model.partition("/")[2] or model
+        return model
+
+    async def send(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
+        data = call.upstream_body(self.upstream_model(attempt.model))
+        return await self._exchange(client, call, attempt, "POST", data, decoded=True)
+
+    async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
+        data = None if call.content is None else _stream(call.content)
+        return await self._exchange(client, call, attempt, call.method, data, decoded=False)
+
+    async def _exchange(self, client: UpstreamClient, call: Call, attempt: Attempt, method: str,
+                        data: bytes | AsyncIterator[bytes] | None, *, decoded: bool) -> Reply:
+        headers = upstream_request_headers(
+            call.headers, extra=self._extra, decoded_body=decoded,
+            keep_client_auth=self._keep_client_auth)
+        if call.upstream_headers:
+            headers.update(call.upstream_headers)
+        try:
+            response = await client.open(method, self.base_url + call.path, headers=headers,
+                                         data=data, decode=decoded, where=self._where,
+                                         proxy=self._proxy)
+        except UpstreamError as exc:
+            return failed(attempt, exc)
+        attempt.status = status = response.status
+        attempt.headers_at = time.monotonic()
+        if status >= 400:
+            attempt.error = f"http_{status}"
+        reply_headers = client_response_headers(response.headers, decoded_body=decoded)
+        if decoded and response.content_type != "text/event-stream":
+            try:
+                body = await client.read(response, self._where)
+            except UpstreamError as exc:
+                return failed(attempt, exc)
+            attempt.ended = time.monotonic()
+            return Reply(status, reply_headers, body=body)
+        chunks = Body(response, self._where)
+        call.finishers.append(chunks.finish)  # releases the connection even if never read
+        if decoded:  # an event stream on a model endpoint: relayed event by event
+            return Reply(status, reply_headers, chunks=frame_events(chunks), sse=True)
+        return Reply(status, reply_headers, chunks=chunks)
+
+
+def failed(attempt: Attempt, exc: UpstreamError) -> Reply:
+    """An attempt that got no answer: recorded, and turned into an error Reply."""
+    attempt.error = exc.code
+    attempt.ended = time.monotonic()
+    return Reply.from_error(exc)
+
+
+async def _stream(content: StreamReader) -> AsyncIterator[bytes]:
+    while chunk := await content.readany():
+        yield chunk

