@@ -120,3 +120,20 @@ def sync_client(sidecar: RunningSidecar) -> Iterator[openai.OpenAI]:
     client = openai.OpenAI(base_url=sidecar.v1, api_key="sk-client", max_retries=0)
     yield client
     client.close()
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Callable[[int], Awaitable[list[FakeUpstream]]]]:
+    """A factory of extra fake upstreams (one per provider), all closed at the end."""
+    started: list[FakeUpstream] = []
+
+    async def make(count: int) -> list[FakeUpstream]:
+        fakes = [FakeUpstream() for _ in range(count)]
+        for fake in fakes:
+            await fake.start()
+        started.extend(fakes)
+        return fakes
+
+    yield make
+    for fake in started:
+        await fake.close()
