@@ -302,6 +302,7 @@ async def test_max_price_filters_and_refuses(start_sidecar: StartSidecar,
         for _ in range(5):
             served = await chat(sdk, "m", provider={"max_price": {"prompt": 2, "completion": 5}})
             assert served[0] == "cheap"
+        assert len(cheap.requests) == 5
         with pytest.raises(openai.BadRequestError) as caught:
             await sdk.chat.completions.create(
                 model="m", messages=CHAT, extra_body={"provider": {"max_price": {"prompt": 0.5}}})
