@@ -28,8 +28,10 @@ def environment_proxies(environ: Mapping[str, str]) -> dict[str, str]:
     proxies: dict[str, str] = {}
     for name, value in environ.items():  # lower case wins over upper case, as in urllib
         lowered = name.lower()
-        if value and lowered.endswith("_proxy") and (name.islower() or lowered not in proxies):
-            proxies[lowered[:-6]] = value
+        if value and lowered.endswith("_proxy"):
+            scheme = lowered[:-6]
+            if name.islower() or scheme not in proxies:
+                proxies[scheme] = value
     return proxies
 
 
