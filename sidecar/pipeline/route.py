@@ -43,26 +43,40 @@ class Route:
         self._clock = routing.clock
         self._observe = observe  # some stage reads the answer's usage (see build_pipeline)
         self._merge_models = len(routing.targets) > 1
+        # No providers, no retry, no breaker: the core's path exactly (no averages either), so
+        # the default configuration pays nothing for routing (bench/routing.py).
+        lone = routing.targets[0]
+        self._plain = lone.provider if (
+            len(routing.targets) == 1 and routing.retry.attempts == 1
+            and not lone.breaker.enabled and not routing.configured) else None
 
     async def model(self, call: Call) -> Reply:
         model = call.model
         assert model is not None
+        if (provider := self._plain) is not None:
+            attempt = call.begin_attempt(provider.name, model, time.monotonic())
+            reply = await provider.send(self._client, call, attempt)
+            return observe(call, reply) if self._observe else reply
         try:
             targets = self._router.candidates(model, call.preferences)
         except NoProviderAvailable as exc:
             return Reply.from_error(exc)
         if not call.attempts:  # the first candidate model of this request
             call.finishers.append(self._routing.finish)
-        if len(targets) == 1 and self._retry.attempts == 1:  # one provider, one try
-            target = targets[0]
-            if target.breaker.allow():
-                reply = await self._attempt(call, target, model)
-                return observe(call, reply) if self._observe else reply
+        first = targets[0]
+        if first.breaker.allow():  # the common case: the first try answers
+            reply = await self._attempt(call, first, model)
+            if self._retry.retryable(reply) and (len(targets) > 1 or self._retry.attempts > 1):
+                reply = await self._tries(call, targets, model, reply)
+        elif len(targets) == 1:
             return Reply.from_error(_all_open(model, targets))
-        reply = await self._tries(call, targets, model)
+        else:
+            reply = await self._tries(call, targets, model, None)
         return observe(call, reply) if self._observe else reply
 
-    async def _tries(self, call: Call, targets: Sequence[Target], model: str) -> Reply:
+    async def _tries(self, call: Call, targets: Sequence[Target], model: str,
+                     first: Reply | None) -> Reply:
+        """The retry loop, after `first` (the failed answer of targets[0]) if there was one."""
         policy, clock = self._retry, self._clock
         deadline = call.started + policy.deadline_s
         queue = deque(targets)
@@ -71,9 +85,33 @@ class Route:
         failed: Reply | None = None  # the last upstream error answer, passed on if all fail
         problems: list[str] = []  # transport failures, for the 502/504 message
         timeouts = tries = 0
-        while queue and tries < policy.attempts:
+        reply = first
+        target = targets[0]
+        if reply is not None:
+            queue.popleft()
+            tries = tried[target] = 1
+        while True:
+            if reply is not None:  # a failed try of `target`: note it, queue it again
+                requeue = True
+                if reply.error is None:  # the upstream's own answer, e.g. 503 or 429
+                    if failed is not None:
+                        await failed.discard()
+                    failed = reply
+                    wait = retry_after(reply.headers)
+                    if wait is not None:
+                        # Asked for longer than we wait: not again in this request.
+                        requeue = wait <= policy.max_backoff_s
+                        waits[target] = wait
+                else:
+                    problems.append(f"'{target.name}': {reply.error.message}")
+                    timeouts += isinstance(reply.error, UpstreamTimeout)
+                if requeue:
+                    queue.append(target)
+            if not queue or tries >= policy.attempts:
+                break
             target = queue.popleft()
             if not target.breaker.allow():
+                reply = None
                 continue
             count = tried.get(target, 0)
             if count:  # the same provider again: wait first
@@ -98,19 +136,6 @@ class Route:
                 if failed is not None:
                     await failed.discard()
                 return reply
-            if reply.error is None:  # the upstream's own answer, e.g. 503 or 429
-                if failed is not None:
-                    await failed.discard()
-                failed = reply
-                wait = retry_after(reply.headers)
-                if wait is not None:
-                    if wait > policy.max_backoff_s:
-                        continue  # asked for longer than we wait: not again in this request
-                    waits[target] = wait
-            else:
-                problems.append(f"'{target.name}': {reply.error.message}")
-                timeouts += isinstance(reply.error, UpstreamTimeout)
-            queue.append(target)
         if failed is not None:
             return failed
         if problems:

@@ -9,7 +9,7 @@ type is a 400 `invalid_request` naming it (`param: "provider.sort"`).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from sidecar.errors import InvalidRequest
 
@@ -55,7 +55,7 @@ def parse_preferences(value: Any) -> Preferences:
         return NO_PREFERENCES
     if not isinstance(value, dict):
         raise _bad("provider", "must be an object")
-    sort = value.get("sort")
+    sort: Sort | None = value.get("sort")
     if isinstance(sort, dict):  # OpenRouter's {"by": ..., "partition": ...}
         sort = sort.get("by")
     if sort is not None and sort not in SORTS:
@@ -69,7 +69,7 @@ def parse_preferences(value: Any) -> Preferences:
         order=tuple(_names(value.get("order"), "provider.order")),
         only=None if only is None else frozenset(_names(only, "provider.only")),
         ignore=frozenset(_names(value.get("ignore"), "provider.ignore")),
-        allow_fallbacks=allow, sort=cast(Sort | None, sort),
+        allow_fallbacks=allow, sort=sort,
         max_prompt=prompt, max_completion=completion,
     )
 

@@ -88,8 +88,11 @@ class Router:
         return self._preferred(model, tiers, prefs)
 
     def _preferred(self, model: str, tiers: Tiers, prefs: Preferences) -> list[Target]:
-        kept = [tuple(t for t in tier if _allowed(t, prefs)) for tier in tiers]
-        kept = [tier for tier in kept if tier]
+        kept: list[Sequence[Target]]
+        kept = list(tiers)
+        if prefs.only is not None or prefs.ignore:
+            kept = [tier for tier in ([t for t in tier if _allowed(t, prefs)] for tier in tiers)
+                    if tier]
         if not kept:
             raise NoProviderAvailable(
                 f"No provider for model '{model}' passes provider.only/provider.ignore "
@@ -173,15 +176,16 @@ def _allowed(target: Target, prefs: Preferences) -> bool:
     return (prefs.only is None or name in prefs.only) and name not in prefs.ignore
 
 
-def _within_price(model: str, tiers: list[tuple[Target, ...]], prefs: Preferences
-                  ) -> list[tuple[Target, ...]]:
+def _within_price(model: str, tiers: list[Sequence[Target]], prefs: Preferences
+                  ) -> list[Sequence[Target]]:
     def fits(target: Target) -> bool:
         price = target.price(model)
         return price is not None and (
             (prefs.max_prompt is None or price.prompt <= prefs.max_prompt)
             and (prefs.max_completion is None or price.completion <= prefs.max_completion))
 
-    kept = [tier for tier in (tuple(filter(fits, tier)) for tier in tiers) if tier]
+    kept: list[Sequence[Target]] = [
+        tier for tier in (tuple(filter(fits, tier)) for tier in tiers) if tier]
     if kept:
         return kept
     limit = ", ".join(f"{name} ≤ ${value * PER_MILLION:g}/M" for name, value in
