@@ -157,7 +157,10 @@ class Route:
             breaker.failure()
             target.stats.failed(model)
         else:
-            breaker.success()
+            if reply.chunks is None or reply.status >= 400:
+                breaker.success()
+            # else: a stream in flight; Routing.finish judges it once it ended (a break
+            # mid-stream is a failure), so a provider that cuts every stream still opens.
             if attempt.headers_at is not None and reply.status < 300:
                 target.stats.first_byte(model, attempt.headers_at - attempt.started,
                                         self._clock.now())

@@ -1,7 +1,8 @@
 """A circuit breaker per provider: closed → open after N consecutive failures → half-open probe.
 
 - closed: every request may use the provider; `failures` counts consecutive failed attempts
-  (a transport error, or a status in `retry.on_status`); any other answer resets it.
+  (a transport error, a status in `retry.on_status`, a stream the upstream broke mid-way); any
+  other answer resets it (a stream: once it ended).
 - open: after `failures` of those in a row. Requests skip the provider (or fail fast with 502
   when it is the only one) for `open_s` seconds instead of piling up timeouts.
 - half-open: after `open_s`, exactly one request is let through as a probe. Success closes the

@@ -92,10 +92,12 @@ class Routing:
         target = self.target(last.provider)
         if target is None:
             return
-        if call.outcome == "upstream_broke":
-            target.breaker.failure()
-            target.stats.failed(last.model)
-            return
+        if last.ended is None and 0 < last.status < 400:  # a stream: route left it to us
+            if call.outcome == "upstream_broke":
+                target.breaker.failure()
+                target.stats.failed(last.model)
+                return
+            target.breaker.success()  # complete, or the client left: the provider worked
         usage = call.usage
         if call.outcome != "ok" or usage is None or not 200 <= last.status < 300:
             return

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider
 from tests.fakes.clock import FakeClock
-from tests.fakes.upstream import Script
+from tests.fakes.upstream import Script, chat_chunks
 
 BREAKER = {"failures": 2, "open_s": 30}
 
@@ -155,3 +155,26 @@ async def test_providers_view_shows_averages(start_sidecar: StartSidecar,
     assert stats["tokens_per_s"] > 0  # two providers: answers are read for their usage
     assert stats["throughput_samples"] == 1
     assert view["b"]["healthy"] is True
+
+
+async def test_a_stream_broken_mid_way_counts_as_a_failure(start_sidecar: StartSidecar,
+                                                           upstreams: MakeUpstreams) -> None:
+    """A stream the upstream cuts after it started is not retried, but its provider's breaker
+    counts it: two in a row open it."""
+    (only,) = await upstreams(1)
+    broken = [Script(sse=chat_chunks("m", ["a", "b"]), drop_after=1) for _ in range(2)]
+    only.script("/chat/completions", *broken)
+    sidecar = await start_sidecar({"providers": [provider("only", only)], "breaker": BREAKER},
+                                  clock=FakeClock())
+    async with client(sidecar) as sdk:
+        for _ in range(2):
+            stream = await sdk.chat.completions.create(model="m", messages=CHAT, stream=True)
+            with pytest.raises(openai.APIError):
+                async for _chunk in stream:
+                    pass
+    for _ in range(100):  # the finisher runs just after the client saw the end
+        view = (await providers_view(sidecar))["only"]
+        if view["breaker"]["state"] == "open":
+            break
+    assert view["breaker"]["state"] == "open"
+    assert view["averages"]["m"]["failures"] == 2
