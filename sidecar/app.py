@@ -22,14 +22,17 @@ from sidecar.handler import MODEL_ENDPOINTS, ProxyHandler, not_found
 from sidecar.pipeline import PIPELINES, build_pipeline
 from sidecar.runtime import RUNTIME, Runtime
 from sidecar.telemetry.access import AccessRecord
+from sidecar.upstream.clock import Clock
 
 _log = structlog.get_logger("sidecar.app")
 
 
-def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = ()) -> web.Application:
+def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
+               clock: Clock | None = None) -> web.Application:
     """The main listener: /v1 proxy, probes, and the admin routes unless admin.port is set.
-    `outer_stages` run first on every proxied request (for embedders and tests)."""
-    deps = Deps.build(settings)
+    `outer_stages` run first on every proxied request (for embedders and tests); `clock` is
+    routing's time and chance (tests inject one)."""
+    deps = Deps.build(settings, clock)
     pipelines = build_pipeline(deps, outer_stages)
     runtime = Runtime()
     deps.metrics.in_flight_requests.set_function(lambda: len(runtime.in_flight))

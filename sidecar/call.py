@@ -8,8 +8,10 @@ Who writes which field of a Call:
     read_body  raw_body, body, model, requested_model, stream, user (from the body)
     any stage  body + body_changed (edits every attempt sees: the client's exact bytes go out
                unless a stage set body_changed), upstream_headers, response_headers, finishers
-    per model  overrides (route resets them for each fallback model; spend caps max_tokens there)
-    route      attempts (one Attempt per try), model (the candidate being tried)
+    per model  overrides (fallback resets them for each candidate; spend caps max_tokens there)
+    fallback   model (the candidate being tried), preferences (the body's `provider` object and
+               the candidate's `:floor`/`:nitro` suffix, for the router)
+    route      attempts (one Attempt per try)
     answer     usage, finish_reason, response_model (read from the upstream's answer)
     features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
                redactions (privacy), trace_id, span_id (telemetry)
@@ -33,7 +35,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 from aiohttp import StreamReader
@@ -41,6 +43,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
 from sidecar.globs import Globs
+
+if TYPE_CHECKING:
+    from sidecar.upstream.preferences import Preferences
 
 # How the response's transfer ended (the status says whether it was an error):
 #   ok                  the whole reply reached the client
@@ -101,6 +106,7 @@ class Call:
     overrides: dict[str, Any] = field(default_factory=dict)  # body fields for this model only
     model: str | None = None  # the model being tried (a fallback candidate during routing)
     requested_model: str | None = None  # what the client asked for
+    preferences: Preferences | None = None  # provider preferences; None: the router's default
     stream: bool = False
     user: str | None = None
     tags: tuple[str, ...] = ()

@@ -17,6 +17,8 @@ from sidecar.config.schema import Settings
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.clock import Clock
+from sidecar.upstream.routing import Routing
 
 
 class Resource(Protocol):
@@ -37,11 +39,14 @@ class Deps:
     upstream: UpstreamClient
     metrics: Metrics
     access: AccessWriter
+    routing: Routing  # providers, breakers, averages: plain state, nothing to open or close
 
     @classmethod
-    def build(cls, settings: Settings) -> Deps:
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Deps:
+        """`clock`: time and chance for routing (tests inject one; default: the system's)."""
         return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs))
+                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs),
+                   routing=Routing.build(settings, clock))
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse."""

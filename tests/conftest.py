@@ -15,6 +15,7 @@ from aiohttp import web
 from sidecar.app import create_admin_app, create_app, make_runner
 from sidecar.call import Stage
 from sidecar.config import Settings
+from sidecar.upstream.clock import Clock
 from tests.fakes.ports import free_port
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream
@@ -59,11 +60,12 @@ async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator
     runners: list[web.AppRunner] = []
 
     async def start(config: dict[str, Any] | None = None,
-                    outer_stages: Sequence[Stage] = ()) -> RunningSidecar:
+                    outer_stages: Sequence[Stage] = (), clock: Clock | None = None
+                    ) -> RunningSidecar:
         raw = merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path)},
                     config or {})
         settings = Settings.model_validate(raw)
-        app = create_app(settings, outer_stages=outer_stages)
+        app = create_app(settings, outer_stages=outer_stages, clock=clock)
         runner = make_runner(app, shutdown_timeout=2)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -118,3 +120,20 @@ def sync_client(sidecar: RunningSidecar) -> Iterator[openai.OpenAI]:
     client = openai.OpenAI(base_url=sidecar.v1, api_key="sk-client", max_retries=0)
     yield client
     client.close()
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[Callable[[int], Awaitable[list[FakeUpstream]]]]:
+    """A factory of extra fake upstreams (one per provider), all closed at the end."""
+    started: list[FakeUpstream] = []
+
+    async def make(count: int) -> list[FakeUpstream]:
+        fakes = [FakeUpstream() for _ in range(count)]
+        for fake in fakes:
+            await fake.start()
+        started.extend(fakes)
+        return fakes
+
+    yield make
+    for fake in started:
+        await fake.close()

@@ -1,7 +1,8 @@
-"""Settings for routing: `providers`, `retry`, `breaker` (INTERFACE.md §2, issue 7)."""
+"""Settings for routing: `providers`, `routes`, `retry`, `breaker` (INTERFACE.md §2, issue 7)."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -11,11 +12,12 @@ from sidecar.config.spend import Price
 
 
 class ProviderSettings(Section):
-    name: str
+    name: Annotated[str, Field(min_length=1)]
     base_url: str
     api_key: SecretStr | None = None
     format: Literal["openai", "anthropic"] = "openai"
-    models: list[str] = Field(default_factory=lambda: ["*"])
+    models: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["*"])
     strip_prefix: bool = False
     weight: Annotated[float, Field(gt=0)] = 1.0
     headers: dict[str, str] = Field(default_factory=dict)
@@ -24,6 +26,22 @@ class ProviderSettings(Section):
 
     _url = field_validator("base_url")(check_http_url)
     _key = field_validator("api_key", mode="before")(empty_is_none)
+    _proxy = field_validator("proxy", mode="before")(empty_is_none)
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @field_validator("format")
+    @classmethod
+    def _available(cls, value: str) -> str:
+        # The Anthropic translation ships as its own module (issue 7, written separately);
+        # a build without it says so at start-up (exit 2) rather than on the first request.
+        if value == "anthropic" and importlib.util.find_spec(
+                "sidecar.upstream.providers.anthropic") is None:
+            raise ValueError("format 'anthropic' is not available in this build of llm-sidecar")
+        return value
 
 
 class RetrySettings(Section):
@@ -39,3 +57,19 @@ class RetrySettings(Section):
 class BreakerSettings(Section):
     failures: Annotated[int, Field(ge=1)] = 5
     open_s: PositiveSeconds = 30.0
+
+
+def check_providers(providers: list[ProviderSettings] | None,
+                    routes: dict[str, list[str]]) -> None:
+    """Rules across providers and routes (called by Settings._across_sections)."""
+    names = [p.name.lower() for p in providers or ()]
+    if len(set(names)) != len(names):
+        raise ValueError("providers: names must be unique (case-insensitive)")
+    if providers is not None and not providers:
+        raise ValueError("providers: list at least one provider, or remove the key to use "
+                         "upstream")
+    for alias, candidates in routes.items():
+        if not candidates or not all(isinstance(c, str) and c for c in candidates):
+            raise ValueError(f"routes.{alias}: list one or more model names")
+        if alias in candidates:
+            raise ValueError(f"routes.{alias}: an alias cannot list itself")

@@ -25,7 +25,12 @@ from sidecar.config.base import (
 )
 from sidecar.config.cache import CacheSettings
 from sidecar.config.privacy import PrivacySettings
-from sidecar.config.routing import BreakerSettings, ProviderSettings, RetrySettings
+from sidecar.config.routing import (
+    BreakerSettings,
+    ProviderSettings,
+    RetrySettings,
+    check_providers,
+)
 from sidecar.config.spend import SpendSettings
 from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
@@ -126,4 +131,5 @@ class Settings(Section):
         if self.admin.port is not None and self.admin.port == self.listen.port:
             raise ValueError("admin.port must differ from listen.port (null keeps admin routes "
                              "on the main listener)")
+        check_providers(self.providers, self.routes)
         return self

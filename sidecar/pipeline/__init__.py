@@ -1,23 +1,25 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → auth → read_body → privacy → spend → cache → route ─► upstream
+    client ─► telemetry → auth → read_body → privacy → fallback → spend → cache → route ─► upstream
     client ◄─ (the response side unwinds right to left)                      ◄─┘
 
 Why this order: telemetry first so every outcome, early replies (401, 400, 413) included, is
 observed; auth before anything spends effort on a caller we refuse (an unknown caller gets 401
 before its body is read); read_body next, since everything after it needs the parsed request;
 privacy before spend and cache so that neither the cache key nor the ledger ever sees
-unredacted content; spend before cache so a blocked budget is never bypassed by a hit yet hits
-are still counted; cache right before route so a hit skips exactly the upstream call. Route is
-terminal.
+unredacted content; fallback after privacy (redaction runs once, not per candidate) and before
+spend and cache, which it runs once per candidate model; spend before cache so a blocked budget
+is never bypassed by a hit yet hits are still counted; cache right before route so a hit skips
+exactly the upstream call. Route is terminal.
 
 A feature that is off is absent from the list (no `if enabled` on the hot path). Stages not
 built yet are simply not in the list. Paths outside the model endpoints go through a shorter
 list (the stages that need no body) ending in `Route.forward`, which streams both ways.
 
-A stage may be called more than once for one request: a fallback stage placed before spend
-calls the rest of the list once per candidate model, so each candidate is priced, cached and
-billed as the model it really is.
+A stage may be called more than once for one request: the fallback stage calls the rest of the
+list once per candidate model, so each candidate is priced, cached and billed as the model it
+really is. It is present when `routes` are configured or `providers` are (except a lone
+OpenRouter provider, which applies `models` and `provider` itself).
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from aiohttp import web
 from sidecar.call import Call, Reply, Stage
 from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
-from sidecar.upstream.providers import OpenAIProvider
 
 __all__ = ["PIPELINES", "Handler", "Pipelines", "build_pipeline", "compose"]
 
@@ -69,16 +71,16 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     before_body: list[Stage] = [*outer]  # stages that need no body: passthrough runs them too
     if settings.auth.required:
         before_body.append(Auth(settings.auth))
-    stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes)]
-
-    upstream = settings.upstream
-    provider = OpenAIProvider(
-        "upstream", upstream.url,
-        api_key=upstream.api_key.get_secret_value() if upstream.api_key else None,
-        headers=upstream.headers.items(), local_auth=settings.auth.required)
+    stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes,
+                                                   aliases=settings.routes)]
+    routing = deps.routing
+    local = routing.configured and not routing.openrouter_only
+    if settings.routes or local:  # (after privacy, once it exists)
+        stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
+                               reads_answer=len(routing.targets) > 1))
     # A stage that reads call.usage / finish_reason says so with `reads_answer = True`.
     observe = any(getattr(stage, "reads_answer", False) for stage in stages)
-    route = Route(deps.upstream, provider, observe=observe)
+    route = Route(deps.upstream, routing, observe=observe)
     return Pipelines(
         model=compose(stages, route.model),
         passthrough=compose(before_body, route.forward),

@@ -10,6 +10,7 @@ may use. Placed after auth, so an unknown caller gets 401 before the sidecar rea
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 
 import orjson
 
@@ -26,13 +27,14 @@ from sidecar.errors import (
 class ReadBody:
     name = "read_body"
 
-    def __init__(self, max_body_bytes: int) -> None:
+    def __init__(self, max_body_bytes: int, aliases: Collection[str] = ()) -> None:
         self._limit = max_body_bytes
+        self._aliases = frozenset(aliases)
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         try:
             raw = await self._read(call)
-            accept_body(call, raw)
+            accept_body(call, raw, self._aliases)
         except SidecarError as exc:
             return Reply.from_error(exc)
         return await next(call)
@@ -54,8 +56,10 @@ class ReadBody:
         return _decode(bytes(body), encoding, limit)
 
 
-def accept_body(call: Call, raw: bytes) -> None:
-    """Parse `raw` onto the call, or raise the 400/403 that says what is wrong with it."""
+def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
+    """Parse `raw` onto the call, or raise the 400/403 that says what is wrong with it. A
+    `routes` alias is not checked against the key's allowed_models: its candidates are, one by
+    one, in the fallback stage."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -69,7 +73,7 @@ def accept_body(call: Call, raw: bytes) -> None:
         raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
                              "call, e.g. \"openai/gpt-4o-mini\".", param="model")
     allowed = call.allowed_models
-    if allowed is not None and not allowed.match(model):
+    if allowed is not None and not allowed.match(model) and model not in aliases:
         raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "
                               f"allowed_models are {', '.join(allowed.patterns)}.", param="model")
     call.raw_body = raw

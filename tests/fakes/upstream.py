@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import ssl
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -77,7 +78,8 @@ def chat_chunks(model: str, pieces: list[str], usage: bool = True) -> list[Event
 
 
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context  # serve https (with a test CA's certificate)
         self.requests: list[Recorded] = []
         self.aborted = asyncio.Event()  # a client went away before a scripted answer was done
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
@@ -99,9 +101,10 @@ class FakeUpstream:
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                      auto_decompress=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        scheme = "https" if self._ssl else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._runner.addresses[0][1]}"
 
     async def close(self) -> None:
         if self._runner is not None:

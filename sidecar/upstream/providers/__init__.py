@@ -4,17 +4,24 @@ A provider renders its own request for one attempt (path, credentials, body chan
 model name it knows the model by) without touching `call.body`, sends it through the shared
 `UpstreamClient`, and returns a Reply in OpenAI's shape: an error Reply, never an exception,
 when the transport fails. Formats other than OpenAI's translate both ways inside `send`.
+
+`make_provider` builds one from its settings, by `format`. Each format's class is imported only
+when a provider of that format is configured (the Anthropic translation is not loaded for
+OpenAI-only configs).
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
+from sidecar.config.routing import ProviderSettings
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.providers.openai import OpenAIProvider
 
-__all__ = ["OpenAIProvider", "Provider"]
+__all__ = ["OpenAIProvider", "Provider", "make_provider"]
 
 
 class Provider(Protocol):
@@ -32,3 +39,33 @@ class Provider(Protocol):
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         """One attempt at any other /v1 path: bodies stream through untouched both ways."""
         ...
+
+
+class ProviderClass(Protocol):
+    def __call__(self, name: str, base_url: str, *, api_key: str | None,
+                 headers: Iterable[tuple[str, str]], strip_prefix: bool, local_auth: bool,
+                 proxy: str | None) -> Provider: ...
+
+
+def _openai() -> ProviderClass:
+    return OpenAIProvider
+
+
+def _anthropic() -> ProviderClass:
+    module = importlib.import_module("sidecar.upstream.providers.anthropic")
+    cls: ProviderClass = module.AnthropicProvider
+    return cls
+
+
+FORMATS: dict[str, Callable[[], ProviderClass]] = {"openai": _openai, "anthropic": _anthropic}
+
+
+def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None
+                  ) -> Provider:
+    """The provider these settings describe. `local_auth`: clients send local keys, which never
+    go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None."""
+    cls = FORMATS[settings.format]()
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return cls(settings.name, settings.base_url, api_key=api_key,
+               headers=settings.headers.items(), strip_prefix=settings.strip_prefix,
+               local_auth=local_auth, proxy=proxy)
