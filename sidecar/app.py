@@ -42,6 +42,7 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
     app[RUNTIME] = runtime
     app[PIPELINES] = pipelines
     app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_end_streams)
 
     handler = ProxyHandler(pipelines.model, pipelines.passthrough, runtime,
                            AccessRecord(deps.metrics, deps.access))
@@ -74,6 +75,13 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 20.0) -> web.
         shutdown_timeout=shutdown_timeout,  # SIGTERM: in-flight requests get this long to finish
         keepalive_timeout=75,
     )
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open inspector pages hold a stream each: end them when shutdown begins, so the drain
+    waits only for proxied requests."""
+    if (inspector := app[DEPS].inspector) is not None:
+        await inspector.close()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from typing import Protocol
 from aiohttp import web
 
 from sidecar.config.schema import Settings
+from sidecar.inspector import Inspector
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
@@ -40,17 +41,23 @@ class Deps:
     metrics: Metrics
     access: AccessWriter
     routing: Routing  # providers, breakers, averages: plain state, nothing to open or close
+    inspector: Inspector | None = None  # admin.ui: the request inspector's memory
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Deps:
         """`clock`: time and chance for routing (tests inject one; default: the system's)."""
+        inspector = None
+        if settings.admin.ui:
+            capture = settings.telemetry.capture_content and not settings.privacy.zdr
+            inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
         return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
                    metrics=Metrics(), access=AccessWriter(settings.telemetry.logs),
-                   routing=Routing.build(settings, clock))
+                   routing=Routing.build(settings, clock), inspector=inspector)
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse."""
-        return [self.access, self.upstream]
+        optional: list[Resource] = [r for r in (self.inspector,) if r is not None]
+        return [self.access, self.upstream, *optional]
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -8,22 +8,23 @@ is set (compared in constant time), and live on the admin listener when `admin.p
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
+from sidecar.admin import inspector
 from sidecar.admin.config_view import public_config
+from sidecar.admin.guard import guarded
 from sidecar.admin.providers import providers
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
-from sidecar.errors import JSON_CONTENT_TYPE, InvalidApiKey
+from sidecar.errors import JSON_CONTENT_TYPE
 from sidecar.headers import SERVER
 from sidecar.pipeline import PIPELINES
-from sidecar.relay import REQUEST_ID_HEADER, error_response
+from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME
 from sidecar.telemetry.access import admin_line
 
@@ -40,10 +41,17 @@ def add_probe_routes(app: web.Application) -> None:
 
 def add_admin_routes(app: web.Application, settings: Settings) -> None:
     token = settings.admin.token
-    guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
+    guard = guarded(token.get_secret_value()) if token else (lambda handler: handler)
     app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
     app.router.add_get("/sidecar/providers", logged(guard(providers)))
+    if settings.admin.ui:
+        app.router.add_get("/sidecar/ui", logged(inspector.page_handler(guard)))
+        app.router.add_get("/sidecar/ui/{asset}", logged(guard(inspector.asset)))
+        app.router.add_get("/sidecar/events", logged(guard(inspector.events)))
+        app.router.add_get("/sidecar/requests", logged(guard(inspector.recent)))
+        app.router.add_get("/sidecar/requests/{request_id}", logged(guard(inspector.detail)))
+        app.router.add_get("/sidecar/stats", logged(guard(inspector.stats)))
 
 
 def logged(handler: Handler) -> Handler:
@@ -89,20 +97,3 @@ async def metrics(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     return json_response({"config": public_config(request.config_dict[DEPS].settings),
                           "stages": request.config_dict[PIPELINES].stage_names})
-
-
-def _guarded(expected: str) -> Callable[[Handler], Handler]:
-    expected_bytes = expected.encode()
-
-    def wrap(handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    token.strip().encode(), expected_bytes):
-                return error_response(InvalidApiKey(
-                    "This admin route needs 'Authorization: Bearer <admin.token>'."))
-            return await handler(request)
-        return guarded
-
-    return wrap

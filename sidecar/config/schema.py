@@ -52,6 +52,8 @@ class AdminSettings(Section):
     host: str = "127.0.0.1"
     port: Port | None = None
     token: SecretStr | None = None
+    ui: bool = True  # the request inspector at /sidecar/ui and its event stream
+    ui_requests: Annotated[int, Field(gt=0, le=100_000)] = 1000  # recent requests kept in memory
 
     _token = field_validator("token", mode="before")(empty_is_none)
 

@@ -34,6 +34,7 @@ from sidecar.call import Call, Reply, Stage
 from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.fallback import Fallback
+from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 
@@ -69,6 +70,8 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     others on both (an embedder's own stage; the tests' recorders)."""
     settings = deps.settings
     before_body: list[Stage] = [*outer]  # stages that need no body: passthrough runs them too
+    if deps.inspector is not None:
+        before_body.append(Inspect(deps.inspector))
     if settings.auth.required:
         before_body.append(Auth(settings.auth))
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes,

@@ -30,11 +30,12 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
 
 def test_disabled_features_are_absent_from_the_list() -> None:
     """With auth off the model pipeline reads the body and routes; with auth on, auth is first."""
-    plain = build_pipeline(Deps.build(Settings()))
+    plain = build_pipeline(Deps.build(Settings.model_validate({"admin": {"ui": False}})))
     assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({"auth": {"required": True,
                                                 "keys": [{"name": "a", "token": "t"}]}})
-    assert build_pipeline(Deps.build(guarded)).stage_names == ("auth", "read_body", "route")
+    assert build_pipeline(Deps.build(guarded)).stage_names == (
+        "inspect", "auth", "read_body", "route")
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [

@@ -1,0 +1,137 @@
+"""The request inspector page in a real headless Chromium, against a real `llm-sidecar serve
+--upstream demo`: requests made with the openai SDK appear live, filters narrow the list,
+details open on click, the admin token guards it, and no prompt text reaches the page."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.e2e.test_cli import Serve, config_file, serve  # noqa: F401  (the fixture)
+
+CHROMIUM = os.environ.get("SIDECAR_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("SIDECAR_CHROMEDRIVER", "/usr/bin/chromedriver")
+ARTIFACTS = Path(os.environ.get("SIDECAR_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[1] / "artifacts"))
+CANARY = "canary-prompt-7f3a91"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail(f"Chromium ({CHROMIUM}) and chromedriver ({CHROMEDRIVER}) are needed: "
+                    "./scripts/test installs them (apt, as root); or set SIDECAR_CHROMIUM / "
+                    "SIDECAR_CHROMEDRIVER")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1280,800"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver: WebDriver, condition: object, what: str, timeout: float = 20) -> object:
+    try:
+        return WebDriverWait(driver, timeout).until(condition)  # type: ignore[arg-type]
+    except TimeoutException:
+        raise AssertionError(f"the page never showed {what}") from None
+
+
+def screenshot(driver: WebDriver, name: str) -> None:
+    """Saved as a test artifact (tests/artifacts/, or $SIDECAR_TEST_ARTIFACTS)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / name))
+
+
+def rows(driver: WebDriver) -> list[str]:
+    return [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")]
+
+
+def chat(base: str, model: str, text: str, **kwargs: object) -> None:
+    client = openai.OpenAI(base_url=base + "/v1", api_key="anything", max_retries=0)
+    try:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}],
+                                       **kwargs)  # type: ignore[call-overload]
+    finally:
+        client.close()
+
+
+async def test_requests_appear_live_and_filter(serve: Serve, browser: WebDriver) -> None:  # noqa: F811
+    """SDK requests show up in the open page without a reload, newest first, with model and
+    status; a model filter narrows the list; a click opens details without content."""
+    served = await serve("--upstream", "demo")
+    browser.get(served.url + "/sidecar/ui")
+    wait_for(browser, lambda d: d.find_element(By.ID, "conn").text == "live", "a live stream")
+
+    await asyncio.to_thread(chat, served.url, "openai/gpt-4o-mini", "first question")
+    await asyncio.to_thread(chat, served.url, "anthropic/claude-3-5-haiku", "second question")
+    await asyncio.to_thread(chat, served.url, "openai/gpt-4o-mini", "third", stream=True)
+    wait_for(browser, lambda d: len(rows(d)) == 3, "three requests")
+    listed = rows(browser)
+    assert "anthropic/claude-3-5-haiku" in listed[1] and "200" in listed[1]
+    assert "openai/gpt-4o-mini" in listed[0]  # newest first
+
+    await asyncio.to_thread(screenshot, browser, "inspector.png")
+
+    browser.find_element(By.ID, "f-model").send_keys("claude")
+    wait_for(browser, lambda d: len(rows(d)) == 1, "the filtered list")
+    assert "anthropic/claude-3-5-haiku" in rows(browser)[0]
+
+    browser.find_element(By.CSS_SELECTOR, "#requests tbody tr").click()
+    wait_for(browser, lambda d: "Content capture is off" in d.find_element(
+        By.ID, "detail-prompt").text, "the detail panel")
+    assert "second question" not in browser.page_source
+
+
+async def test_no_prompt_text_reaches_the_page_or_the_stream(
+        serve: Serve, browser: WebDriver) -> None:  # noqa: F811
+    """With content capture off, a prompt's text is neither in the event stream nor the page."""
+    served = await serve("--upstream", "demo")
+    browser.get(served.url + "/sidecar/ui")
+    wait_for(browser, lambda d: d.find_element(By.ID, "conn").text == "live", "a live stream")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(served.url + "/sidecar/events") as events:
+            await asyncio.to_thread(chat, served.url, "openai/gpt-4o", CANARY)
+            seen = b""
+            while b"event: request" not in seen:
+                seen += await asyncio.wait_for(events.content.readany(), timeout=20)
+    assert b"openai/gpt-4o" in seen
+    assert CANARY.encode() not in seen
+    wait_for(browser, lambda d: len(rows(d)) == 1, "the request")
+    browser.find_element(By.CSS_SELECTOR, "#requests tbody tr").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "detail-fields").text, "details")
+    assert CANARY not in browser.page_source
+
+
+async def test_admin_token_guards_the_page(serve: Serve, browser: WebDriver,  # noqa: F811
+                                           tmp_path: Path) -> None:
+    """With admin.token set, the page and its stream need it; `?token=` logs the browser in
+    (a cookie) and the live list works."""
+    path = config_file(tmp_path, "admin: {token: s3cret-admin}\n")
+    served = await serve("--upstream", "demo", "--config", str(path))
+    async with aiohttp.ClientSession() as session:
+        for route in ("/sidecar/ui", "/sidecar/events", "/sidecar/requests",
+                      "/sidecar/ui?token=no"):
+            async with session.get(served.url + route) as response:
+                assert response.status == 401, route
+    browser.get(served.url + "/sidecar/ui?token=s3cret-admin")
+    wait_for(browser, lambda d: d.find_element(By.ID, "conn").text == "live", "a live stream")
+    assert "token" not in browser.current_url
+    await asyncio.to_thread(chat, served.url, "openai/gpt-4o-mini", "guarded")
+    wait_for(browser, lambda d: len(rows(d)) == 1, "the request")
