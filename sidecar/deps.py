@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
@@ -37,15 +38,26 @@ class Deps:
     upstream: UpstreamClient
     metrics: Metrics
     access: AccessWriter
+    cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
+    flights: Flights | None = None  # the cache's single-flight tasks
 
     @classmethod
     def build(cls, settings: Settings) -> Deps:
-        return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs))
+        metrics = Metrics()
+        deps = cls(settings=settings, upstream=UpstreamClient(settings.upstream),
+                   metrics=metrics, access=AccessWriter(settings.telemetry.logs))
+        if cache_enabled(settings):
+            deps.cache = build_store(settings, metrics)
+            deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
+        return deps
 
     def resources(self) -> list[Resource]:
-        """In start order; they close in reverse."""
-        return [self.access, self.upstream]
+        """In start order; they close in reverse (flights before the store they fill and the
+        upstream pool they read)."""
+        out: list[Resource] = [self.access, self.upstream]
+        if self.cache is not None and self.flights is not None:
+            out += [self.cache, self.flights]
+        return out
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -31,6 +31,7 @@ from aiohttp import web
 from sidecar.call import Call, Reply, Stage
 from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.cache import Cache
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 from sidecar.upstream.providers import OpenAIProvider
@@ -70,6 +71,8 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.auth.required:
         before_body.append(Auth(settings.auth))
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes)]
+    if deps.cache is not None and deps.flights is not None:
+        stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
 
     upstream = settings.upstream
     provider = OpenAIProvider(
