@@ -151,7 +151,7 @@ class Cache:
         if flight.reply is not None:  # a whole answer, or a failure: as the upstream gave it
             follower.detach()
             flight.copy_facts(call)
-            if flight.entry is not None:
+            if flight.entry is not None and call.cache_status != "OFF":
                 call.response_headers[CACHE_STATUS_HEADER] += "; stored"
             return flight.reply
         return Reply(flight.status, flight.headers.copy(), chunks=follower, sse=True)
