@@ -18,7 +18,7 @@ from sidecar.call import Usage
 
 Kind = Literal["json", "sse"]
 # Python objects around the payload in the memory store (the Entry, its Usage, the key string
-# and the LRU's links), measured with tracemalloc by bench/cache.py: about 420 bytes.
+# and the LRU's links), measured with tracemalloc by bench/cache.py: 470-520 bytes.
 ENTRY_OVERHEAD_BYTES = 512
 _MAGIC = b"SC1"
 _HEADER = struct.Struct(">3sI")  # magic, length of the JSON metadata that follows

@@ -10,7 +10,8 @@
 - *the effective request* is the body with this attempt's `overrides` on top (spend may cap
   `max_tokens` there, which changes the answer), `model` set to the model being tried (a fallback
   candidate is cached as itself), minus `EXCLUDED` (fields that do not change the answer), with
-  keys sorted at every level and numbers normalised (`1`, `1.0` and `1e0` are one temperature).
+  keys sorted at every level and numbers normalised (`1`, `1.0` and `1e0` are one temperature)
+  everywhere but in the conversation (see `_CONTENT`).
 
 One hash per request; its first 16 hex digits go out in `x-sidecar-cache-key`. Privacy runs
 earlier, so a redacted request is keyed on its placeholders: the key never sees the raw values.
@@ -45,6 +46,12 @@ EXCLUDED: dict[str, str] = {
 # to and from JSON: there, `stream` stays in the key and each shape is cached on its own.
 _KEPT_FOR = {"responses": frozenset({"stream"})}
 _SAFE_INT = 2**53  # floats beyond this are not exact integers; orjson also caps ints at 64 bits
+# The conversation itself is not walked for numbers: messages, prompts and inputs hold text (and
+# token ids, which are integers already), and walking 50 messages costs 14 times what writing
+# them does (measured: 55 µs against 4 µs for a 12 KB body). A float in there could only make
+# two equal requests miss each other, never make different ones hit.
+_CONTENT = frozenset({"messages", "input", "prompt", "instructions"})
+_CONTAINERS = (float, dict, list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +75,12 @@ def cache_key(call: Call, *, shared: bool) -> CacheKey:
         if name not in EXCLUDED or name in kept:
             effective[name] = value
     effective["model"] = call.model
+    for name, value in effective.items():
+        if name not in _CONTENT and type(value) in _CONTAINERS:
+            effective[name] = normalised(value)
     digest = hashlib.blake2b(b"v1\0" + call.path.encode() + b"\0" + _identity(call, shared)
-                             + b"\0" + canonical(effective), digest_size=16)
+                             + b"\0" + orjson.dumps(effective, option=orjson.OPT_SORT_KEYS),
+                             digest_size=16)
     return CacheKey(digest.hexdigest(), call.model)
 
 
@@ -87,7 +98,7 @@ def normalised(value: Any) -> Any:
     if kind is dict:
         out = None
         for k, v in value.items():
-            n = normalised(v) if type(v) in (float, dict, list) else v
+            n = normalised(v) if type(v) in _CONTAINERS else v
             if n is not v:
                 if out is None:
                     out = dict(value)
@@ -96,7 +107,7 @@ def normalised(value: Any) -> Any:
     if kind is list:
         items = None
         for i, v in enumerate(value):
-            n = normalised(v) if type(v) in (float, dict, list) else v
+            n = normalised(v) if type(v) in _CONTAINERS else v
             if n is not v:
                 if items is None:
                     items = list(value)

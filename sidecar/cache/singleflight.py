@@ -199,8 +199,13 @@ class Flights:
         task = asyncio.get_running_loop().create_task(self._fly(flight, next, ttl))
         flight.task = task
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._landed)
         return flight
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _log.error("cache_flight_failed", error=repr(exc))  # a bug: nothing else sees it
 
     async def _fly(self, flight: Flight, next: Next, ttl: float) -> None:
         own = flight.call
