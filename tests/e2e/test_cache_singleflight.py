@@ -35,6 +35,15 @@ def flights(sidecar: RunningSidecar) -> Flights:
     return flights
 
 
+async def nothing_left(sidecar: RunningSidecar) -> None:
+    """No flight, no follower, and no upstream connection checked out of the pool."""
+    connector = sidecar.app[DEPS].upstream.session.connector
+    assert connector is not None
+    await wait_until(lambda: len(flights(sidecar)) == 0 and not connector._acquired,
+                     "every flight is over and its connection back in the pool")
+    assert flights(sidecar).followers() == 0
+
+
 async def joined(sidecar: RunningSidecar, count: int) -> None:
     await wait_until(lambda: flights(sidecar).followers() >= count,
                      f"{count} requests follow the flight")
@@ -66,7 +75,7 @@ async def test_concurrent_identical_requests_cost_one_upstream_call(
     assert len({orjson.dumps(answer) for _, answer in results}) == 1
     statuses = sorted(status for status, _ in results)
     assert statuses.count("llm-sidecar; fwd=miss; collapsed") == N - 1
-    assert len(flights(cached)) == 0 and flights(cached).followers() == 0
+    await nothing_left(cached)
 
 
 def _answer() -> dict[str, Any]:
@@ -173,6 +182,7 @@ async def test_the_leaders_client_leaving_does_not_break_the_followers(
     assert not upstream.aborted.is_set()
     _, headers, _ = await post(http, cached, body)
     assert headers["x-sidecar-cache"] == "HIT"
+    await nothing_left(cached)
 
 
 async def test_when_every_client_leaves_the_upstream_call_is_cancelled(
@@ -188,7 +198,7 @@ async def test_when_every_client_leaves_the_upstream_call_is_cancelled(
             assert (await response.content.readline()).startswith(b"data: ")
             response.close()
     await asyncio.wait_for(upstream.aborted.wait(), timeout=10)
-    await wait_until(lambda: len(flights(cached)) == 0, "the flight is over")
+    await nothing_left(cached)
     async with aiohttp.ClientSession() as session:
         _, headers, _ = await post(session, cached, STREAM)
     assert headers["x-sidecar-cache"] == "MISS"
