@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
 from sidecar.telemetry.logging import AccessWriter
@@ -42,22 +43,33 @@ class Deps:
     access: AccessWriter
     routing: Routing  # providers, breakers, averages: plain state, nothing to open or close
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
+    cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
+    flights: Flights | None = None  # the cache's single-flight tasks
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Deps:
         """`clock`: time and chance for routing (tests inject one; default: the system's)."""
-        inspector = None
+        metrics = Metrics()
+        deps = cls(settings=settings, upstream=UpstreamClient(settings.upstream),
+                   metrics=metrics, access=AccessWriter(settings.telemetry.logs),
+                   routing=Routing.build(settings, clock))
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
-            inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
-        return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs),
-                   routing=Routing.build(settings, clock), inspector=inspector)
+            deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
+        if cache_enabled(settings):
+            deps.cache = build_store(settings, metrics)
+            deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
+        return deps
 
     def resources(self) -> list[Resource]:
-        """In start order; they close in reverse."""
-        optional: list[Resource] = [r for r in (self.inspector,) if r is not None]
-        return [self.access, self.upstream, *optional]
+        """In start order; they close in reverse (flights before the store they fill and the
+        upstream pool they read)."""
+        out: list[Resource] = [self.access, self.upstream]
+        if self.cache is not None and self.flights is not None:
+            out += [self.cache, self.flights]
+        if self.inspector is not None:
+            out.append(self.inspector)
+        return out
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -13,6 +13,7 @@
     ├── RateLimitExceeded                429     rate_limit_exceeded
     ├── InternalError                    500     internal_error
     ├── CacheMiss                        504     cache_miss
+    ├── CacheUnavailable                 503     cache_unavailable  (admin: purge, Redis down)
     └── UpstreamError
         ├── UpstreamUnavailable          502     upstream_unavailable
         └── UpstreamTimeout              504     upstream_timeout
@@ -95,6 +96,10 @@ class InternalError(SidecarError):
 
 class CacheMiss(SidecarError):
     status, code, type = 504, "cache_miss", "cache_error"
+
+
+class CacheUnavailable(SidecarError):
+    status, code, type = 503, "cache_unavailable", "cache_error"
 
 
 class UpstreamError(SidecarError):

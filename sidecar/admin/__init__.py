@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from sidecar.admin import inspector
+from sidecar.admin.cache import purge_cache
 from sidecar.admin.config_view import public_config
 from sidecar.admin.guard import guarded
 from sidecar.admin.providers import providers
@@ -45,6 +46,7 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
     app.router.add_get("/sidecar/providers", logged(guard(providers)))
+    app.router.add_delete("/sidecar/cache", logged(guard(purge_cache)))
     if settings.admin.ui:
         app.router.add_get("/sidecar/ui", logged(inspector.page_handler(guard)))
         app.router.add_get("/sidecar/ui/{asset}", logged(guard(inspector.asset)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from sidecar.config.base import PositiveSeconds, Section, empty_is_none, yaml_off
 
@@ -23,3 +23,17 @@ class CacheSettings(Section):
 
     _off = field_validator("backend", mode="before")(yaml_off)
     _password = field_validator("redis_password", mode="before")(empty_is_none)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> CacheSettings:
+        if self.backend == "redis" and not self.redis_url:
+            raise ValueError("backend is redis but redis_url is not set (e.g. "
+                             "redis://redis:6379/0; the password goes in redis_password)")
+        return self

@@ -28,6 +28,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "SIDECAR_UPSTREAM_API_KEY": "upstream.api_key",
     "SIDECAR_CACHE": "cache.backend",
     "SIDECAR_REDIS_URL": "cache.redis_url",
+    "SIDECAR_REDIS_PASSWORD": "cache.redis_password",
     "SIDECAR_LEDGER": "spend.ledger",
     "SIDECAR_ZDR": "privacy.zdr",
     "SIDECAR_LOG_FORMAT": "telemetry.logs.format",

@@ -33,6 +33,7 @@ from aiohttp import web
 from sidecar.call import Call, Reply, Stage
 from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.cache import Cache
 from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
@@ -81,6 +82,8 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.routes or local:  # (after privacy, once it exists)
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
+    if deps.cache is not None and deps.flights is not None:
+        stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     # A stage that reads call.usage / finish_reason says so with `reads_answer = True`.
     observe = any(getattr(stage, "reads_answer", False) for stage in stages)
     route = Route(deps.upstream, routing, observe=observe)

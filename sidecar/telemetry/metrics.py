@@ -47,7 +47,9 @@ class Metrics:
         )
         self.cache_lookups = Counter(
             "llm_sidecar_cache_lookups", "Cache lookups by result: hit, miss, collapsed (waited "
-            "for an identical request in flight), bypass (Cache-Control), skip.",
+            "for an identical request in flight), bypass (Cache-Control no-cache/no-store), "
+            "skip (temperature over cache.skip_when_temperature_above), unavailable (the "
+            "backend could not be asked).",
             ["result"], registry=registry,
         )
         self.cache_saved_usd = Counter(

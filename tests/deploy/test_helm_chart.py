@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from sidecar.cache.entry import Entry
+from sidecar.cache.key import CacheKey
+from sidecar.cache.redis_store import RedisStore
+from sidecar.config import load_settings
+from sidecar.telemetry.metrics import Metrics
 from tests.deploy.conftest import (
     CHART,
     KUBE_VERSION,
     NAMESPACE,
+    REDIS_URL,
     SENTINELS,
     VALUE_SETS,
     VENV_BIN,
@@ -41,6 +48,7 @@ from tests.deploy.conftest import (
     sidecar_config,
     sidecar_container,
 )
+from tests.fakes.redis import RedisServer
 
 MONITORING_API = "monitoring.coreos.com/v1"
 
@@ -289,14 +297,47 @@ def test_schema_refuses_credentials_in_the_redis_url() -> None:
 # ---- optional parts ----
 
 def test_redis_on_puts_redis_urls_in_config_with_password_from_env() -> None:
-    """redis.enabled: cache backend redis and the ledger on Redis, password as ${VAR} only."""
+    """redis.enabled: cache backend redis with the URL as given and the password apart from it
+    (${VAR} from the Secret-fed env); the ledger on Redis too."""
     _, objects = rendered("redis")
     config = sidecar_config(objects)
-    url = "redis://:${LLM_SIDECAR_REDIS_PASSWORD}@redis-master.redis:6379/0"
-    assert config["cache"] == {"backend": "redis", "redis_url": url}
-    assert config["spend"] == {"ledger": url}
+    assert config["cache"] == {"backend": "redis", "redis_url": REDIS_URL,
+                               "redis_password": "${LLM_SIDECAR_REDIS_PASSWORD}"}
+    assert config["spend"] == {
+        "ledger": "redis://:${LLM_SIDECAR_REDIS_PASSWORD}@redis-master.redis:6379/0"}
     ref = env_of(sidecar_container(objects))["LLM_SIDECAR_REDIS_PASSWORD"]["valueFrom"]
     assert ref["secretKeyRef"]["key"] == "redis-password"
+
+
+@pytest.mark.parametrize("password", ["p@ss:w/rd", "a:b@c/d?e#f%40g h", "${NOT_A_VAR}"])
+async def test_a_redis_password_with_any_character_reaches_redis(
+        password: str, tmp_path: Path) -> None:
+    """The rendered config, loaded with the env the pod gets from the Secret, authenticates
+    the cache to a real redis-server whose password has `@`, `:`, `/` and friends."""
+    server = RedisServer(password=password)
+    server.start()
+    try:
+        objects = render({"redis": {"enabled": True, "url": server.url, "ledger": False,
+                                    "passwordRequired": True, "password": password}})
+        (secret,) = only(objects, "Secret")
+        from_secret = base64.b64decode(secret["data"]["redis-password"]).decode()
+        assert from_secret == password
+        config_file = tmp_path / "config.yaml"
+        config_file.write_text(yaml.safe_dump(sidecar_config(objects)))
+        settings = load_settings(config_file, env={"LLM_SIDECAR_REDIS_PASSWORD": from_secret})
+        assert settings.cache.redis_url == server.url
+        store = RedisStore(settings.cache, Metrics())
+        await store.start()
+        try:
+            entry = Entry("json", b"{}", "m", time.time(), time.time() + 60)
+            await store.put(CacheKey("0" * 32, "m"), entry)
+            await store.close()  # flushes the write
+            store = RedisStore(settings.cache, Metrics())
+            assert await store.get(CacheKey("0" * 32, "m")) == entry
+        finally:
+            await store.close()
+    finally:
+        server.stop()
 
 
 def test_redis_without_password_uses_the_url_as_is() -> None:

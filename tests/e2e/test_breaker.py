@@ -10,11 +10,17 @@ import openai
 import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
-from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider
+from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider, without_cache
 from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import Script, chat_chunks
 
 BREAKER = {"failures": 2, "open_s": 30}
+
+
+@pytest.fixture
+def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
+    """The shared fixture, with the memory cache off (see routing_helpers.without_cache)."""
+    return without_cache(start_sidecar)
 
 
 def client(sidecar: RunningSidecar) -> openai.AsyncOpenAI:

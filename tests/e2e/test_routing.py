@@ -13,9 +13,22 @@ import orjson
 import pytest
 
 from tests.conftest import StartSidecar, free_port
-from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, models_asked, provider
+from tests.e2e.routing_helpers import (
+    CHAT,
+    MakeUpstreams,
+    chat,
+    models_asked,
+    provider,
+    without_cache,
+)
 from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+
+
+@pytest.fixture
+def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
+    """The shared fixture, with the memory cache off (see routing_helpers.without_cache)."""
+    return without_cache(start_sidecar)
 
 
 def client(sidecar: Any) -> openai.AsyncOpenAI:

@@ -32,6 +32,7 @@ class Script:
     body: bytes | None = None  # the body, raw
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # before sending the response headers
+    hold: asyncio.Event | None = None  # wait for it before sending the response headers
     sse: list[Event] | None = None  # stream these events (dicts become `data: {json}`)
     sse_interval_s: float = 0.0  # pause between events
     done: bool = True  # end the stream with `data: [DONE]`
@@ -137,6 +138,8 @@ class FakeUpstream:
             return web.Response()
         if script.delay_s:
             await asyncio.sleep(script.delay_s)
+        if script.hold is not None:
+            await script.hold.wait()
         if script.sse is not None:
             return await self._stream(request, script)
         payload = script.body if script.body is not None else orjson.dumps(script.json)

@@ -29,13 +29,17 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
 
 
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """With auth off the model pipeline reads the body and routes; with auth on, auth is first."""
-    plain = build_pipeline(Deps.build(Settings.model_validate({"admin": {"ui": False}})))
-    assert plain.stage_names == ("read_body", "route")
+    """Defaults: inspect, read_body, the memory cache, route; auth comes after inspect when on; a
+    cache that is off (or ruled out by zero retention) is absent, and so is the inspector."""
+    plain = build_pipeline(Deps.build(Settings()))
+    assert plain.stage_names == ("inspect", "read_body", "cache", "route")
     guarded = Settings.model_validate({"auth": {"required": True,
                                                 "keys": [{"name": "a", "token": "t"}]}})
     assert build_pipeline(Deps.build(guarded)).stage_names == (
-        "inspect", "auth", "read_body", "route")
+        "inspect", "auth", "read_body", "cache", "route")
+    for off in ({"cache": {"backend": "off"}}, {"privacy": {"zdr": True}}):
+        settings = Settings.model_validate({**off, "admin": {"ui": False}})
+        assert build_pipeline(Deps.build(settings)).stage_names == ("read_body", "route")
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [

@@ -151,11 +151,21 @@ checksum/llm-sidecar-secret: {{ include "llm-sidecar.secretData" . | sha256sum }
 {{/* ---- the sidecar's config file ---- */}}
 
 {{/*
-redis.url with the password from the environment spliced in when one is required; the
-sidecar expands ${LLM_SIDECAR_REDIS_PASSWORD} at start, so the ConfigMap never holds it.
+redis.url as given (the schema refuses credentials in it). The cache takes the password apart
+from the URL (cache.redis_password: ${LLM_SIDECAR_REDIS_PASSWORD}, expanded by the sidecar at
+start after the YAML is parsed), so any character is safe in it and the ConfigMap never holds it.
 */}}
 {{- define "llm-sidecar.redisUrl" -}}
-{{- $url := required "redis.enabled is true: set redis.url, e.g. redis://redis-master.redis:6379/0" .Values.redis.url -}}
+{{- required "redis.enabled is true: set redis.url, e.g. redis://redis-master.redis:6379/0" .Values.redis.url -}}
+{{- end -}}
+
+{{/*
+The spend ledger's Redis URL. The ledger has no separate password setting yet, so the password
+is still spliced into its URL: a password with "@", ":" or "/" breaks the ledger's URL (not the
+cache's) until spend reads a password of its own.
+*/}}
+{{- define "llm-sidecar.ledgerRedisUrl" -}}
+{{- $url := include "llm-sidecar.redisUrl" . -}}
 {{- if include "llm-sidecar.wantsRedisPassword" . -}}
 {{- $parts := splitn "://" 2 $url -}}
 {{- printf "%s://:${LLM_SIDECAR_REDIS_PASSWORD}@%s" $parts._0 $parts._1 -}}
@@ -182,12 +192,15 @@ vars that come from the Secret.
 {{- $cache := deepCopy (default dict $cfg.cache) -}}
 {{- $_ := set $cache "backend" "redis" -}}
 {{- $_ := set $cache "redis_url" (include "llm-sidecar.redisUrl" .) -}}
+{{- if include "llm-sidecar.wantsRedisPassword" . -}}
+{{- $_ := set $cache "redis_password" "${LLM_SIDECAR_REDIS_PASSWORD}" -}}
+{{- end -}}
 {{- $_ := set $cfg "cache" $cache -}}
 {{- end -}}
 {{- /* Without Redis the ledger defaults to sqlite:///<state_dir>/ledger.db: the state volume. */ -}}
 {{- if and .Values.redis.enabled .Values.redis.ledger -}}
 {{- $spend := deepCopy (default dict $cfg.spend) -}}
-{{- $_ := set $spend "ledger" (include "llm-sidecar.redisUrl" .) -}}
+{{- $_ := set $spend "ledger" (include "llm-sidecar.ledgerRedisUrl" .) -}}
 {{- $_ := set $cfg "spend" $spend -}}
 {{- end -}}
 {{- if .Values.collector.enabled -}}

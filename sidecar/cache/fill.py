@@ -1,0 +1,66 @@
+"""What may be stored: a complete, successful answer that fits, and nothing else.
+
+Never stored: an error status, a stream that broke or ended without `[DONE]`, an answer whose
+`finish_reason` is missing or `error` (OpenRouter ends a stream that failed mid-way with
+`finish_reason: "error"`), an answer over `cache.max_entry_bytes`. Embeddings have no finish
+reason: they count as complete when the answer is a JSON object whose `data` is a list. The
+Responses API's stream ends after its `response.completed` event, without `[DONE]`; its status
+("completed", "incomplete") is the finish reason answer.py reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sidecar import sse
+from sidecar.cache.entry import Entry
+from sidecar.call import Call
+
+_NO_DONE = frozenset({"responses"})  # endpoints whose streams end without data: [DONE]
+
+
+def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: int
+               ) -> Entry | None:
+    """The entry for a whole JSON answer (status 200), or None when it may not be stored."""
+    if len(body) > max_bytes:
+        return None
+    if call.endpoint == "embeddings":
+        if not _has_data(body):
+            return None
+    elif call.finish_reason in (None, "error"):
+        return None
+    return _entry(call, "json", body, now, ttl)
+
+
+def stream_entry(call: Call, chunks: list[bytes], *, now: float, ttl: float, max_bytes: int
+                 ) -> Entry | None:
+    """The entry for a stream that ended cleanly, or None when it may not be stored."""
+    if call.finish_reason in (None, "error") or not chunks:
+        return None
+    if call.endpoint not in _NO_DONE and sse.event_data(
+            sse.split_events(chunks[-1])[-1]) != b"[DONE]":
+        return None  # ended, but not the way a complete OpenAI stream ends
+    payload = b"".join(chunks)
+    if payload.startswith(b":") or b"\n:" in payload or b"\r:" in payload:
+        # keep-alive comments (": OPENROUTER PROCESSING") are noise, not the answer
+        payload = b"".join(e for e in sse.split_events(payload) if sse.event_data(e) is not None)
+    if len(payload) > max_bytes:
+        return None
+    return _entry(call, "sse", payload, now, ttl)
+
+
+def _entry(call: Call, kind: Any, payload: bytes, now: float, ttl: float) -> Entry:
+    assert call.model is not None
+    return Entry(kind=kind, payload=payload, model=call.model, stored_at=now,
+                 expires_at=now + ttl, usage=call.usage, finish_reason=call.finish_reason,
+                 response_model=call.response_model)
+
+
+def _has_data(body: bytes) -> bool:
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and isinstance(answer.get("data"), list)
