@@ -33,7 +33,7 @@ from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
-from sidecar.upstream.providers import OpenAIProvider
+from sidecar.upstream.providers import OpenAIProvider, Provider, make_provider
 
 __all__ = ["PIPELINES", "Handler", "Pipelines", "build_pipeline", "compose"]
 
@@ -72,10 +72,12 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes)]
 
     upstream = settings.upstream
-    provider = OpenAIProvider(
+    provider: Provider = OpenAIProvider(
         "upstream", upstream.url,
         api_key=upstream.api_key.get_secret_value() if upstream.api_key else None,
         headers=upstream.headers.items(), local_auth=settings.auth.required)
+    if settings.providers:  # until routing lands: the first provider serves every model
+        provider = make_provider(settings.providers[0], local_auth=settings.auth.required)
     # A stage that reads call.usage / finish_reason says so with `reads_answer = True`.
     observe = any(getattr(stage, "reads_answer", False) for stage in stages)
     route = Route(deps.upstream, provider, observe=observe)

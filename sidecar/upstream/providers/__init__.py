@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
+from sidecar.config.routing import ProviderSettings
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.providers.anthropic import AnthropicProvider
 from sidecar.upstream.providers.openai import OpenAIProvider
 
-__all__ = ["OpenAIProvider", "Provider"]
+__all__ = ["AnthropicProvider", "OpenAIProvider", "Provider", "make_provider"]
 
 
 class Provider(Protocol):
@@ -32,3 +34,14 @@ class Provider(Protocol):
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         """One attempt at any other /v1 path: bodies stream through untouched both ways."""
         ...
+
+
+def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None
+                  ) -> Provider:
+    """The provider for one `providers` entry, by its `format`. `proxy`: the egress proxy
+    when the entry sets none."""
+    cls = AnthropicProvider if settings.format == "anthropic" else OpenAIProvider
+    return cls(settings.name, settings.base_url,
+               api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+               headers=settings.headers.items(), strip_prefix=settings.strip_prefix,
+               local_auth=local_auth, proxy=settings.proxy or proxy)
