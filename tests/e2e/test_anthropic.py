@@ -417,6 +417,15 @@ async def test_native_messages_pass_through(claude: RunningSidecar, anthropic: F
     assert anthropic.last.json == body
 
 
+async def test_an_answer_not_in_anthropic_format(client: openai.AsyncOpenAI,
+                                                 anthropic: FakeAnthropic) -> None:
+    """A 200 whose body is not an Anthropic message is a 502 saying so, not a broken answer."""
+    anthropic.answer(Answer(json={"choices": []}))
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model=MODEL, messages=HI)
+    assert caught.value.status_code == 502 and "not in Anthropic's format" in caught.value.message
+
+
 async def test_anthropic_unreachable(start_sidecar: StartSidecar) -> None:
     """A provider that refuses connections is a 502 upstream_unavailable naming it."""
     sidecar = await start_sidecar(provider(f"http://127.0.0.1:{free_port()}/v1"))

@@ -114,6 +114,16 @@ def test_pings_and_unknown_events_send_nothing() -> None:
     assert translator.feed(b": comment\n\n") == b""
 
 
+def test_other_sse_spellings_are_read_too() -> None:
+    """CRLF line ends, id lines and split data lines parse like Anthropic's usual spelling."""
+    translator = StreamTranslator(Plan(stream=True), 0, "claude")
+    translator.feed(encode_event(stream_events(message(text("x")))[0]))
+    crlf = (b"event: content_block_delta\r\nid: 4\r\ndata: {\"type\":\"content_block_delta\","
+            b"\r\ndata: \"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\r\n\r\n")
+    assert b'"delta":{"content":"ok"}' in translator.feed(crlf)
+    assert translator.feed(b"event: content_block_delta\ndata: {broken\n\n") == b""
+
+
 def test_several_events_in_one_chunk_give_one_chunk() -> None:
     """A chunk holding several events yields one chunk of their translations, in order."""
     events = stream_events(message(text("abcd")), parts=4)

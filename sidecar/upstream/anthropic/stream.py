@@ -71,8 +71,11 @@ class StreamTranslator:
         An error event stops the translation: what came before it is returned, the error
         kept in `self.error` for the caller to raise once that is sent."""
         out = b""
-        for event in split_events(chunk):
-            data = event_json(event)
+        # Anthropic ends events with a blank line of bare \n: split on that directly (sse's
+        # general split_events, which also knows \r\n and \r, costs 3.6 µs for 4 events).
+        events = split_events(chunk) if b"\r" in chunk else chunk.split(b"\n\n")
+        for event in events:
+            data = _payload(event) if event else None
             if isinstance(data, dict):
                 try:
                     out += self.translate(data)
@@ -167,6 +170,19 @@ class StreamTranslator:
         (and, on newer models, final input counts): the latest value of each wins."""
         if isinstance(usage, dict):
             self._usage.update((k, v) for k, v in usage.items() if v is not None)
+
+
+def _payload(event: bytes) -> Any:
+    """The JSON of one event. Anthropic writes `event: <type>\ndata: <json>`: that shape is
+    sliced directly (sse.event_json's general parsing is 1.2 µs an event, this 0.4 µs); any
+    other (CRLF, several data lines, comments) goes the general way."""
+    _, found, rest = event.partition(b"data: ")
+    if found and b"\n" not in rest and b"\r" not in rest:
+        try:
+            return orjson.loads(rest)
+        except orjson.JSONDecodeError:
+            return None
+    return event_json(event)
 
 
 async def translate_stream(chunks: Chunks, translator: StreamTranslator, where: str
