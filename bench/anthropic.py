@@ -1,7 +1,7 @@
 """What translating to Anthropic's Messages API costs: CPU per event and per request, and the
 added time to a stream's first token, next to an OpenAI-format stream through the same sidecar.
 
-    .venv/bin/python -m bench.anthropic [--requests 300] [--loops 10000]
+    .venv/bin/python -m bench.anthropic [--requests 300] [--loops 2000]
 
 1. Translation CPU, in this process: `translate_request` (+ serializing it) for a realistic
    chat (system prompt, 6 turns, 2 tools), `translate_body` for a ~600-byte answer, and
@@ -112,8 +112,9 @@ def _chat() -> dict[str, Any]:
             "stream_options": {"include_usage": True}}
 
 
-def _per_call_us(fn: Callable[[], object], loops: int, repeats: int = 5) -> float:
-    """CPU µs per call: the best of `repeats` runs, the least disturbed by other processes."""
+def _per_call_us(fn: Callable[[], object], loops: int, repeats: int = 15) -> float:
+    """CPU µs per call: the best of `repeats` short runs, the least disturbed by other
+    processes (on a shared machine the mean swings by 2x from one run to the next)."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -158,7 +159,7 @@ def translation_cpu(loops: int) -> dict[str, float]:
                                    loops),
         "response_us": _per_call_us(lambda: translate_body(answer, Plan(), 1), loops),
         "event_us": _per_call_us(lambda: translator.feed(delta), loops * 5),
-        "stream_us": _per_call_us(whole_stream, loops // 10),
+        "stream_us": _per_call_us(whole_stream, max(1, loops // 10)),
         "stream_events": len(events),
     }
 
@@ -276,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.anthropic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="streams per format")
-    parser.add_argument("--loops", type=int, default=10000, help="micro-benchmark loops")
+    parser.add_argument("--loops", type=int, default=2000, help="micro-benchmark loops")
     parser.add_argument("--pacing-ms", type=float, default=1.0)
     parser.add_argument("--serve-fake", choices=("openai", "anthropic"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

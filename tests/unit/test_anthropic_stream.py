@@ -121,7 +121,11 @@ def test_other_sse_spellings_are_read_too() -> None:
     crlf = (b"event: content_block_delta\r\nid: 4\r\ndata: {\"type\":\"content_block_delta\","
             b"\r\ndata: \"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\r\n\r\n")
     assert b'"delta":{"content":"ok"}' in translator.feed(crlf)
+    bare = (b': keep-alive\n\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":"go"}}\n\n')
+    assert b'"delta":{"content":"go"}' in translator.feed(bare)
     assert translator.feed(b"event: content_block_delta\ndata: {broken\n\n") == b""
+    assert translator.feed(b"event: ping\ndata: {broken\n\nevent: ping\ndata: {}\n\n") == b""
 
 
 def test_several_events_in_one_chunk_give_one_chunk() -> None:

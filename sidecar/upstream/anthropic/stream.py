@@ -24,7 +24,7 @@ small orjson.dumps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import orjson
@@ -71,11 +71,7 @@ class StreamTranslator:
         An error event stops the translation: what came before it is returned, the error
         kept in `self.error` for the caller to raise once that is sent."""
         out = b""
-        # Anthropic ends events with a blank line of bare \n: split on that directly (sse's
-        # general split_events, which also knows \r\n and \r, costs 3.6 µs for 4 events).
-        events = split_events(chunk) if b"\r" in chunk else chunk.split(b"\n\n")
-        for event in events:
-            data = _payload(event) if event else None
+        for data in _payloads(chunk):
             if isinstance(data, dict):
                 try:
                     out += self.translate(data)
@@ -172,17 +168,36 @@ class StreamTranslator:
             self._usage.update((k, v) for k, v in usage.items() if v is not None)
 
 
+def _payloads(chunk: bytes) -> Iterable[Any]:
+    """The JSON of each event in an event-aligned chunk (None for one without JSON).
+
+    Anthropic spells every event `event: <type>\ndata: <json>` and a blank line, and a chunk
+    usually holds one: its JSON is sliced out in place. Several events are split on the blank
+    lines and sliced each. sse's general parsing (CRLF, several data lines, comments) is kept
+    for any other spelling: it costs about 1.2 µs an event more, and its splitting 3.6 µs for
+    the four events that often come together at the start, next to about 1.3 µs for the whole
+    translation of a text delta."""
+    start = chunk.find(b"\ndata: ") + 7
+    end = len(chunk) - 2
+    if start > 6 and chunk.find(b"\n", start) == end and chunk.endswith(b"\n\n"):
+        return (_loads(memoryview(chunk)[start:end]),)
+    if b"\r" in chunk:
+        return map(event_json, split_events(chunk))
+    return map(_payload, chunk.split(b"\n\n"))
+
+
 def _payload(event: bytes) -> Any:
-    """The JSON of one event. Anthropic writes `event: <type>\ndata: <json>`: that shape is
-    sliced directly (sse.event_json's general parsing is 1.2 µs an event, this 0.4 µs); any
-    other (CRLF, several data lines, comments) goes the general way."""
-    _, found, rest = event.partition(b"data: ")
-    if found and b"\n" not in rest and b"\r" not in rest:
-        try:
-            return orjson.loads(rest)
-        except orjson.JSONDecodeError:
-            return None
-    return event_json(event)
+    start = event.find(b"\ndata: ") + 7
+    if start > 6 and event.find(b"\n", start) < 0:
+        return _loads(memoryview(event)[start:])
+    return event_json(event) if event else None
+
+
+def _loads(data: memoryview) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
 
 
 async def translate_stream(chunks: Chunks, translator: StreamTranslator, where: str
