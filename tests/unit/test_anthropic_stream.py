@@ -121,9 +121,12 @@ def test_other_sse_spellings_are_read_too() -> None:
     crlf = (b"event: content_block_delta\r\nid: 4\r\ndata: {\"type\":\"content_block_delta\","
             b"\r\ndata: \"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ok\"}}\r\n\r\n")
     assert b'"delta":{"content":"ok"}' in translator.feed(crlf)
-    bare = (b': keep-alive\n\ndata: {"type":"content_block_delta","index":0,'
-            b'"delta":{"type":"text_delta","text":"go"}}\n\n')
-    assert b'"delta":{"content":"go"}' in translator.feed(bare)
+    bare = (b'data: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":"go"}}\n\n: keep-alive\n\n'
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":"on"}}\n\n')
+    out = translator.feed(bare)
+    assert b'"delta":{"content":"go"}' in out and b'"delta":{"content":"on"}' in out
     assert translator.feed(b"event: content_block_delta\ndata: {broken\n\n") == b""
     assert translator.feed(b"event: ping\ndata: {broken\n\nevent: ping\ndata: {}\n\n") == b""
 

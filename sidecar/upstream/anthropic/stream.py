@@ -37,6 +37,7 @@ from sidecar.upstream.anthropic.request import Plan
 from sidecar.upstream.anthropic.response import finish_reason, openai_usage
 
 _TAIL = b',"finish_reason":null}]}\n\n'
+_NO_BLOCK = object()  # equal to no block index, not even a missing one
 
 
 class StreamTranslator:
@@ -49,7 +50,7 @@ class StreamTranslator:
         self._provider = provider
         self._tools: dict[Any, int] = {}  # Anthropic block index → OpenAI tool call index
         self._reasoning: dict[Any, int] = {}  # block index → reasoning_details index
-        self._answer: Any = None  # block index of the response_format answer tool
+        self._answer: Any = _NO_BLOCK  # block index of the response_format answer tool
         self._called = False  # a client tool was called
         self._usage: dict[str, Any] = {}
         self.done = False  # message_stop seen
@@ -179,7 +180,7 @@ def _payloads(chunk: bytes) -> Iterable[Any]:
     translation of a text delta."""
     start = chunk.find(b"\ndata: ") + 7
     end = len(chunk) - 2
-    if start > 6 and chunk.find(b"\n", start) == end and chunk.endswith(b"\n\n"):
+    if start > 6 and chunk.find(b"\n\n") == end and chunk.find(b"\n", start) == end:
         return (_loads(memoryview(chunk)[start:end]),)
     if b"\r" in chunk:
         return map(event_json, split_events(chunk))
