@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -32,16 +31,6 @@ class ProviderSettings(Section):
     @classmethod
     def _proxy_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
-
-    @field_validator("format")
-    @classmethod
-    def _available(cls, value: str) -> str:
-        # The Anthropic translation ships as its own module (issue 7, written separately);
-        # a build without it says so at start-up (exit 2) rather than on the first request.
-        if value == "anthropic" and importlib.util.find_spec(
-                "sidecar.upstream.providers.anthropic") is None:
-            raise ValueError("format 'anthropic' is not available in this build of llm-sidecar")
-        return value
 
 
 class RetrySettings(Section):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -38,16 +37,15 @@ def test_invalid_routing_config(tmp_path: Path, text: str, problem: str) -> None
     assert any(problem in line for line in problems(tmp_path, text + "\n"))
 
 
-def test_anthropic_format_needs_its_module(tmp_path: Path) -> None:
-    """format: anthropic validates only in a build that ships the Anthropic translation."""
-    text = "providers: [{name: a, base_url: 'https://api.anthropic.com/v1', format: anthropic}]\n"
-    if importlib.util.find_spec("sidecar.upstream.providers.anthropic") is None:
-        assert any("format 'anthropic' is not available" in p
-                   for p in problems(tmp_path, text))
-    else:
-        path = tmp_path / "ok.yaml"
-        path.write_text(text)
-        assert load_settings(path, env={}).providers is not None
+def test_anthropic_format_builds_the_anthropic_provider(tmp_path: Path) -> None:
+    """format: anthropic validates and make_provider gives the Anthropic translation."""
+    path = tmp_path / "ok.yaml"
+    path.write_text("providers: [{name: a, base_url: 'https://api.anthropic.com/v1', "
+                    "format: anthropic}]\n")
+    settings = load_settings(path, env={})
+    assert settings.providers is not None
+    built = make_provider(settings.providers[0], local_auth=False, proxy=None)
+    assert type(built).__name__ == "AnthropicProvider"
 
 
 def test_make_provider_builds_the_format() -> None:

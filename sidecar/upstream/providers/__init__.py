@@ -60,7 +60,7 @@ def _anthropic() -> ProviderClass:
 FORMATS: dict[str, Callable[[], ProviderClass]] = {"openai": _openai, "anthropic": _anthropic}
 
 
-def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None
+def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None
                   ) -> Provider:
     """The provider these settings describe. `local_auth`: clients send local keys, which never
     go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None."""
