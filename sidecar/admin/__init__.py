@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from sidecar.admin.config_view import public_config
+from sidecar.admin.privacy_view import privacy
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
@@ -42,6 +43,7 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
     app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
+    app.router.add_get("/sidecar/privacy", logged(guard(privacy)))
 
 
 def logged(handler: Handler) -> Handler:
