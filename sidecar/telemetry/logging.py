@@ -59,7 +59,9 @@ def configure_logging(logs: LogSettings, stream: TextIO | None = None, *,
         processors=[*shared, *_render_chain(logs.format, zdr)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=True,
+        # Not cached: a reconfiguration (ZDR on or off, tests) must reach the module-level
+        # loggers already used; they log rarely (access lines bypass structlog).
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
