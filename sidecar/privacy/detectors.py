@@ -38,9 +38,10 @@ _PHONE_WORDS = re.compile(r"(?:phone|tel|telephone|mobile|cell|call|fax|whatsapp
                           r"dial|reach)\b")
 _VERSION_WORDS = re.compile(r"(?:version|ver|build|release|rev|revision|firmware|v)\W{0,2}\Z")
 
-# The numeric shapes: not inside a longer token, and at least an IPv4 address or 7 digits long
-# (checked once per number, so the ids and prices of a JSON document cost one lookahead each).
-NUMERIC = r"(?<![\w.\-+/]\d)(?=\d{0,2}\.\d|(?:[ .\-/()]?\d){6})"
+# The numeric shapes: not inside a longer token, not an ISO date, and at least an IPv4 address
+# or 7 digits long (checked once per number: a JSON document's ids, prices and timestamps
+# cost a lookaround each, not a try of every shape).
+NUMERIC = r"(?<![\w.\-+/]\d)(?!\d{3}-[01]\d-[0-3]\d)(?=\d{0,2}\.\d|(?:[ .\-/()]?\d){6})"
 _NUM_RIGHT = r"(?!\w|[.\-]\d)"
 # Checked first at every anchor character, for all its shapes: most anchors in code and JSON
 # (a digit inside a number, the `-` of `item-0` or of a date, the `:` after a JSON key) fail
@@ -61,6 +62,7 @@ class Branch:
     rest: str  # the shape after the anchor; its lookbehinds see the anchor and what precedes
     accept: Accept
     guard: str = ""  # checked once for all the branches that share it and the anchor
+    starts: str = ""  # the anchor characters this shape can start with (empty: all)
 
 
 def _walk_back(text: str, index: int, chars: frozenset[str], limit: int) -> int:
@@ -191,15 +193,15 @@ def branches(entities: frozenset[str], phone: PhoneRules) -> list[Branch]:
         group = r"(?:[ .\-/]?(?:\(\d{1,5}\)|\d))"
         add(Branch("PHONE", "+", r"(?<![\w+]\+)\d" + group + "{6,16}" + _NUM_RIGHT,
                    phone.international))
-        add(Branch("PHONE", "0-9", r"(?<=0)0[1-9]" + group + "{6,15}" + _NUM_RIGHT,
-                   phone.international, NUMERIC))
+        add(Branch("PHONE", "0-9", r"0[1-9]" + group + "{6,15}" + _NUM_RIGHT,
+                   phone.international, NUMERIC, starts="0"))
         add(Branch("PHONE", "0-9", r"(?:(?<=1)[ .\-](?:\d{3}[ .\-]|\(\d{3}\) ?)|"
                                    r"\d{2}[ .\-])\d{3}[ .\-]\d{4}" + _NUM_RIGHT,
                    phone.national(phone.nanp), NUMERIC))
         add(Branch("PHONE", "(", r"(?<![\w(]\()\d{3}\) ?\d{3}[ .\-]\d{4}" + _NUM_RIGHT,
                    phone.national(phone.nanp)))
         trunk = r"\d{1,4}(?:[ .\-/]|\) ?)\d{2,8}(?:[ .\-]\d{2,4}){0,4}" + _NUM_RIGHT
-        add(Branch("PHONE", "0-9", r"(?<=0)" + trunk, phone.national(phone.trunk), NUMERIC))
+        add(Branch("PHONE", "0-9", trunk, phone.national(phone.trunk), NUMERIC, starts="0"))
         add(Branch("PHONE", "(", r"(?<![\w(]\()0" + trunk, phone.national(phone.trunk)))
         add(Branch("PHONE", "0-9", r"\d{6,14}" + _NUM_RIGHT, phone.bare, NUMERIC))
     if "SECRET" in entities:

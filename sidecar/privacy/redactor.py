@@ -54,8 +54,8 @@ class Scanner:
         self._priority = [_SECRET if b.entity == "SECRET" else _OTHER for b in table]
         pattern, self._names = _scan_pattern(table)
         self._scan = re.compile(pattern) if table else None
-        self._alone = [re.compile(f"[{b.anchor}]{ANCHOR_GUARDS.get(b.anchor, '')}{b.guard}"
-                                  f"(?:{b.rest})") for b in table]
+        self._alone = [re.compile(f"[{b.starts or b.anchor}]{ANCHOR_GUARDS.get(b.anchor, '')}"
+                                  f"{b.guard}(?:{b.rest})") for b in table]
         self._later = [[j for j in range(i + 1, len(table)) if table[j].anchor == b.anchor]
                        for i, b in enumerate(table)]
         self._keywords = KeywordRules() if "SECRET" in self.entities else None
@@ -126,7 +126,7 @@ def _scan_pattern(table: list[Branch]) -> tuple[str, dict[str, int]]:
     for char in chars:
         guarded: dict[str, list[str]] = {}
         for i, branch in enumerate(table):
-            if char in _expand(branch.anchor):
+            if char in _expand(branch.anchor) and (not branch.starts or char in branch.starts):
                 name = f"b{i}_{len(alternatives)}"
                 names[name] = i
                 guarded.setdefault(branch.guard, []).append(f"(?P<{name}>{branch.rest})")

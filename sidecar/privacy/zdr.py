@@ -13,6 +13,7 @@ In ZDR mode a prompt goes to the upstream and the answer to the client, and nowh
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import MutableMapping
@@ -83,6 +84,17 @@ def first_line_only(logger: Any, method: str, event: MutableMapping[str, Any]
     if isinstance(message, str):
         event["event"] = message.split("\n", 1)[0][:200]
     return event
+
+
+def route_unraisable_to_logging() -> None:
+    """Python prints exceptions it cannot raise (in `__del__`, in a closed generator) straight
+    to stderr, message and all; send them through logging, which withholds the message."""
+    def hook(unraisable: Any) -> None:
+        logging.getLogger("sidecar.unraisable").error(
+            "unraisable_exception", exc_info=(unraisable.exc_type, unraisable.exc_value,
+                                              unraisable.exc_traceback))
+
+    sys.unraisablehook = hook
 
 
 def _exception(exc_info: Any) -> BaseException | None:

@@ -24,7 +24,11 @@ import orjson
 import structlog
 
 from sidecar.config.schema import LogSettings
-from sidecar.privacy.zdr import first_line_only, withhold_exception_messages
+from sidecar.privacy.zdr import (
+    first_line_only,
+    route_unraisable_to_logging,
+    withhold_exception_messages,
+)
 
 _LEVELS = {name: logging.getLevelNamesMapping()[name.upper()]
            for name in ("debug", "info", "warning", "error")}
@@ -72,6 +76,8 @@ def configure_logging(logs: LogSettings, stream: TextIO | None = None, *,
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if zdr:
+        route_unraisable_to_logging()
 
 
 FLUSH_INTERVAL_S = 0.05

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import io
+import logging
+import sys
+
 import orjson
 import pytest
+import structlog
 
+from sidecar.config.schema import LogSettings
 from sidecar.privacy.zdr import (
     WITHHELD,
     first_line_only,
@@ -12,12 +19,15 @@ from sidecar.privacy.zdr import (
     is_openrouter,
     openrouter_body,
 )
+from sidecar.telemetry.logging import configure_logging
 from tests.fakes.calls import make_call
+
+ADDRESS = "jane" + "@example.com"  # a variable: tracebacks show source lines, not values
 
 
 def test_tracebacks_keep_frames_and_types_but_no_messages() -> None:
     """Chained exceptions are all shown, each type named, no message kept."""
-    value = "jane" + "@example.com"  # not in the source lines the traceback shows
+    value = ADDRESS
     try:
         try:
             raise KeyError(value)
@@ -25,7 +35,7 @@ def test_tracebacks_keep_frames_and_types_but_no_messages() -> None:
             raise ValueError(f"bad value {value}") from inner
     except ValueError as exc:
         text = format_exception(exc)
-    assert "jane" not in text
+    assert ADDRESS not in text
     assert text.count(WITHHELD) == 2
     assert "builtins.KeyError" in text and "builtins.ValueError" in text
     assert "test_tracebacks_keep_frames_and_types_but_no_messages" in text
@@ -56,3 +66,26 @@ def test_openrouter_body_keeps_the_clients_fields_and_overrides() -> None:
     assert body is not None
     assert orjson.loads(body) == {"model": "b", "messages": [], "max_tokens": 100, "provider": {
         "only": ["x"], "data_collection": "deny", "zdr": True}}
+
+
+def test_unraisable_exceptions_go_through_the_scrubbing_log(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception Python cannot raise (here in __del__) is logged without its message."""
+    stream = io.StringIO()
+    saved = sys.unraisablehook, logging.getLogger().handlers[:], logging.getLogger().level
+    try:
+        configure_logging(LogSettings(), stream=stream, zdr=True)
+
+        class Leaky:
+            def __del__(self) -> None:
+                raise ValueError(ADDRESS)
+
+        Leaky()
+        gc.collect()
+    finally:
+        sys.unraisablehook = saved[0]
+        logging.getLogger().handlers[:] = saved[1]
+        logging.getLogger().setLevel(saved[2])
+        structlog.reset_defaults()
+    assert "unraisable_exception" in stream.getvalue() and WITHHELD in stream.getvalue()
+    assert ADDRESS not in stream.getvalue() + capsys.readouterr().err
