@@ -12,7 +12,8 @@ Who writes which field of a Call:
     route      attempts (one Attempt per try), model (the candidate being tried)
     answer     usage, finish_reason, response_model (read from the upstream's answer)
     features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
-               redactions, zdr (privacy), trace_id, span_id (telemetry)
+               redactions, zdr (privacy: it also replaces body and raw_body with their
+               redacted versions), trace_id, span_id (telemetry)
     relay      status (once the response starts), first_byte_at, bytes_out, outcome
 
 A stage ends a request early by *returning* a Reply (`Reply.error(...)`); expected failures,

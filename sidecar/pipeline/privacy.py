@@ -2,10 +2,11 @@
 
 `Privacy` runs right after read_body, before fallback, spend and cache, so the cache key, the
 ledger and every later stage only ever see redacted content. It edits `call.body` once for all
-attempts (body_changed only when something was replaced), counts what it replaced
-(`call.redactions`, `x-sidecar-redactions`, the redactions metric by entity), and in
-pseudonymize mode restores the originals in the answer, JSON or stream. In block mode it ends
-the request with 400 pii_detected naming the entity types, never the values.
+attempts (body_changed only when something was replaced; raw_body then becomes the redacted
+serialization too), counts what it replaced (`call.redactions`, `x-sidecar-redactions`, the
+redactions metric by entity), and in pseudonymize mode restores the originals in the answer,
+JSON or stream. In block mode it ends the request with 400 pii_detected naming the entity
+types, never the values.
 
 `ZeroRetention` runs before auth on every path (passthrough included), so every response says
 `x-sidecar-zdr: on` and providers know to ask OpenRouter for zero retention. Each stage is
@@ -62,7 +63,10 @@ class Privacy:
         call.redactions = total
         call.response_headers[REDACTIONS_HEADER] = str(total)
         if total:
+            # raw_body too: no later stage (cache key, ledger, telemetry) can reach the
+            # client's original bytes, whichever field it reads.
             call.body_changed = True
+            call.raw_body = orjson.dumps(body)
             for entity, count in redaction.counts.items():
                 self._metrics.redacted(entity, count)
         reply = await next(call)
