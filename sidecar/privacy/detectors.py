@@ -41,7 +41,7 @@ _VERSION_WORDS = re.compile(r"(?:version|ver|build|release|rev|revision|firmware
 # The numeric shapes: not inside a longer token, not an ISO date, and at least an IPv4 address
 # or 7 digits long (checked once per number: a JSON document's ids, prices and timestamps
 # cost a lookaround each, not a try of every shape).
-NUMERIC = r"(?<![\w.\-+/]\d)(?!\d{3}-[01]\d-[0-3]\d)(?=\d{0,2}\.\d|(?:[ .\-/()]?\d){6})"
+NUMERIC = r"(?<![\w.\-+]\d)(?!\d{3}-[01]\d-[0-3]\d)(?=\d{0,2}\.\d|(?:[ .\-/()]?\d){6})"
 _NUM_RIGHT = r"(?!\w|[.\-]\d)"
 # Checked first at every anchor character, for all its shapes: most anchors in code and JSON
 # (a digit inside a number, the `-` of `item-0` or of a date, the `:` after a JSON key) fail

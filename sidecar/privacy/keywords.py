@@ -25,8 +25,8 @@ _END = r"(?![a-z0-9_])"
 _KEYS = ("api_key", "api-key", "apikey", "secret_key", "secret-key", "private_key",
          "private-key", "access_key", "signing_key", "encryption_key", "master_key")
 _RULES = (
-    r"pass(?<![a-z0-9]pass)(?:word|wd|phrase)?" + _END + _SEP + _VALUE,
-    r"pwd(?<![a-z0-9]pwd)" + _END + _SEP + _VALUE,
+    r"pass(?:word|wd|phrase)?" + _END + _SEP + _VALUE,  # PGPASSWORD=, MYSQL_PWD= too
+    r"pwd" + _END + _SEP + _VALUE,
     r"secret(?<![a-z0-9]secret)" + _END + _SEP + _VALUE,
     r"token(?<![a-z0-9]token)" + _END + _SEP + _VALUE,
     r"key(?:" + "|".join(f"(?<={re.escape(k)})" for k in _KEYS) + ")" + _END + _SEP + _VALUE,
