@@ -119,8 +119,10 @@ class StreamRestorer:
             index = choice.get("index", 0)
             final = choice.get("finish_reason") is not None
             delta = choice.get("delta")
-            if isinstance(delta, dict) or (final and "text" not in choice):
-                delta = choice.setdefault("delta", {}) if delta is None else delta
+            if not isinstance(delta, dict) and final and "text" not in choice and any(
+                    key[0] == index for key in self._pending):
+                delta = choice["delta"] = {}  # a finish chunk without a delta: held text
+            if isinstance(delta, dict):
                 self._delta(index, delta, final)
             if isinstance(choice.get("text"), str) or (final and (index, "text") in
                                                        self._pending):
@@ -135,7 +137,7 @@ class StreamRestorer:
             if isinstance(delta.get(field), str) or (final and (index, field) in self._pending):
                 delta[field] = self._feed((index, field), delta.get(field) or "", False, final)
         calls = delta.get("tool_calls")
-        seen = set()
+        seen: set[Any] = set()
         if isinstance(calls, list):
             for call in calls:
                 function = call.get("function") if isinstance(call, dict) else None
@@ -148,8 +150,9 @@ class StreamRestorer:
             for key in [k for k in self._pending if k[:2] == (index, "tool")
                         and k[2] not in seen]:
                 tail = self._restorer.text(self._pending.pop(key), True)
-                delta.setdefault("tool_calls", []).append(
-                    {"index": key[2], "function": {"arguments": tail}})
+                if not isinstance(delta.get("tool_calls"), list):
+                    delta["tool_calls"] = []
+                delta["tool_calls"].append({"index": key[2], "function": {"arguments": tail}})
 
     def _flush_chat(self) -> bytes:
         """Tails still held when the stream ends without a finish_reason: one last chunk."""

@@ -120,3 +120,14 @@ def test_json_bodies_are_restored_whatever_the_escaping(body: bytes) -> None:
 def test_non_json_bodies_are_restored_as_text() -> None:
     """A plain-text error body quoting a placeholder gets the value back."""
     assert RESTORER.body(b"bad <EMAIL_1>") == b"bad jane@example.com"
+
+
+async def test_a_finish_chunk_without_delta_still_releases_the_tail() -> None:
+    """`delta: null` with a finish_reason, and `tool_calls: null`: held text still goes out."""
+    finish = b'data: {"choices": [{"index": 0, "delta": null, "finish_reason": "stop"}]}\n\n'
+    out = await run([chat({"content": "a <EMAI"}), finish])
+    assert texts(out) == ["a ", "<EMAI"]
+    calls = await run([chat({"tool_calls": [{"index": 0, "function": {"arguments": "<SEC"}}]}),
+                       chat({"tool_calls": None}, "tool_calls")])
+    last = event_json(calls[-1])["choices"][0]["delta"]["tool_calls"]
+    assert last == [{"index": 0, "function": {"arguments": "<SEC"}}]
