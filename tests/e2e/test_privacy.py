@@ -3,6 +3,7 @@ received (and records it). No entity reaches the upstream; originals come back t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -138,6 +139,20 @@ async def test_stream_of_one_character_per_chunk_is_restored(
     sent = orjson.loads(upstream.last.body)["messages"][0]["content"]
     placeholders = PLACEHOLDER.findall(sent)
     assert len([p for p in pieces if p]) == len(PLACEHOLDER.sub("", sent)) + len(placeholders)
+
+
+async def test_the_blocking_sdk_streams_restored_text_too(start_sidecar: StartSidecar,
+                                                          upstream: FakeUpstream) -> None:
+    """The synchronous client (in a thread) reads the same restored stream."""
+    sidecar = await private(start_sidecar, "pseudonymize")
+
+    def consume() -> str:
+        with openai.OpenAI(base_url=sidecar.v1, api_key="k", max_retries=0) as sdk:
+            stream = sdk.chat.completions.create(
+                model="m", stream=True, messages=[{"role": "user", "content": TEXT}])
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    assert await asyncio.to_thread(consume) == TEXT
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -131,3 +131,17 @@ async def test_a_finish_chunk_without_delta_still_releases_the_tail() -> None:
                        chat({"tool_calls": None}, "tool_calls")])
     last = event_json(calls[-1])["choices"][0]["delta"]["tool_calls"]
     assert last == [{"index": 0, "function": {"arguments": "<SEC"}}]
+
+
+async def test_responses_function_call_arguments_are_json_escaped() -> None:
+    """Responses API tool calls: argument deltas are a JSON channel like chat's."""
+    def event(kind: str, **fields: Any) -> bytes:
+        return b"data: " + orjson.dumps({"type": kind, "output_index": 1, **fields}) + b"\n\n"
+
+    out = await run([event("response.function_call_arguments.delta", delta='{"pw": "<SECRE'),
+                     event("response.function_call_arguments.delta", delta='T_1>"}'),
+                     event("response.function_call_arguments.done",
+                           arguments='{"pw": "<SECRET_1>"}')])
+    deltas = "".join(event_json(c)["delta"] for c in out[:2])
+    assert orjson.loads(deltas) == {"pw": 'p"w\\rd'}
+    assert orjson.loads(event_json(out[2])["arguments"]) == {"pw": 'p"w\\rd'}
