@@ -39,6 +39,10 @@ def found(text: str, scanner: Scanner = SCANNER) -> list[tuple[str, str]]:
     ("eyJub3QiOiJqd3QifQ.eyJzdWIiOiIxIn0.abc", []),  # the header names no algorithm
     ("İstanbul password=s3cr3t!", [("SECRET", "s3cr3t!")]),  # lower() changes the length
     ("PASSWORD: ${DB_PASSWORD} token=<your token>", []),
+    ("use ya29.A0ARrdaM-abcdefghijklmnopqrstuv now", [
+        ("SECRET", "ya29.A0ARrdaM-abcdefghijklmnopqrstuv")]),
+    ("curl http://10.1.2.3:8080/ and PGPASSWORD=hunter22", [("IP_ADDRESS", "10.1.2.3"),
+                                                          ("SECRET", "hunter22")]),
 ])
 def test_scanner_cases(text: str, expected: list[tuple[str, str]]) -> None:
     """Each case: exactly these values, and nothing else."""
