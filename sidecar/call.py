@@ -14,7 +14,8 @@ Who writes which field of a Call:
     route      attempts (one Attempt per try)
     answer     usage, finish_reason, response_model (read from the upstream's answer)
     features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
-               redactions (privacy), trace_id, span_id (telemetry)
+               redactions, zdr (privacy: it also replaces body and raw_body with their
+               redacted versions), trace_id, span_id (telemetry)
     relay      status (once the response starts), first_byte_at, bytes_out, outcome
 
 A stage ends a request early by *returning* a Reply (`Reply.error(...)`); expected failures,
@@ -124,6 +125,7 @@ class Call:
     saved_usd: float | None = None  # what a cache hit saved
     budget_remaining_usd: float | None = None  # the tightest budget that applies, after this
     redactions: int = 0
+    zdr: bool = False  # zero data retention: providers ask upstreams to retain nothing
     trace_id: str | None = None
     span_id: str | None = None
     status: int = 0  # the status the client was sent; 0 until the response starts

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sidecar.server import run
     from sidecar.telemetry.logging import configure_logging
 
-    configure_logging(settings.telemetry.logs)
+    configure_logging(settings.telemetry.logs, zdr=settings.privacy.zdr)
     return run(settings, file_sections=file_sections(config_path))
 
 

@@ -22,11 +22,12 @@ from sidecar import __version__
 from sidecar.app import create_admin_app, create_app, make_runner
 from sidecar.config.schema import Settings
 from sidecar.pipeline import PIPELINES
+from sidecar.privacy.policy import startup_fields
 from sidecar.runtime import RUNTIME
 from sidecar.upstream.demo import start_demo
 
 # Sections whose features later releases act on; until then a file that sets them gets a notice.
-NOT_YET_ACTIVE = ("cache", "spend", "privacy")
+NOT_YET_ACTIVE = ("spend",)
 
 log = structlog.get_logger("sidecar.server")
 
@@ -72,6 +73,7 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
              admin=f"http://{listeners[-1][0]}:{listeners[-1][1]}",
              upstream=settings.upstream.url, stages=app[PIPELINES].stage_names,
              startup_ms=round((time.monotonic() - began) * 1000, 1))
+    log.info("privacy", **startup_fields(settings))
     await stop.wait()
 
     runtime = app[RUNTIME]

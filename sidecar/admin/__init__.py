@@ -18,6 +18,7 @@ from sidecar.admin import inspector
 from sidecar.admin.cache import purge_cache
 from sidecar.admin.config_view import public_config
 from sidecar.admin.guard import guarded
+from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
@@ -54,6 +55,7 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
         app.router.add_get("/sidecar/requests", logged(guard(inspector.recent)))
         app.router.add_get("/sidecar/requests/{request_id}", logged(guard(inspector.detail)))
         app.router.add_get("/sidecar/stats", logged(guard(inspector.stats)))
+    app.router.add_get("/sidecar/privacy", logged(guard(privacy)))
 
 
 def logged(handler: Handler) -> Handler:

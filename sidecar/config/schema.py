@@ -134,4 +134,26 @@ class Settings(Section):
             raise ValueError("admin.port must differ from listen.port (null keeps admin routes "
                              "on the main listener)")
         check_providers(self.providers, self.routes)
+        if self.privacy.zdr:
+            self._zero_retention()
         return self
+
+    def _zero_retention(self) -> None:
+        """privacy.zdr: content may live in process memory for the request, nowhere else."""
+        if self.telemetry.capture_content:
+            raise ValueError("privacy.zdr is on, so telemetry.capture_content must be false "
+                             "(captured prompts and completions would be exported in spans)")
+        if self.cache.backend not in ("memory", "off"):
+            raise ValueError(f"privacy.zdr is on, so cache.backend cannot be "
+                             f"{self.cache.backend} (cached answers would be stored outside "
+                             "this process): use cache.backend: off, or memory with "
+                             "privacy.zdr_allow_memory_cache: true")
+        if self.cache.backend == "memory" and not self.privacy.zdr_allow_memory_cache:
+            if "backend" in self.cache.model_fields_set:
+                raise ValueError("privacy.zdr is on and cache.backend is memory, which keeps "
+                                 "answers in memory after the request: set "
+                                 "privacy.zdr_allow_memory_cache: true to allow that, or "
+                                 "cache.backend: off")
+            # The default backend, not a choice: ZDR turns it off (the effective config says
+            # so, and the cache stage is absent).
+            object.__setattr__(self, "cache", self.cache.model_copy(update={"backend": "off"}))

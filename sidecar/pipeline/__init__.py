@@ -1,10 +1,12 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → auth → read_body → privacy → fallback → spend → cache → route ─► upstream
-    client ◄─ (the response side unwinds right to left)                      ◄─┘
+    client ─► telemetry → zdr → inspect → auth → read_body → privacy → fallback
+                        → spend → cache → route ─► upstream
+    client ◄─ (the response side unwinds right to left) ◄─┘
 
 Why this order: telemetry first so every outcome, early replies (401, 400, 413) included, is
-observed; auth before anything spends effort on a caller we refuse (an unknown caller gets 401
+observed; zdr (zero data retention) next, so every response says so, 401s included; auth
+before anything spends effort on a caller we refuse (an unknown caller gets 401
 before its body is read); read_body next, since everything after it needs the parsed request;
 privacy before spend and cache so that neither the cache key nor the ledger ever sees
 unredacted content; fallback after privacy (redaction runs once, not per candidate) and before
@@ -71,15 +73,24 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     others on both (an embedder's own stage; the tests' recorders)."""
     settings = deps.settings
     before_body: list[Stage] = [*outer]  # stages that need no body: passthrough runs them too
+    if settings.privacy.zdr:
+        from sidecar.pipeline.privacy import ZeroRetention
+
+        before_body.append(ZeroRetention())
     if deps.inspector is not None:
         before_body.append(Inspect(deps.inspector))
     if settings.auth.required:
         before_body.append(Auth(settings.auth))
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes,
                                                    aliases=settings.routes)]
+    if settings.privacy.redact.mode != "off":
+        # Imported only when on: phonenumbers and the patterns cost 15 ms of start-up.
+        from sidecar.pipeline.privacy import Privacy
+
+        stages.append(Privacy(settings.privacy.redact, deps.metrics))
     routing = deps.routing
     local = routing.configured and not routing.openrouter_only
-    if settings.routes or local:  # (after privacy, once it exists)
+    if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
     if deps.cache is not None and deps.flights is not None:

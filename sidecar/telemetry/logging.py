@@ -24,6 +24,11 @@ import orjson
 import structlog
 
 from sidecar.config.schema import LogSettings
+from sidecar.privacy.zdr import (
+    first_line_only,
+    route_unraisable_to_logging,
+    withhold_exception_messages,
+)
 
 _LEVELS = {name: logging.getLevelNamesMapping()[name.upper()]
            for name in ("debug", "info", "warning", "error")}
@@ -34,35 +39,45 @@ def _json(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=str).decode()
 
 
-def _render_chain(fmt: str) -> list[structlog.typing.Processor]:
-    """The last steps for every record, structlog's and the standard library's alike."""
+def _render_chain(fmt: str, zdr: bool) -> list[structlog.typing.Processor]:
+    """The last steps for every record, structlog's and the standard library's alike. In
+    zero data retention mode tracebacks are formatted without exception messages first."""
+    scrub: list[structlog.typing.Processor] = [withhold_exception_messages] if zdr else []
     if fmt == "console":  # renders exceptions itself, prettily
-        return [structlog.dev.ConsoleRenderer(colors=False)]
-    return [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_json)]
+        return [*scrub, structlog.dev.ConsoleRenderer(colors=False)]
+    return [*scrub, structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(_json)]
 
 
-def configure_logging(logs: LogSettings, stream: TextIO | None = None) -> None:
+def configure_logging(logs: LogSettings, stream: TextIO | None = None, *,
+                      zdr: bool = False) -> None:
+    """`zdr`: privacy.zdr, see sidecar/privacy/zdr.py for what it withholds."""
     stream = stream or sys.stdout
     level = _LEVELS[logs.level]
     shared: list[structlog.typing.Processor] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    foreign: list[structlog.typing.Processor] = [first_line_only] if zdr else []
     structlog.configure(
-        processors=[*shared, *_render_chain(logs.format)],
+        processors=[*shared, *_render_chain(logs.format, zdr)],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=True,
+        # Not cached: a reconfiguration (ZDR on or off, tests) must reach the module-level
+        # loggers already used; they log rarely (access lines bypass structlog).
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    *_render_chain(logs.format)],
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+                    *_render_chain(logs.format, zdr)],
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, *foreign],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if zdr:
+        route_unraisable_to_logging()
 
 
 FLUSH_INTERVAL_S = 0.05

@@ -37,9 +37,10 @@ def test_disabled_features_are_absent_from_the_list() -> None:
                                                 "keys": [{"name": "a", "token": "t"}]}})
     assert build_pipeline(Deps.build(guarded)).stage_names == (
         "inspect", "auth", "read_body", "cache", "route")
-    for off in ({"cache": {"backend": "off"}}, {"privacy": {"zdr": True}}):
+    for off, expected in (({"cache": {"backend": "off"}}, ("read_body", "route")),
+                          ({"privacy": {"zdr": True}}, ("zdr", "read_body", "route"))):
         settings = Settings.model_validate({**off, "admin": {"ui": False}})
-        assert build_pipeline(Deps.build(settings)).stage_names == ("read_body", "route")
+        assert build_pipeline(Deps.build(settings)).stage_names == expected
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [

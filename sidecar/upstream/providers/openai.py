@@ -3,7 +3,8 @@
 `/v1/X?q` goes to `{base_url}/X?q`. Credentials: the provider's `api_key` as
 `Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
 local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
-byte, unless a stage changed it or this provider knows the model by another name.
+byte, unless a stage changed it or this provider knows the model by another name. In zero
+data retention mode, OpenRouter is also told to use only providers that retain nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp import StreamReader
 from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
+from sidecar.privacy.zdr import is_openrouter, openrouter_body
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
 
@@ -29,6 +31,7 @@ class OpenAIProvider:
         self._strip_prefix = strip_prefix
         self._proxy = proxy
         self._where = f"{name} ({base_url})"
+        self._openrouter = is_openrouter(base_url)  # takes provider.zdr in ZDR mode
         self._keep_client_auth = api_key is None and not local_auth
         extra = list(headers)
         if api_key is not None:
@@ -41,7 +44,11 @@ class OpenAIProvider:
         return model
 
     async def send(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
-        data = call.upstream_body(self.upstream_model(attempt.model))
+        model = self.upstream_model(attempt.model)
+        if call.zdr and self._openrouter:
+            data = openrouter_body(call, model)
+        else:
+            data = call.upstream_body(model)
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
