@@ -10,7 +10,7 @@ Who writes which field of a Call:
                unless a stage set body_changed), upstream_headers, response_headers, finishers
     per model  overrides (route resets them for each fallback model; spend caps max_tokens there)
     route      attempts (one Attempt per try), model (the candidate being tried)
-    answer     usage, finish_reason, response_model (read from the upstream's answer)
+    answer     usage, finish_reason, response_model, response_id (read from the upstream's answer)
     features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
                redactions (privacy), trace_id, span_id (telemetry)
     relay      status (once the response starts), first_byte_at, bytes_out, outcome
@@ -113,6 +113,7 @@ class Call:
     usage: Usage | None = None
     finish_reason: str | None = None
     response_model: str | None = None
+    response_id: str | None = None  # the answer's `id` (chatcmpl-..., resp_...)
     cache_status: str | None = None  # HIT | MISS | BYPASS | OFF
     cost_usd: float | None = None  # what this request cost (0 on a cache hit)
     saved_usd: float | None = None  # what a cache hit saved

@@ -8,12 +8,15 @@ resources they need when the pipeline is built; nothing reaches them through glo
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
 from sidecar.config.schema import Settings
+from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
@@ -37,15 +40,22 @@ class Deps:
     upstream: UpstreamClient
     metrics: Metrics
     access: AccessWriter
+    telemetry: TelemetryExport
 
     @classmethod
-    def build(cls, settings: Settings) -> Deps:
+    def build(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Deps:
+        """`env`: where the standard OTEL_* variables are read (default: the process's)."""
+        metrics = Metrics()
+        telemetry = TelemetryExport(settings.telemetry, metrics,
+                                    os.environ if env is None else env)
+        access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs))
+                   metrics=metrics, access=access, telemetry=telemetry)
 
     def resources(self) -> list[Resource]:
-        """In start order; they close in reverse."""
-        return [self.access, self.upstream]
+        """In start order; they close in reverse (telemetry last: it flushes what the others
+        logged while closing)."""
+        return [self.telemetry, self.access, self.upstream]
 
 
 DEPS = web.AppKey("deps", Deps)

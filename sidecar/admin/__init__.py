@@ -40,7 +40,8 @@ def add_probe_routes(app: web.Application) -> None:
 def add_admin_routes(app: web.Application, settings: Settings) -> None:
     token = settings.admin.token
     guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
-    app.router.add_get("/metrics", logged(guard(metrics)))
+    if settings.telemetry.prometheus:
+        app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sidecar.call import Call, Reply
@@ -28,13 +30,40 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
     assert log == ["a>", "b>", "route", "<b", "<a"]
 
 
+QUIET = {"telemetry": {"prometheus": False}}
+
+
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """With auth off the model pipeline reads the body and routes; with auth on, auth is first."""
-    plain = build_pipeline(Deps.build(Settings()))
+    """With auth and metrics off the model pipeline reads the body and routes; with auth on,
+    auth comes first; telemetry (on by default: Prometheus) is first of all."""
+    plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
     assert plain.stage_names == ("read_body", "route")
-    guarded = Settings.model_validate({"auth": {"required": True,
-                                                "keys": [{"name": "a", "token": "t"}]}})
-    assert build_pipeline(Deps.build(guarded)).stage_names == ("auth", "read_body", "route")
+    guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
+                                                         "keys": [{"name": "a", "token": "t"}]}})
+    assert build_pipeline(Deps.build(guarded, env={})).stage_names == (
+        "auth", "read_body", "route")
+    default = build_pipeline(Deps.build(Settings.model_validate({}), env={}))
+    assert default.stage_names == ("telemetry", "read_body", "route")
+
+
+@pytest.mark.parametrize(("telemetry", "present"), [
+    ({"prometheus": False}, False),
+    ({"prometheus": True}, True),
+    ({"prometheus": False, "capture_content": True}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "console", "signals": ["traces"]}]}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "grpc", "endpoint": "http://c:4317",
+                                          "signals": ["metrics"]}]}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "grpc", "endpoint": "http://c:4317",
+                                          "signals": ["logs"]}]}, False),
+])
+def test_telemetry_stage_is_present_when_something_reads_it(telemetry: dict[str, Any],
+                                                             present: bool) -> None:
+    """The telemetry stage runs only when traces, captured content or metrics are read."""
+    settings = Settings.model_validate({"telemetry": telemetry})
+    names = build_pipeline(Deps.build(settings, env={})).stage_names
+    assert ("telemetry" in names) is present
+    if present:
+        assert names[0] == "telemetry"
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [
