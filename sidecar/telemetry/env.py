@@ -199,8 +199,8 @@ def _sampler(ratio: float, env: Mapping[str, str], warnings: list[str]) -> Sampl
 
 def _resource(service_name: str, env: Mapping[str, str]) -> dict[str, Any]:
     extra = dict(parse_headers(env.get("OTEL_RESOURCE_ATTRIBUTES", "")))
-    name = (env.get("OTEL_SERVICE_NAME", "").strip() or extra.pop("service.name", "")
-            or service_name)
+    from_attributes = extra.pop("service.name", "")
+    name = env.get("OTEL_SERVICE_NAME", "").strip() or from_attributes or service_name
     return {"service.name": name, "service.version": __version__,
             "service.instance.id": str(uuid.uuid4()), "telemetry.sdk.name": "llm-sidecar",
             "telemetry.sdk.language": "python", "telemetry.sdk.version": __version__, **extra}
