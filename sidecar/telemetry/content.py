@@ -93,7 +93,8 @@ def output_attribute(body: bytes | None, stream: StreamText | None,
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             return {}
-        for choice in data.get("choices") or () if isinstance(data, dict) else ():
+        choices = data.get("choices") if isinstance(data, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             message = choice.get("message")

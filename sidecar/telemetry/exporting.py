@@ -106,7 +106,8 @@ class TelemetryExport:
             _log.warning("telemetry_config", problem=warning)
         if self.plan.destinations:
             _log.info("telemetry_export", destinations=[
-                f"{d.label} ({d.signal})" for d in self.plan.destinations],
+                d.label if d.protocol == "http" else f"{d.label} ({d.signal})"
+                for d in self.plan.destinations],
                 sampler=f"{self.plan.sampler.root}:{self.plan.sampler.ratio}")
 
     async def close(self) -> None:

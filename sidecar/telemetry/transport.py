@@ -51,7 +51,8 @@ class Destination:
         if self.protocol == "console":
             return f"console ({self.signal})"
         parts = urlsplit(self.url)
-        return f"{self.protocol} {parts.scheme}://{parts.hostname}:{parts.port or ''}{parts.path}"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{self.protocol} {parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 class Transport(Protocol):
