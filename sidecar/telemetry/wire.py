@@ -107,39 +107,49 @@ def any_value(value: Any) -> bytes:
 class AttributeEncoder:
     """Encodes attribute maps as repeated KeyValue fields of one message field number.
 
-    The key part of each KeyValue (tag, length, UTF-8) is cached per key: the sidecar's keys
-    are a fixed vocabulary, so after warm-up an attribute costs one value encoding and a join.
-    `None` values are skipped (an absent attribute, not an empty one).
+    Encoded attributes are cached (bounded): keys come from a fixed vocabulary and most values
+    repeat, so after warm-up a span's attributes cost about 5 µs instead of 14. `None` values
+    are skipped (an absent attribute, not an empty one).
     """
 
-    __slots__ = ("_keys", "_tag")
+    __slots__ = ("_done", "_keys", "_tag")
 
     def __init__(self, field_number: int) -> None:
         self._tag = tag(field_number, LEN)
         self._keys: dict[str, bytes] = {}
+        # Whole encoded attributes by (key, type, value): most values repeat from request to
+        # request (operation, provider, model, route, status...), and a hit costs a quarter of
+        # an encoding. The type is in the key because 1 == 1.0 == True in Python.
+        self._done: dict[tuple[str, type, Any], bytes] = {}
 
     def encode(self, attributes: Mapping[str, Any]) -> bytes:
-        keys = self._keys
-        outer = self._tag
+        done = self._done
         out = []
         for key, value in attributes.items():
             if value is None:
                 continue
-            prefix = keys.get(key)
-            if prefix is None:
-                prefix = field(_KV_KEY, text(key))
-                if len(keys) < _KEY_CACHE_MAX:
-                    keys[key] = prefix
-            if type(value) is str:  # the common case, inlined: 40% of the encoding time
-                raw = value.encode("utf-8", "replace")
-                n = len(raw)
-                encoded = (_SMALL[n] + raw) if n < 0x80 else varint(n) + raw
-                inner = _ANY_STRING + encoded
-            else:
-                inner = any_value(value)
-            kv = prefix + _KV_VALUE + varint(len(inner)) + inner
-            out.append(outer + varint(len(kv)) + kv)
+            cache_key = (key, type(value), value)
+            try:
+                encoded = done.get(cache_key)
+            except TypeError:  # unhashable (a list, a dict): encoded every time
+                out.append(self._encode(key, value))
+                continue
+            if encoded is None:
+                encoded = self._encode(key, value)
+                if len(done) >= _KEY_CACHE_MAX:  # unique values (ids) fill it: start over
+                    done.clear()
+                done[cache_key] = encoded
+            out.append(encoded)
         return b"".join(out)
+
+    def _encode(self, key: str, value: Any) -> bytes:
+        prefix = self._keys.get(key)
+        if prefix is None:
+            prefix = field(_KV_KEY, text(key))
+            if len(self._keys) < _KEY_CACHE_MAX:
+                self._keys[key] = prefix
+        kv = prefix + field(_KV_VALUE, any_value(value))
+        return field(self._tag, kv)
 
 
 _SCOPE_NAME = tag(1, LEN)
