@@ -2,8 +2,8 @@
 
 For each mode it drives the real telemetry stage and its finisher over N simulated requests
 (one upstream attempt, usage, a JSON answer or a 20-event stream) and reports:
-  loop µs/req   CPU of the event loop's thread: the stage, the finisher (metrics, span
-                building, queueing); what delays requests
+  loop µs/req   CPU of the event loop's thread: the stage, the stream passing through it,
+                the finisher (metrics, span building, queueing); what delays requests
   CPU µs/req    the whole process's CPU per request, exporter threads included (encoding,
                 compression, sending), after everything was delivered; what throughput pays
 The OTLP receiver is a raw-bytes gRPC/HTTP sink in a separate process, so its CPU is not
@@ -41,6 +41,21 @@ BODY = {"model": "openai/gpt-4o-mini", "temperature": 0.7, "max_tokens": 64,
         "messages": [{"role": "user", "content": "Write one sentence."}]}
 ANSWER = b'{"id":"chatcmpl-1","choices":[{"message":{"content":"Hi"},"finish_reason":"stop"}]}'
 EVENT = b'data: {"choices":[{"index":0,"delta":{"content":"word "}}]}\n\n'
+
+
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too (the sink's gRPC and HTTP)."""
+    import socket
+
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def serve_sink(port: int) -> None:
@@ -117,14 +132,12 @@ async def measure(config: dict[str, Any] | None, requests: int, stream: bool
         call = _call()
         began = clock()
         reply = await stage(call, lambda c: _next(c, stream))
-        spent = clock() - began
         if reply.chunks is not None:
             async for _ in reply.chunks:
                 pass
         call.status = 200
-        began = clock()
         finish(call)
-        return spent + clock() - began
+        return clock() - began
 
     for _ in range(min(2000, requests)):  # warm-up: caches, first labels
         await one()
@@ -215,11 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sink:
         serve_sink(args.sink)
         return 0
-    from bench.processes import free_port
-
-    port = free_port()
-    while port + 1 > 65535:
-        port = free_port()
+    port = _two_free_ports()
     sink = subprocess.Popen([sys.executable, "-m", "bench.telemetry", "--sink", str(port)],
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     time.sleep(1.0)  # the sink binds in well under a second

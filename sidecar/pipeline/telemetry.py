@@ -17,7 +17,7 @@ OTLP); absent when all are off. What it costs is in README "Telemetry" (bench/te
 from __future__ import annotations
 
 from array import array
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from time import monotonic
 
 from structlog.contextvars import bind_contextvars
@@ -137,38 +137,47 @@ class _Request:
 
 
 class _Watched:
-    """A stream, passed through chunk by chunk, noting when each chunk arrived.
+    """A stream, passed through event by event, noting when each event arrived.
 
-    A class, not an async generator: `aclose()` must reach the upstream body even when the
-    stream is closed before its first chunk (a generator would not run at all then)."""
+    The work is an async generator (its per-item step runs in C: 0.25 µs an event against 0.6
+    for a Python `__anext__` coroutine); the class around it makes `aclose()` reach the
+    upstream body even when the stream is closed before its first chunk, when a generator
+    alone would not run at all."""
 
-    __slots__ = ("_chunks", "_text", "_times")
+    __slots__ = ("_chunks", "_watch")
 
     def __init__(self, chunks: AsyncIterator[bytes], times: array[float],
                  text: content.StreamText | None) -> None:
         self._chunks = chunks
-        self._times = times
-        self._text = text
+        self._watch = _watch(chunks, times, text)
 
     def __aiter__(self) -> _Watched:
         return self
 
-    async def __anext__(self) -> bytes:
-        chunk = await self._chunks.__anext__()
-        now = monotonic()
-        # One time per event (chunks are whole events, several when they arrived together),
-        # not counting the final [DONE], which carries no output.
-        events = chunk.count(b"\n\n") or 1
-        if chunk.endswith(DONE):
-            events -= 1
-        append = self._times.append
-        for _ in range(events):
-            append(now)
-        if self._text is not None:
-            self._text.feed(chunk)
-        return chunk
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._watch.__anext__()
 
     async def aclose(self) -> None:
+        await self._watch.aclose()
         close = getattr(self._chunks, "aclose", None)
         if close is not None:
             await close()
+
+
+async def _watch(chunks: AsyncIterator[bytes], times: array[float],
+                 text: content.StreamText | None) -> AsyncGenerator[bytes, None]:
+    append = times.append
+    async for chunk in chunks:
+        # One time per event (chunks are whole events, several when they arrived together),
+        # not counting the final [DONE], which carries no output.
+        events = chunk.count(b"\n\n")
+        if events == 1:  # the usual case
+            if chunk != DONE:
+                append(monotonic())
+        else:
+            now = monotonic()
+            for _ in range(max(events, 1) - chunk.endswith(DONE)):
+                append(now)
+        if text is not None:
+            text.feed(chunk)
+        yield chunk

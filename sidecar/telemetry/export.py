@@ -81,6 +81,9 @@ class Sender:
 
     def offer(self, payload: bytes | None, items: Sequence[Any], count: int) -> None:
         with self._cond:
+            if self._stopping:
+                self._lost(count, "shutdown")
+                return
             if len(self._pending) >= self._max_pending:
                 _, _, lost = self._pending.popleft()
                 self._lost(lost, "queue_full")

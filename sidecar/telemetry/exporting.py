@@ -65,6 +65,7 @@ class TelemetryExport:
                 lambda: encoder.request(resource, scope),
                 self._senders(metric_destinations), plan.metrics_interval_s)
         self._handler: OtlpLogHandler | None = None
+        self._closed = False
 
     def _senders(self, destinations: Sequence[Destination]) -> list[Sender]:
         return [Sender(d, self._metrics.dropped, self._warner, PENDING_BATCHES)
@@ -114,8 +115,9 @@ class TelemetryExport:
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
-        if not self._parts():
+        if self._closed or not self._parts():
             return
+        self._closed = True
         budget = max((d.timeout_s for d in self.plan.destinations), default=1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.to_thread(self.flush, budget), budget + 1.0)

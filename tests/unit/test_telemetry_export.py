@@ -3,15 +3,18 @@ are replaced by scripted ones at their Protocol seam; everything else is the rea
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from sidecar.telemetry.export import Batcher, Sender, Warner
+from sidecar.telemetry.otlp import SpanData
 from sidecar.telemetry.transport import Destination
 
 TRACES = Destination("traces", "grpc", "http://collector:4317")
@@ -134,3 +137,29 @@ def test_warner_rate_limits_per_key() -> None:
         slow.warn("b", "e2")
     assert [entry["event"] for entry in logs] == ["e1", "e2"]
     assert logs[0]["suppressed_since_last"] == 0
+
+
+def test_console_destination_prints_one_json_object_per_span(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """protocol: console writes each item as one JSON line on stderr, ids in hex."""
+    sender = Sender(Destination("traces", "console"), Drops(), Warner(), 4)
+    sender.start()
+    span = SpanData(trace_id=0xABC, span_id=0x12, parent_id=0, name="chat m", kind=3,
+                    start_ns=1, end_ns=2, attributes={"gen_ai.request.model": "m"})
+    sender.offer(None, [span], 1)
+    assert sender.wait_idle(time.monotonic() + 10)
+    sender.stop()
+    (line,) = capsys.readouterr().err.splitlines()
+    got = json.loads(line)
+    assert got["trace_id"] == f"{0xABC:032x}" and got["span_id"] == f"{0x12:016x}"
+    assert got["name"] == "chat m" and got["attributes"] == {"gen_ai.request.model": "m"}
+
+
+def test_a_stopped_sender_counts_what_it_is_still_offered() -> None:
+    """After stop(), a late batch is counted as dropped, never queued for a dead thread."""
+    drops = Drops()
+    sender = Sender(TRACES, drops, Warner(), 4, transport=Scripted())
+    sender.start()
+    sender.stop()
+    sender.offer(b"late", [], 3)
+    assert sender.pending() == 0 and drops.counts == {"traces": 3}
