@@ -39,20 +39,20 @@ class Telemetry:
 
     def __init__(self, export: TelemetryExport, metrics: Metrics,
                  upstreams: genai.Upstreams) -> None:
-        self._export = export if export.tracing else None
-        self._sampler = export.plan.sampler
-        self._bound = export.plan.sampler.bound
-        self._capture = export.capture_content
-        self._metrics = metrics
-        self._upstreams = upstreams
+        self.export = export if export.tracing else None  # None: no trace is exported
+        self.sampler = export.plan.sampler
+        self.bound = export.plan.sampler.bound
+        self.capture = export.capture_content
+        self.metrics = metrics
+        self.upstreams = upstreams
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         request = _Request(self)
-        if self._export is not None:
+        if self.export is not None:
             headers = call.headers
             trace = request.trace = start_trace(headers.get("traceparent"),
-                                                headers.get("tracestate"), self._sampler,
-                                                self._bound)
+                                                headers.get("tracestate"), self.sampler,
+                                                self.bound)
             call.trace_id = f"{trace.trace_id:032x}"
             call.span_id = f"{trace.span_id:016x}"
             call.upstream_headers["traceparent"] = trace.traceparent()
@@ -65,10 +65,10 @@ class Telemetry:
             request.error_code = reply.error.code
         if reply.chunks is not None and reply.sse:
             request.times = array("d")
-            if self._capture:
+            if self.capture:
                 request.text = content.StreamText()
             reply.chunks = _Watched(reply.chunks, request.times, request.text)
-        elif self._capture:
+        elif self.capture:
             request.body = reply.body
         return reply
 
@@ -89,32 +89,32 @@ class _Request:
     def finish(self, call: Call) -> None:
         end = monotonic()
         stage = self.stage
+        if call.endpoint is not None and call.attempts:
+            self._record_metrics(call, end)
+        trace = self.trace
+        if trace is None or not trace.sampled or stage.export is None:
+            return
         times = self.times
         stream = StreamTiming(times[0], times[-1]) if times else StreamTiming()
-        if call.endpoint is not None and call.attempts:
-            self._record_metrics(call, end, stream)
-        trace = self.trace
-        if trace is None or not trace.sampled or stage._export is None:
-            return
         captured = None
-        if stage._capture:
+        if stage.capture:
             captured = content.input_attributes(call.body)
             if call.status < 400:
                 captured.update(content.output_attribute(self.body, self.text,
                                                          call.finish_reason))
-        put = stage._export.put_span
-        for span in build_spans(call, trace, Clock.now(), end, stage._upstreams, stream,
+        put = stage.export.put_span
+        for span in build_spans(call, trace, Clock.now(), end, stage.upstreams, stream,
                                 self.error_code, captured):
             put(span)
 
-    def _record_metrics(self, call: Call, end: float, stream: StreamTiming) -> None:
+    def _record_metrics(self, call: Call, end: float) -> None:
         stage = self.stage
-        metrics = stage._metrics
+        metrics = stage.metrics
         operation = genai.OPERATIONS.get(call.endpoint or "", "chat")
         attempts = call.attempts
         last = len(attempts) - 1
         for index, attempt in enumerate(attempts):
-            upstream = stage._upstreams.get(attempt.provider)
+            upstream = stage.upstreams.get(attempt.provider)
             error = attempt_error(call, attempts, index)
             answered = index == last and error is None and 0 < attempt.status < 400
             # Models only once an upstream accepted them: a client cannot mint label values.
@@ -132,8 +132,8 @@ class _Request:
                                     call.usage.completion_tokens)
             times = self.times
             if times:
-                metrics.genai_stream(labels, times[0] - attempt.started,
-                                     (times[i] - times[i - 1] for i in range(1, len(times))))
+                gaps = map(float.__sub__, times[1:], times)  # each chunk after the first
+                metrics.genai_stream(labels, times[0] - attempt.started, gaps)
 
 
 class _Watched:
