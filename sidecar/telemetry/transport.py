@@ -49,7 +49,7 @@ class Destination:
     def label(self) -> str:
         """For logs: protocol and address, never a header (headers carry credentials)."""
         if self.protocol == "console":
-            return f"console ({self.signal})"
+            return "console (stderr)"
         parts = urlsplit(self.url)
         port = f":{parts.port}" if parts.port else ""
         return f"{self.protocol} {parts.scheme}://{parts.hostname}{port}{parts.path}"
