@@ -182,37 +182,38 @@ def sdk_comparison() -> list[str]:
                 self.spans.extend(spans)
             return SpanExportResult.SUCCESS
 
+    clock = time.thread_time  # CPU of this thread, as for our own figures
     exporter = Keep()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=100000))
     tracer = provider.get_tracer("bench")
     attributes = {f"gen_ai.attr{i}": ("value" if i % 2 else i) for i in range(15)}
     n = 20000
-    began = time.perf_counter()
+    began = clock()
     for _ in range(n):
         server = tracer.start_span("POST /v1/chat/completions", kind=SpanKind.SERVER)
         tracer.start_span("chat m", context=set_span_in_context(server), kind=SpanKind.CLIENT,
                           attributes=attributes).end()
         server.end()
-    live = (time.perf_counter() - began) / n * 1e6
+    live = (clock() - began) / n * 1e6
     provider.force_flush()
     spans = [s for s in exporter.spans if s.kind == SpanKind.CLIENT][:256]
-    began = time.perf_counter()
+    began = clock()
     encode_spans(spans).SerializePartialToString()
-    encoded = (time.perf_counter() - began) / len(spans) * 1e6
+    encoded = (clock() - began) / len(spans) * 1e6
     ours = [SpanData(1, 2, 3, "chat m", 3, 1, 2, dict(s.attributes)) for s in spans]
     encoder = SpanEncoder()
-    began = time.perf_counter()
+    began = clock()
     export_request(b"", b"", [encoder.span(s) for s in ours])
-    our_encoding = (time.perf_counter() - began) / len(ours) * 1e6
+    our_encoding = (clock() - began) / len(ours) * 1e6
     meter = MeterProvider([InMemoryMetricReader(), InMemoryMetricReader()],
                           shutdown_on_exit=False).get_meter("bench")
     histogram = meter.create_histogram("h")
     labels = {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}
-    began = time.perf_counter()
+    began = clock()
     for _ in range(n):
         histogram.record(0.5, labels)
-    record = (time.perf_counter() - began) / n * 1e6
+    record = (clock() - began) / n * 1e6
     return [f"SDK live spans (SERVER + CLIENT, 15 attributes): {live:.1f} µs per request",
             f"SDK OTLP encoding: {encoded:.1f} µs per span (ours: {our_encoding:.1f})",
             f"SDK histogram record (5 attributes, 2 readers): {record:.1f} µs"]
