@@ -125,11 +125,14 @@ class GrpcReceiver(_Recorder):
 
 class HttpReceiver(_Recorder):
     """OTLP/HTTP (protobuf) on http://127.0.0.1:<port>/v1/<signal>. `status` answers with an
-    error instead (e.g. 503) until set back to 200."""
+    error instead (e.g. 503) until set back to 200; `failures` answers the next N requests
+    with `status` and then 200. `attempts` counts every request, answered or not."""
 
     def __init__(self) -> None:
         super().__init__()
         self.status = 200
+        self.failures: int | None = None
+        self.attempts = 0
         self._runner: web.AppRunner | None = None
         self.endpoint = ""
 
@@ -149,7 +152,12 @@ class HttpReceiver(_Recorder):
             message = _REQUESTS[signal]()
             message.ParseFromString(body)
             headers = {k.lower(): v for k, v in request.headers.items()}
-            if self.status != 200:
+            self.attempts += 1
+            if self.failures is not None:
+                if self.failures > 0:
+                    self.failures -= 1
+                    return web.Response(status=self.status, headers={"Retry-After": "0"})
+            elif self.status != 200:
                 return web.Response(status=self.status)
             self.record(signal, message, headers)
             return web.Response(body=b"", content_type="application/x-protobuf")
