@@ -59,9 +59,7 @@ class Sender:
     def __init__(self, destination: Destination, dropped: Dropped, warner: Warner,
                  max_pending: int, transport: Transport | None = None) -> None:
         self.destination = destination
-        self._transport = transport
-        if transport is None and destination.protocol != "console":
-            self._transport = make_transport(destination)
+        self._transport = transport  # made at start(): building the app opens no connection
         self._dropped = dropped
         self._warner = warner
         self._max_pending = max_pending
@@ -77,6 +75,8 @@ class Sender:
         return self.destination.protocol != "console"
 
     def start(self) -> None:
+        if self._transport is None and self.destination.protocol != "console":
+            self._transport = make_transport(self.destination)
         self._thread.start()
 
     def offer(self, payload: bytes | None, items: Sequence[Any], count: int) -> None:
