@@ -51,11 +51,13 @@ async def _watch(call: Call, chunks: AsyncIterator[bytes]) -> AsyncGenerator[byt
 
 
 def note(call: Call, data: dict[str, Any]) -> None:
-    """Take usage, finish reason and model from one answer or one stream chunk."""
+    """Take usage, finish reason, model and id from one answer or one stream chunk."""
     if isinstance(response := data.get("response"), dict):  # Responses API stream event
         data = response
     if isinstance(model := data.get("model"), str):
         call.response_model = model
+    if isinstance(answer_id := data.get("id"), str):
+        call.response_id = answer_id
     choices = data.get("choices")
     if isinstance(choices, list):
         for choice in choices:

@@ -12,7 +12,7 @@ Who writes which field of a Call:
     fallback   model (the candidate being tried), preferences (the body's `provider` object and
                the candidate's `:floor`/`:nitro` suffix, for the router)
     route      attempts (one Attempt per try)
-    answer     usage, finish_reason, response_model (read from the upstream's answer)
+    answer     usage, finish_reason, response_model, response_id (read from the upstream's answer)
     features   cache_status (cache), cost_usd, saved_usd, budget_remaining_usd (spend),
                redactions, zdr (privacy: it also replaces body and raw_body with their
                redacted versions), trace_id, span_id (telemetry)
@@ -120,6 +120,7 @@ class Call:
     usage: Usage | None = None
     finish_reason: str | None = None
     response_model: str | None = None
+    response_id: str | None = None  # the answer's `id` (chatcmpl-..., resp_...)
     cache_status: str | None = None  # HIT | MISS | BYPASS | OFF
     cost_usd: float | None = None  # what this request cost (0 on a cache hit)
     saved_usd: float | None = None  # what a cache hit saved

@@ -8,6 +8,8 @@ resources they need when the pipeline is built; nothing reaches them through glo
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +18,7 @@ from aiohttp import web
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
+from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
@@ -42,17 +45,23 @@ class Deps:
     metrics: Metrics
     access: AccessWriter
     routing: Routing  # providers, breakers, averages: plain state, nothing to open or close
+    telemetry: TelemetryExport
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
 
     @classmethod
-    def build(cls, settings: Settings, clock: Clock | None = None) -> Deps:
-        """`clock`: time and chance for routing (tests inject one; default: the system's)."""
+    def build(cls, settings: Settings, clock: Clock | None = None,
+              env: Mapping[str, str] | None = None) -> Deps:
+        """`clock`: time and chance for routing (tests inject one; default: the system's);
+        `env`: where the standard OTEL_* variables are read (default: the process's)."""
         metrics = Metrics()
+        telemetry = TelemetryExport(settings.telemetry, metrics,
+                                    os.environ if env is None else env)
+        access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         deps = cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=metrics, access=AccessWriter(settings.telemetry.logs),
-                   routing=Routing.build(settings, clock))
+                   metrics=metrics, access=access, routing=Routing.build(settings, clock),
+                   telemetry=telemetry)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
@@ -62,9 +71,10 @@ class Deps:
         return deps
 
     def resources(self) -> list[Resource]:
-        """In start order; they close in reverse (flights before the store they fill and the
-        upstream pool they read)."""
-        out: list[Resource] = [self.access, self.upstream]
+        """In start order; they close in reverse: telemetry last (it flushes what the others
+        logged while closing), flights before the store they fill and the upstream pool they
+        read."""
+        out: list[Resource] = [self.telemetry, self.access, self.upstream]
         if self.cache is not None and self.flights is not None:
             out += [self.cache, self.flights]
         if self.inspector is not None:

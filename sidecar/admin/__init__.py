@@ -44,7 +44,8 @@ def add_probe_routes(app: web.Application) -> None:
 def add_admin_routes(app: web.Application, settings: Settings) -> None:
     token = settings.admin.token
     guard = guarded(token.get_secret_value()) if token else (lambda handler: handler)
-    app.router.add_get("/metrics", logged(guard(metrics)))
+    if settings.telemetry.prometheus:
+        app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
     app.router.add_get("/sidecar/providers", logged(guard(providers)))
     app.router.add_delete("/sidecar/cache", logged(guard(purge_cache)))

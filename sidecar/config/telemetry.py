@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from sidecar.config.base import PositiveSeconds, Section
+from sidecar.config.base import PositiveSeconds, Section, check_http_url
 
 Signal = Literal["traces", "metrics", "logs"]
 
@@ -16,12 +16,26 @@ def _all_signals() -> list[Signal]:
 
 
 class ExporterSettings(Section):
-    protocol: Literal["grpc", "http"] = "grpc"
-    endpoint: str
+    """One backend. `endpoint`: scheme://host:port for grpc; the base URL for http (the
+    sidecar appends /v1/traces, /v1/metrics, /v1/logs); none for console (stderr)."""
+
+    protocol: Literal["grpc", "http", "console"] = "grpc"
+    endpoint: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    signals: list[Signal] = Field(default_factory=_all_signals)
+    signals: list[Signal] = Field(default_factory=_all_signals, min_length=1)
     compression: Literal["gzip", "none"] = "gzip"
     timeout_s: PositiveSeconds = 10.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> ExporterSettings:
+        if self.protocol != "console" and not self.endpoint:
+            raise ValueError(f"endpoint is required for protocol {self.protocol}")
+        return self
 
 
 class LogSettings(Section):

@@ -40,6 +40,8 @@ from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
+from sidecar.pipeline.telemetry import Telemetry
+from sidecar.telemetry.genai import Upstreams
 
 __all__ = ["PIPELINES", "Handler", "Pipelines", "build_pipeline", "compose"]
 
@@ -68,11 +70,27 @@ def _name(stage: Stage) -> str:
     return getattr(stage, "name", type(stage).__name__.lower())
 
 
+def telemetry_stage(deps: Deps) -> Telemetry | None:
+    """Present when something reads what it records: exported traces, captured content, or
+    metrics (Prometheus or OTLP)."""
+    settings = deps.settings
+    export = deps.telemetry
+    if not (export.tracing or export.capture_content or settings.telemetry.prometheus
+            or export.metrics_pump is not None):
+        return None
+    base_urls = {p.name: p.base_url for p in settings.providers or ()}
+    base_urls.setdefault("upstream", settings.upstream.url)
+    return Telemetry(export, deps.metrics, Upstreams(base_urls))
+
+
 def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     """The model and passthrough pipelines for these settings. `outer` stages run before all
-    others on both (an embedder's own stage; the tests' recorders)."""
+    others on both (an embedder's own stage; the tests' recorders), telemetry excepted: it is
+    first, so it observes them too."""
     settings = deps.settings
-    before_body: list[Stage] = [*outer]  # stages that need no body: passthrough runs them too
+    telemetry = telemetry_stage(deps)
+    # stages that need no body: passthrough runs them too
+    before_body: list[Stage] = [*([telemetry] if telemetry else []), *outer]
     if settings.privacy.zdr:
         from sidecar.pipeline.privacy import ZeroRetention
 

@@ -1,7 +1,11 @@
 """Structured logs: structlog, JSON by default, one object per line on stdout.
 
-`configure_logging` is called by `serve`, never at import. The standard library's loggers
-(aiohttp, asyncio) are routed through the same renderer so the whole process speaks one format.
+`configure_logging` is called by `serve`, never at import. structlog's loggers hand their events
+to the standard library's root logger, and one handler renders both kinds (ours and aiohttp's,
+asyncio's...), so the whole process speaks one format and one more handler on the root logger
+(the OTLP log export, log_export.py) sees every line. Lines logged while a request is being
+served carry its `trace_id` and `span_id` (bound by the telemetry stage as structlog context
+variables, merged into every line, ours and the standard library's).
 
 The per-request access line is the hottest log line by far, so `AccessWriter` skips structlog's
 processor chain (about 15 µs a line): it renders straight to JSON with the same shape as every
@@ -55,14 +59,15 @@ def configure_logging(logs: LogSettings, stream: TextIO | None = None, *,
     stream = stream or sys.stdout
     level = _LEVELS[logs.level]
     shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     foreign: list[structlog.typing.Processor] = [first_line_only] if zdr else []
     structlog.configure(
-        processors=[*shared, *_render_chain(logs.format, zdr)],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         # Not cached: a reconfiguration (ZDR on or off, tests) must reach the module-level
         # loggers already used; they log rarely (access lines bypass structlog).
         cache_logger_on_first_use=False,
@@ -91,9 +96,11 @@ class AccessWriter:
     name = "access log"
 
     def __init__(self, logs: LogSettings,
-                 stream: Callable[[], TextIO] = lambda: sys.stdout) -> None:
+                 stream: Callable[[], TextIO] = lambda: sys.stdout,
+                 sink: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self._threshold = _LEVELS[logs.level]
         self._stream = stream
+        self._sink = sink  # the OTLP log export, when `signals: [logs]` is configured
         self._render: Callable[[dict[str, Any]], str] = lambda event: _json(event) + "\n"
         if logs.format == "console":
             console = structlog.dev.ConsoleRenderer(colors=False)
@@ -107,6 +114,8 @@ class AccessWriter:
     def write(self, level: str, fields: dict[str, Any]) -> None:
         if _LEVELS[level] < self._threshold:
             return
+        if self._sink is not None:
+            self._sink(level, fields)
         fields["event"] = "request"
         fields["level"] = level
         fields["timestamp"] = self._timestamp()

@@ -1,34 +1,53 @@
-"""otel-collector.yaml, checked structurally (no collector binary is available to CI): every
-component a pipeline names is defined and of a type the chart's collector image (the core
-otel/opentelemetry-collector distribution) ships, the receivers stay on loopback, and the
-chart bundles this exact file and sets every variable it needs.
+"""The collector configs, checked structurally (no collector binary of either distribution is
+available to CI): every component a pipeline names is defined and of a type its distribution
+ships, receivers stay on loopback, the zero-retention step runs before every exporter of traces
+and logs and removes exactly the content keys, and the chart sets every variable its copy needs.
+
+Two files: the repository's `otel-collector.yaml` fans out to several backends (contrib
+distribution, for a gateway); the chart's `files/otel-collector.yaml` is the per-pod forwarder
+for the core distribution the chart pins.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from sidecar.telemetry import genai
 from tests.deploy.conftest import CHART, ROOT, env_of, example_pod, rendered, sidecar_config
 
-COLLECTOR_CONFIG = ROOT / "otel-collector.yaml"
+GATEWAY = ROOT / "otel-collector.yaml"
 CHART_COPY = CHART / "files" / "otel-collector.yaml"
 
-# Component types of the core distribution that this file may use.
-KNOWN_TYPES = {
+# Component types each file may use: those its distribution ships (core: the otelcol manifest;
+# contrib adds transform, redaction and the vendor exporters).
+CORE = {
     "receivers": {"otlp"},
-    "processors": {"batch", "memory_limiter"},
+    "processors": {"batch", "memory_limiter", "attributes", "filter", "resource"},
     "exporters": {"otlp", "otlphttp", "debug", "nop"},
     "extensions": {"health_check", "pprof", "zpages"},
 }
+CONTRIB = {
+    "receivers": {"otlp"},
+    "processors": CORE["processors"] | {"transform", "redaction", "tail_sampling"},
+    "exporters": CORE["exporters"] | {"prometheusremotewrite", "prometheus"},
+    "extensions": CORE["extensions"],
+}
+FILES = {"gateway": (GATEWAY, CONTRIB), "chart": (CHART_COPY, CORE)}
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
+# What the sidecar emits with capture_content on, and keys that must survive ZDR.
+CONTENT_KEYS = list(genai.CONTENT_KEYS)
+KEPT_KEYS = ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.request.model",
+             "gen_ai.response.finish_reasons", "llm_sidecar.cost_usd", "llm_sidecar.key",
+             "gen_ai.usage.cache_read.input_tokens", "http.response.status_code"]
 
 
-def load() -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load(COLLECTOR_CONFIG.read_text())
+def load(path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(path.read_text())
     return config
 
 
@@ -37,23 +56,26 @@ def component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
-def test_every_pipeline_component_is_defined_and_of_a_known_type() -> None:
-    """Every component a pipeline names is defined, and of a type the core collector ships."""
-    config = load()
-    for kind, known in KNOWN_TYPES.items():
+@pytest.mark.parametrize("name", FILES)
+def test_every_pipeline_component_is_defined_and_of_a_known_type(name: str) -> None:
+    """Every component a pipeline names is defined, and of a type the distribution ships."""
+    path, known_types = FILES[name]
+    config = load(path)
+    for kind, known in known_types.items():
         for component_id in config.get(kind) or {}:
             assert component_type(component_id) in known, f"{kind}: {component_id}"
-    for name, pipeline in config["service"]["pipelines"].items():
+    for pipeline_name, pipeline in config["service"]["pipelines"].items():
         for kind in ("receivers", "processors", "exporters"):
             for component_id in pipeline.get(kind) or []:
-                assert component_id in config[kind], f"{name} uses undefined {component_id}"
+                assert component_id in config[kind], f"{pipeline_name} uses {component_id}"
     for extension in config["service"]["extensions"]:
         assert extension in config["extensions"]
 
 
-def test_every_defined_component_is_used() -> None:
+@pytest.mark.parametrize("name", FILES)
+def test_every_defined_component_is_used(name: str) -> None:
     """Nothing is defined but unused (the collector would ignore it silently)."""
-    config = load()
+    config = load(FILES[name][0])
     used = {c for p in config["service"]["pipelines"].values() for kind in
             ("receivers", "processors", "exporters") for c in p.get(kind) or []}
     defined = {c for kind in ("receivers", "processors", "exporters") for c in config[kind]}
@@ -61,37 +83,74 @@ def test_every_defined_component_is_used() -> None:
     assert set(config["extensions"]) == set(config["service"]["extensions"])
 
 
-def test_pipelines_carry_traces_metrics_and_logs() -> None:
+@pytest.mark.parametrize("name", FILES)
+def test_pipelines_carry_traces_metrics_and_logs(name: str) -> None:
     """There is one pipeline per signal the sidecar exports, each with a receiver and exporter."""
-    pipelines = load()["service"]["pipelines"]
-    assert {component_type(name) for name in pipelines} == {"traces", "metrics", "logs"}
+    pipelines = load(FILES[name][0])["service"]["pipelines"]
+    assert {component_type(p) for p in pipelines} == {"traces", "metrics", "logs"}
     for pipeline in pipelines.values():
         assert pipeline["receivers"] and pipeline["exporters"]
 
 
-def test_memory_limiter_first_and_batch_last() -> None:
-    """Every pipeline runs memory_limiter first and batch last, as the collector advises."""
-    for name, pipeline in load()["service"]["pipelines"].items():
+@pytest.mark.parametrize("name", FILES)
+def test_memory_limiter_first_zdr_before_export_and_batch_last(name: str) -> None:
+    """Every pipeline runs memory_limiter first and batch last; traces and logs remove
+    content (zero data retention) before anything is exported."""
+    for pipeline_name, pipeline in load(FILES[name][0])["service"]["pipelines"].items():
         processors = [component_type(p) for p in pipeline["processors"]]
-        assert processors[0] == "memory_limiter", name
-        assert processors[-1] == "batch", name
+        assert processors[0] == "memory_limiter", pipeline_name
+        assert processors[-1] == "batch", pipeline_name
+        if pipeline_name in ("traces", "logs"):
+            assert {"attributes", "transform"} & set(processors), pipeline_name
 
 
-def test_receivers_listen_on_loopback_only() -> None:
+def _zdr_patterns(config: dict[str, Any]) -> list[re.Pattern[str]]:
+    """The key patterns the ZDR step deletes, as regular expressions."""
+    patterns = []
+    for component_id, component in config["processors"].items():
+        if component_type(component_id) == "attributes":
+            patterns += [a["pattern"] for a in component["actions"] if a["action"] == "delete"]
+        if component_type(component_id) == "transform":
+            for statement in component["trace_statements"]:
+                match = re.search(r'delete_matching_keys\(span\.attributes, "(.*)"\)', statement)
+                if match:
+                    patterns.append(match.group(1).replace("\\\\", "\\"))  # OTTL unescaping
+    return [re.compile(p) for p in patterns]
+
+
+@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("key", CONTENT_KEYS + KEPT_KEYS)
+def test_zdr_step_removes_content_and_keeps_metadata(name: str, key: str) -> None:
+    """The ZDR patterns match every content attribute the sidecar can emit, and none of the
+    usage, model, cost or status attributes."""
+    matched = any(p.search(key) for p in _zdr_patterns(load(FILES[name][0])))
+    assert matched is (key in CONTENT_KEYS)
+
+
+def test_gateway_fans_out_to_several_backends() -> None:
+    """The gateway sends traces to Tempo/Jaeger and Langfuse (OTLP/HTTP with Basic auth),
+    metrics to Prometheus remote-write, logs to Loki over OTLP, all also to debug."""
+    config = load(GATEWAY)
+    pipelines = config["service"]["pipelines"]
+    assert pipelines["traces"]["exporters"] == ["otlp/tempo", "otlphttp/langfuse", "debug"]
+    assert pipelines["metrics"]["exporters"] == ["prometheusremotewrite", "debug"]
+    assert pipelines["logs"]["exporters"] == ["otlphttp/loki", "debug"]
+    langfuse = config["exporters"]["otlphttp/langfuse"]
+    assert langfuse["endpoint"].endswith("/api/public/otel}")
+    assert langfuse["headers"]["Authorization"] == "Basic ${env:LANGFUSE_AUTH}"
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_receivers_listen_on_loopback_only(name: str) -> None:
     """The OTLP receiver listens on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP)."""
-    protocols = load()["receivers"]["otlp"]["protocols"]
+    protocols = load(FILES[name][0])["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"] == "127.0.0.1:4317"
     assert protocols["http"]["endpoint"] == "127.0.0.1:4318"
 
 
-def test_chart_bundles_this_exact_file() -> None:
-    """The chart's files/otel-collector.yaml is byte-for-byte the repository's file."""
-    assert CHART_COPY.read_bytes() == COLLECTOR_CONFIG.read_bytes()
-
-
 def test_chart_sets_every_variable_the_file_requires() -> None:
-    """The chart's collector sets exactly the variables the file needs without a default."""
-    text = COLLECTOR_CONFIG.read_text()
+    """The chart's collector sets exactly the variables its config needs without a default."""
+    text = CHART_COPY.read_text()
     references = {m.group(1): m.group(2) for m in ENV_REFERENCE.finditer(text)}
     _, objects = rendered("collector")
     collector = {c["name"]: c for c in example_pod(objects)["spec"]["initContainers"]}[
@@ -100,6 +159,14 @@ def test_chart_sets_every_variable_the_file_requires() -> None:
     required = {name for name, default in references.items() if default is None}
     assert required <= set(env)
     assert set(env) <= set(references)
+
+
+def test_chart_mounts_its_copy() -> None:
+    """The rendered collector ConfigMap holds exactly the chart's files/otel-collector.yaml."""
+    _, objects = rendered("collector")
+    (config_map,) = [o for o in objects if o.get("kind") == "ConfigMap"
+                     and "otel-collector.yaml" in o.get("data", {})]
+    assert yaml.safe_load(config_map["data"]["otel-collector.yaml"]) == load(CHART_COPY)
 
 
 def test_health_check_listens_where_the_kubelet_probes() -> None:
@@ -119,8 +186,8 @@ def test_sidecar_exports_each_signal_to_the_collector_receiver(signal: str) -> N
     """With the collector on, the sidecar's exporter points at the receiver's gRPC endpoint."""
     _, objects = rendered("collector")
     (exporter,) = sidecar_config(objects)["telemetry"]["exporters"]
-    grpc = load()["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+    grpc = load(CHART_COPY)["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
     assert exporter["protocol"] == "grpc"
     assert exporter["endpoint"] == f"http://{grpc}"
     assert signal in exporter["signals"]
-    assert signal in {component_type(n) for n in load()["service"]["pipelines"]}
+    assert signal in {component_type(n) for n in load(CHART_COPY)["service"]["pipelines"]}

@@ -38,6 +38,7 @@ def test_observe_a_json_answer() -> None:
     observe(call, Reply(200, CIMultiDict(), body=orjson.dumps(chat_answer("served/model"))))
     assert (call.usage, call.finish_reason, call.response_model) == (
         Usage(7, 6), "stop", "served/model")
+    assert call.response_id == "chatcmpl-fake"  # gen_ai.response.id on the span
 
 
 def test_observe_ignores_errors_and_non_json() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sidecar.call import Call, Reply
@@ -28,19 +30,43 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
     assert log == ["a>", "b>", "route", "<b", "<a"]
 
 
+QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False}, "cache": {"backend": "off"}}
+
+
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """Defaults: inspect, read_body, the memory cache, route; auth comes after inspect when on; a
-    cache that is off (or ruled out by zero retention) is absent, and so is the inspector."""
-    plain = build_pipeline(Deps.build(Settings()))
-    assert plain.stage_names == ("inspect", "read_body", "cache", "route")
-    guarded = Settings.model_validate({"auth": {"required": True,
-                                                "keys": [{"name": "a", "token": "t"}]}})
-    assert build_pipeline(Deps.build(guarded)).stage_names == (
-        "inspect", "auth", "read_body", "cache", "route")
-    for off, expected in (({"cache": {"backend": "off"}}, ("read_body", "route")),
-                          ({"privacy": {"zdr": True}}, ("zdr", "read_body", "route"))):
-        settings = Settings.model_validate({**off, "admin": {"ui": False}})
-        assert build_pipeline(Deps.build(settings)).stage_names == expected
+    """With auth, metrics, the inspector and the cache off the model pipeline reads the body and
+    routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the inspector, the
+    memory cache; zero retention adds its stage (and turns the default cache off)."""
+    plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
+    assert plain.stage_names == ("read_body", "route")
+    guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
+                                                         "keys": [{"name": "a", "token": "t"}]}})
+    assert build_pipeline(Deps.build(guarded, env={})).stage_names == (
+        "auth", "read_body", "route")
+    default = build_pipeline(Deps.build(Settings.model_validate({}), env={}))
+    assert default.stage_names == ("telemetry", "inspect", "read_body", "cache", "route")
+    zdr = Settings.model_validate({**QUIET, "privacy": {"zdr": True}})
+    assert build_pipeline(Deps.build(zdr, env={})).stage_names == ("zdr", "read_body", "route")
+
+
+@pytest.mark.parametrize(("telemetry", "present"), [
+    ({"prometheus": False}, False),
+    ({"prometheus": True}, True),
+    ({"prometheus": False, "capture_content": True}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "console", "signals": ["traces"]}]}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "grpc", "endpoint": "http://c:4317",
+                                          "signals": ["metrics"]}]}, True),
+    ({"prometheus": False, "exporters": [{"protocol": "grpc", "endpoint": "http://c:4317",
+                                          "signals": ["logs"]}]}, False),
+])
+def test_telemetry_stage_is_present_when_something_reads_it(telemetry: dict[str, Any],
+                                                             present: bool) -> None:
+    """The telemetry stage runs only when traces, captured content or metrics are read."""
+    settings = Settings.model_validate({"telemetry": telemetry})
+    names = build_pipeline(Deps.build(settings, env={})).stage_names
+    assert ("telemetry" in names) is present
+    if present:
+        assert names[0] == "telemetry"
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [

@@ -1,0 +1,35 @@
+"""Fixtures of the end-to-end telemetry tests: two real OTLP receivers (gRPC and HTTP), and a
+process environment without OTEL_* variables so each test sees only what it sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.fakes.otlp import GrpcReceiver, HttpReceiver
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[GrpcReceiver]:
+    receiver = GrpcReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+async def http_receiver() -> AsyncIterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the OTEL_* variables they set themselves."""
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
