@@ -67,10 +67,13 @@ def create_floor(upstream: str) -> web.Application:
             response = web.StreamResponse(status=upstream_response.status,
                                           reason=upstream_response.reason,
                                           headers=answer_headers)
-            await response.prepare(request)
-            async for chunk in upstream_response.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                async for chunk in upstream_response.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:  # the client left mid-stream (wrk does, at its end)
+                pass
             return response
 
     app = web.Application()

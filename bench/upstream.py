@@ -109,12 +109,15 @@ def create_upstream(*, chunks: int = 20, pacing_s: float = 0.01) -> web.Applicat
         response = web.StreamResponse(headers={
             **_HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        for i, event in enumerate(with_usage if usage else events):
-            if 0 < i < len(events) - 1:  # usage and [DONE] follow the last chunk at once
-                await asyncio.sleep(pacing_s)
-            await response.write(event)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            for i, event in enumerate(with_usage if usage else events):
+                if 0 < i < len(events) - 1:  # usage and [DONE] follow the last chunk at once
+                    await asyncio.sleep(pacing_s)
+                await response.write(event)
+            await response.write_eof()
+        except ConnectionResetError:  # the client left mid-stream (wrk does, at its end)
+            pass
         return response
 
     async def list_models(request: web.Request) -> web.Response:

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from bench.report import BenchReport, TargetResult
 
 MET, MISSED, UNMEASURED = "met", "NOT met", "not measured"
+# Share of events a row may merge beyond what the floor or the direct call show (noise): a
+# proxy that buffers merges a large share (holding one event back merges half of them).
+COALESCED_SLACK = 0.005
 MINUS = "\u2212"
 
 
@@ -93,15 +96,29 @@ def _ttft_gap(name: str, at_most_ms: float) -> Check:
     return check
 
 
+def _share(result: TargetResult | None) -> float | None:
+    if result is None or result.coalesced is None or not result.stream_events:
+        return None
+    return result.coalesced / result.stream_events
+
+
 def _no_coalescing(name: str) -> Check:
+    """The floor relays chunk by chunk and the direct call has no proxy at all, so what they
+    show merged is this machine's noise (a load generator that read late); a proxy that
+    buffers merges far more than that allowance."""
     def check(report: BenchReport) -> tuple[str, str]:
-        mine, direct = _pair(report, name, "direct")
-        if mine is None or mine.coalesced is None or not mine.stream_events:
+        mine = report.target(name)
+        share = _share(mine)
+        if mine is None or share is None:
             return UNMEASURED, ""
-        control = (f"; the direct call: {direct.coalesced} of {direct.stream_events}"
-                   if direct and direct.coalesced is not None else "")
-        return _judge(mine.coalesced == 0), (f"{mine.coalesced} of {mine.stream_events} events "
-                                             f"arrived merged with the one before{control}")
+        controls = [(role, ref, _share(ref)) for role in ("direct", "floor")
+                    if (ref := report.reference(mine, role)) is not None]
+        noise = max((s for _, _, s in controls if s is not None), default=0.0)
+        said = "; ".join(f"the {role}: {ref.coalesced} of {ref.stream_events}"
+                         for role, ref, s in controls if s is not None)
+        return _judge(share <= noise + COALESCED_SLACK), (
+            f"{mine.coalesced} of {mine.stream_events} events arrived merged with the one "
+            f"before" + (f" ({said})" if said else ""))
     return check
 
 
@@ -154,7 +171,8 @@ TARGETS: tuple[tuple[str, Check], ...] = (
     ("`hit`: RPS \u2265 1.5 \u00d7 the floor's", _rps_share("hit", 1.5)),
     ("`stream`: \u2264 1 ms added to time to first token (vs the floor)",
      _ttft_gap("stream", 1.0)),
-    ("`stream`: no coalescing of chunks", _no_coalescing("stream")),
+    ("`stream`: no coalescing of chunks (beyond what the floor and the direct call show)",
+     _no_coalescing("stream")),
     ("`all`: RSS \u2264 100 MB after 20,000 requests", _rss_after("all", 100.0)),
     ("`all`: no upward RSS trend in the soak", _flat("all")),
     ("`all`: start-up to /readyz \u2264 1 s", _startup("all", 1000.0)),
