@@ -18,8 +18,9 @@ from pathlib import Path
 from types import FrameType
 
 from bench import drivers, peers, rows
+from bench.options import QUICK, Options
 from bench.processes import ServiceFailed
-from bench.run import QUICK, Options, run
+from bench.run import run
 from bench.table import write
 
 

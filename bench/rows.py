@@ -30,6 +30,9 @@ UPSTREAM_KEY = "sk-bench-upstream"  # what the sidecar sends upstream when it ho
 # `core` row's stage check says whether a spend stage is running.
 SPEND_OFF: dict[str, Any] = {}
 CORE: dict[str, Any] = {
+    # Rows with providers keep it too: where routing is not merged yet they still reach the
+    # fake upstream through it, and once it is, the providers take precedence.
+    "upstream": {"url": "{upstream}"},
     "cache": {"backend": "off"},
     "auth": {"required": False},
     "telemetry": {"exporters": []},

@@ -19,61 +19,19 @@ own); for the direct target the upstream itself is moved onto CPU 0 while it is 
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import drivers, measurements, otlp, peers, profile, rows, targets
-from bench.measurements import Bench, Pinning, Tally, Target
-from bench.processes import Fleet, Service, ServiceFailed, dead, free_port
+from bench import drivers, measurements, profile, targets
+from bench.launch import launch, selected_rows
+from bench.measurements import Bench, Pinning, Tally
+from bench.options import REPO, Options, relative
+from bench.processes import Fleet, ServiceFailed, dead
 from bench.report import BenchReport, TargetResult, machine_facts
-from bench.rows import Kind, Row
-from bench.targets import Spec
-
-REPO = Path(__file__).resolve().parent.parent
-PEERS_DIR = REPO / "bench" / ".peers"
-CUSTOM = "custom"  # the row of --sidecar-config
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    duration: float = 10.0  # throughput seconds per target, split over the rounds
-    # Open-loop seconds per target, split over the rounds. On a small VM one round's p50 swings
-    # by +-0.5 ms (CPU wake-up); pooled over 30 s in 5 rounds the p50 gap to the floor settles
-    # within about 0.1-0.2 ms, enough for the 0.5 ms / 1 ms targets (60 s gave 0.07 ms).
-    latency_duration: float = 30.0
-    rounds: int = 5
-    rate: float = 100.0
-    concurrency: int = 32
-    warmup: float = 2.0
-    startup_spawns: int = 5
-    chunks: int = 20
-    pacing_ms: float = 10.0
-    soak: float = 60.0  # seconds of full load with RSS sampled, on each of the soak rows
-    rss_requests: int = 20_000  # RSS is judged once a process has served this many
-    rows: tuple[str, ...] = rows.ROW_NAMES
-    peers: tuple[str, ...] = ()
-    soak_rows: tuple[str, ...] | None = None  # None: `all`, else the first row
-    profile_rows: tuple[str, ...] | None = None  # None: floor, core, all
-    driver: str = "auto"
-    sidecar_config: Path | None = None  # adds a row "custom" with this file
-    access_log: bool = True  # False: SIDECAR_LOG_LEVEL=warning
-    pin: bool = True
-    headers: tuple[tuple[str, str], ...] = ()  # --header: on every request to every target
-    results_dir: Path = REPO / "bench" / "results"
-    json_path: Path | None = None
-    quick: bool = False
-    profile: bool = False  # sample targets with py-spy after the measurements
-    profile_seconds: float = 10.0
-
-
-QUICK = {"duration": 2.0, "latency_duration": 2.0, "rounds": 1, "warmup": 1.0,
-         "startup_spawns": 2, "soak": 3.0, "rss_requests": 2_000}
+from bench.rows import Row
 
 
 def plan_pinning(enabled: bool) -> Pinning:
@@ -84,13 +42,6 @@ def plan_pinning(enabled: bool) -> Pinning:
     if len(cpus) == 2:
         return Pinning(frozenset(cpus[:1]), rest, rest)
     return Pinning(frozenset(cpus[:1]), frozenset(cpus[1:2]), frozenset(cpus[2:]))
-
-
-def selected_rows(options: Options) -> list[Row]:
-    chosen = [rows.row(name) for name in options.rows]
-    if options.sidecar_config is not None:
-        chosen.append(Row(CUSTOM, (), f"the sidecar with {options.sidecar_config}"))
-    return chosen
 
 
 def soak_names(options: Options, chosen: list[Row]) -> tuple[str, ...]:
@@ -162,7 +113,7 @@ def profile_targets(bench: Bench, tallies: list[Tally], options: Options, driver
             notes.append(f"--profile {name}: {exc}")
             continue
         profiles[name] = {**profile.top_functions(out.read_text()),
-                          "collapsed_stacks": _relative(out)}
+                          "collapsed_stacks": relative(out)}
     return profiles
 
 
@@ -194,95 +145,6 @@ def health_notes(results: list[TargetResult], pinning: Pinning) -> list[str]:
     return notes
 
 
-@dataclass(slots=True)
-class _Started:
-    """What the set-up hands to the measurements."""
-
-    targets: list[Target] = field(default_factory=list)
-    specs: dict[str, Spec] = field(default_factory=dict)
-    services: dict[str, Service] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def start(fleet: Fleet, options: Options, pinning: Pinning, workdir: Path, chosen: list[Row],
-          log: Callable[[str], None], notes: list[str]) -> tuple[_Started, Service]:
-    """Spawn upstream, receiver, floor, rows and peers; time start-ups; check every target."""
-    kinds: tuple[Kind, ...] = ("json", "stream") if any(r.kind == "stream" for r in chosen) \
-        else ("json",)
-    bodies = targets.write_bodies(workdir)
-    up_port = free_port()
-    upstream = fleet.spawn(
-        "upstream", [sys.executable, "-m", "bench.upstream", "--port", str(up_port),
-                     "--chunks", str(options.chunks), "--pacing-ms", str(options.pacing_ms)],
-        port=up_port, ready_path="/v1/models", cpus=pinning.upstream)
-    upstream.wait_ready()
-    upstream_url = f"http://127.0.0.1:{up_port}"
-    started = _Started()
-    context = {"upstream": upstream_url, "otlp": "http://127.0.0.1:4317",
-               "otlp_protocol": "grpc"}
-    if any(rows.needs_otlp(r) for r in chosen):
-        receiver = otlp.plan(sys.executable, free_port(), free_port(), workdir)
-        fleet.spawn("otlp", receiver.argv, port=receiver.port, ready_path="/",
-                    cpus=pinning.upstream, ready_any=True).wait_ready()
-        context.update(otlp=receiver.endpoint, otlp_protocol=receiver.protocol)
-        started.settings["otlp"] = (f"{receiver.name}, OTLP/{receiver.protocol} at "
-                                    f"{receiver.endpoint}")
-        if receiver.name == "sink":
-            notes.append("rotel is not installed (pip install -e '.[bench]'): the telemetry "
-                         "rows export OTLP/HTTP to bench/otlp.py's sink instead of OTLP/gRPC")
-
-    extra = dict(options.headers)
-    specs = [targets.floor_spec(upstream_url, kinds)]
-    for r in chosen:
-        config = options.sidecar_config if r.name == CUSTOM else None
-        specs.append(targets.row_spec(r, upstream_url, context, workdir, options.access_log,
-                                      config))
-    for name in options.peers:
-        run = peers.prepare(name, PEERS_DIR, upstream_url, workdir, log)
-        specs.append(Spec(name, "peer", run.argv_for_port, run.ready_path,
-                          env={**os.environ, **run.env}, headers=run.headers, kinds=kinds,
-                          python=run.python, info={"version": run.version}))
-    started.settings["peers"] = {s.name: s.info["version"] for s in specs if s.role == "peer"}
-    configs = options.results_dir / "configs"
-    configs.mkdir(parents=True, exist_ok=True)
-    for spec in specs:
-        if "config" in spec.info:
-            shutil.copy(spec.info["config"], configs / f"{spec.name}.yaml")
-    started.settings["configs"] = _relative(configs)
-
-    log(f"start-up ({options.startup_spawns} spawns each of {len(specs)} processes) ...")
-    startup = {s.name: targets.startup(fleet, s, pinning.under_test, options.startup_spawns,
-                                       notes) for s in specs}
-    for spec in specs:
-        port = free_port()
-        started.services[spec.name] = fleet.spawn(
-            spec.name, spec.argv_for_port(port), port=port, ready_path=spec.ready_path,
-            cpus=pinning.under_test, env=spec.env)
-        started.specs[spec.name] = spec
-    for spec in specs:
-        started.services[spec.name].wait_ready(timeout=120)
-        if spec.row is not None and spec.name != CUSTOM:
-            targets.check_stages(spec, started.services[spec.name].port, notes)
-
-    for kind in kinds:
-        suffix = "" if kind == "json" else "-stream"
-        started.targets.append(Target(
-            f"direct{suffix}", kind, "direct", "direct (fake upstream)", upstream,
-            f"{upstream.url}/v1", bodies["chat", kind],
-            tuple(targets.client_headers({}, extra).items())))
-        for spec in specs:
-            if kind not in spec.kinds:
-                continue
-            name = spec.name if kind == spec.kinds[0] else f"{spec.name}{suffix}"
-            service = started.services[spec.name]
-            started.targets.append(Target(
-                name, kind, spec.role, spec.name, service, f"{service.url}/v1",
-                bodies[spec.body, kind],
-                tuple(targets.client_headers(spec.headers, extra).items()),
-                startup[spec.name] if name == spec.name else [], spec.info))
-    return started, upstream
-
-
 def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
     began = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     driver = drivers.pick(options.driver)
@@ -301,13 +163,18 @@ def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
         1 + len(chosen) + len(options.peers), len(soaks)))) + " min")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, Fleet(log_dir) as fleet:
         workdir = Path(tmp)
-        started, upstream = start(fleet, options, pinning, workdir, chosen, log, notes)
+        started, upstream = launch(fleet, options, pinning, workdir, chosen, log, notes)
         bench = Bench(pinning, upstream, fleet.services, workdir)
         for target in started.targets:
             spec = started.specs.get(target.process)
             bench.count(target, targets.check(
                 target.name, target.service.port, spec, target.kind,
                 target.body_path.read_bytes(), dict(target.headers), notes))
+        names = {t.name for t in started.targets}
+        for flag, asked in (("--soak-rows", soaks), ("--profile-rows", options.profile_rows)):
+            if unknown := sorted(set(asked or ()) - names):
+                notes.append(f"{flag}: no target named {', '.join(unknown)} in this run "
+                             f"(targets: {', '.join(sorted(names))})")
         log(f"measuring {len(started.targets)} targets ...")
         tallies = [Tally(target) for target in started.targets]
         measure(bench, tallies, options, driver, soaks, log)
@@ -337,15 +204,10 @@ def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
         "sidecar_config": str(options.sidecar_config) if options.sidecar_config else None,
         "sidecar_log": ("access log on (level info), stdout to " if options.access_log else
                         "SIDECAR_LOG_LEVEL=warning (no access log), stdout to ")
-                       + _relative(log_dir / "<row>.log"),
+                       + relative(log_dir / "<row>.log"),
         "extra_headers": [name for name, _ in options.headers],
         **started.settings,
     }
     return BenchReport(began, machine, settings, results, notes, profiles)
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -30,6 +30,7 @@ def test_core_turns_every_feature_off() -> None:
     assert settings["telemetry"]["exporters"] == []
     assert settings["privacy"]["redact"]["mode"] == "off"
     assert "providers" not in settings
+    assert settings["upstream"] == {"url": CONTEXT["upstream"]}
     assert rows.headers(rows.row("core")) == {}
     assert set(rows.forbidden_stages(rows.row("core"))) == set(rows.FEATURE_STAGES)
 
