@@ -39,8 +39,9 @@ import orjson
 
 from bench import drivers
 from bench.loadgen import percentile
+from bench.options import REPO
 from bench.processes import Fleet, Service, cpu_seconds, free_port
-from bench.run import CHAT, REPO, sidecar_argv, sidecar_env
+from bench.targets import CHAT, sidecar_argv, sidecar_env
 from bench.upstream import MODEL, completion_body, stream_events
 from sidecar.cache.entry import ENTRY_OVERHEAD_BYTES, Entry
 from sidecar.cache.key import CacheKey
@@ -135,7 +136,10 @@ def serve_and_measure(seconds: float, rounds: int, latency_requests: int) -> dic
                                       str(floor_port), "--upstream",
                                       f"http://127.0.0.1:{up_port}"],
                             port=floor_port, ready_path="/v1/models", cpus=under)
-        side = fleet.spawn("sidecar", sidecar_argv(side_port, up_port, None), port=side_port,
+        config = workdir / "sidecar.yaml"
+        config.write_text("{}\n")  # defaults: the memory cache on
+        side = fleet.spawn("sidecar", sidecar_argv(side_port, config,
+                                                   f"http://127.0.0.1:{up_port}"), port=side_port,
                            ready_path="/readyz", cpus=under,
                            env=sidecar_env(workdir / "state", access_log=True),
                            log_name="sidecar-cache.log")

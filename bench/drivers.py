@@ -2,12 +2,12 @@
 
 Throughput (closed loop, N connections for D seconds) uses `wrk` or `hey` when installed, else
 the asyncio generator (`bench/loadgen.py`); `auto` prefers wrk (C, the least CPU per request:
-it shares a core with the fake upstream), then hey, then asyncio. The fixed-rate latency and
-time-to-first-token runs always use the asyncio generator: `hey -q` limits each worker's rate
-and waits for each answer (closed loop), and `wrk` has no fixed-rate mode, so neither avoids
-coordinated omission. Every driver runs as a child process pinned to the load CPUs, and the
-CPU time it used is measured (`resource.getrusage(RUSAGE_CHILDREN)`) so a report can tell when
-the load side, not the target, was the bottleneck.
+it shares a core with the fake upstream), then hey, then asyncio. The fixed-rate run (latency,
+and for streams time to first token and pacing) always uses the asyncio generator: `hey -q`
+limits each worker's rate and waits for each answer (closed loop), `wrk` has no fixed-rate
+mode, and neither times events inside a stream. Every driver runs as a child process pinned to
+the load CPUs, and the CPU time it used is measured (`resource.getrusage(RUSAGE_CHILDREN)`)
+so a report can tell when the load side, not the target, was the bottleneck.
 """
 
 from __future__ import annotations
@@ -137,14 +137,10 @@ def throughput(driver: str, load: Load, *, concurrency: int, duration: float,
 
 
 def fixed_rate(load: Load, *, rate: float, duration: float) -> tuple[dict[str, Any], float]:
-    """Open loop at `rate` requests per second (always the asyncio generator)."""
+    """Open loop at `rate` requests per second (always the asyncio generator); event streams
+    are timed event by event."""
     return loadgen("open", load, "--rate", str(rate), "--duration", str(duration),
                    timeout=duration + 60)
-
-
-def ttft(load: Load, *, requests: int) -> tuple[dict[str, Any], float]:
-    """Sequential streams: time to the first `data:` event (always the asyncio generator)."""
-    return loadgen("ttft", load, "--requests", str(requests), timeout=60 + requests * 10)
 
 
 def wrk_script(load: Load) -> str:

@@ -2,10 +2,20 @@
 
 Bytes in, bytes out, nothing else: one pooled `ClientSession` opened at start-up
 (`auto_decompress=False`), one catch-all route that reads the request body and sends method,
-path, body and headers (less hop-by-hop ones and Host) to the upstream, then streams the
-answer back chunk by chunk as it arrives. No logging, no parsing, no request ids. It runs on
-the same event loop (uvloop) and aiohttp as the sidecar, so `sidecar / floor` isolates what
-the sidecar itself costs. Do not add features here: a floor that does more is not a floor.
+path, body and headers (less hop-by-hop ones and Host) to the upstream. The answer goes back
+the cheapest way for its kind, chosen by the upstream's Content-Type:
+
+- an event stream (`text/event-stream`) is relayed chunk by chunk as it arrives, so pacing
+  survives (what any proxy must do for streams);
+- anything else is read whole and sent as one `web.Response` with its Content-Length: headers
+  and body leave in one write, with no chunked framing (what the sidecar does for JSON
+  answers). Relaying a 600-byte JSON answer chunk by chunk instead costs an extra write, a
+  chunked encoder and a terminating chunk per request, which a proxy that buffers JSON would
+  beat, and a floor that can be beaten is not a floor.
+
+No logging, no parsing, no request ids. It runs on the same event loop (uvloop) and aiohttp as
+the sidecar, so `sidecar / floor` isolates what the sidecar itself costs. Do not add features
+here: a floor that does more is not a floor.
 
     python -m bench.floor --port 9002 --upstream http://127.0.0.1:9001
 """
@@ -25,7 +35,11 @@ HOP_BY_HOP = frozenset({
     "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
 })
 _NOT_FORWARDED = HOP_BY_HOP | {"host"}
+# A whole body gets its Content-Length from web.Response; the upstream's would be stale if
+# aiohttp ever re-framed it, and a stream is sent chunked.
+_NOT_RETURNED = HOP_BY_HOP | {"content-length"}
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
+EVENT_STREAM = "text/event-stream"
 
 
 def create_floor(upstream: str) -> web.Application:
@@ -44,14 +58,22 @@ def create_floor(upstream: str) -> web.Application:
         async with request.app[_SESSION].request(
                 request.method, base + request.raw_path, headers=headers, data=body,
                 allow_redirects=False) as upstream_response:
-            response = web.StreamResponse(
-                status=upstream_response.status, reason=upstream_response.reason,
-                headers=[(k, v) for k, v in upstream_response.headers.items()
-                         if k.lower() not in HOP_BY_HOP])
-            await response.prepare(request)
-            async for chunk in upstream_response.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            answer_headers = [(k, v) for k, v in upstream_response.headers.items()
+                              if k.lower() not in _NOT_RETURNED]
+            if upstream_response.content_type != EVENT_STREAM:
+                return web.Response(status=upstream_response.status,
+                                    reason=upstream_response.reason,
+                                    body=await upstream_response.read(), headers=answer_headers)
+            response = web.StreamResponse(status=upstream_response.status,
+                                          reason=upstream_response.reason,
+                                          headers=answer_headers)
+            try:
+                await response.prepare(request)
+                async for chunk in upstream_response.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:  # the client left mid-stream (wrk does, at its end)
+                pass
             return response
 
     app = web.Application()

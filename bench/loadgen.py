@@ -1,6 +1,6 @@
 """The asyncio load generator, run as its own process so it never shares the target's loop.
 
-Three modes, each printing one JSON object on stdout:
+Two modes, each printing one JSON object on stdout:
 
 - `closed`: N workers on N keep-alive connections send back to back for a duration
   (throughput; what `hey -c N -z D` and `wrk -c N -d D` do).
@@ -9,9 +9,10 @@ Three modes, each printing one JSON object on stdout:
   so a slow answer cannot hide the requests that should have gone out meanwhile (no
   coordinated omission). The loop sleeps until ~2 ms before each instant and spins the rest,
   because event-loop timers are millisecond-grained; `send_lag_ms` reports how late sends were.
-  The raw samples are in the output too (`samples_ms`, `lags_ms`).
-- `ttft`: N sequential streaming requests; time from send to the first `data:` event, and to
-  the end of the stream.
+  The raw samples are in the output too (`samples_ms`, `lags_ms`). When an answer is an event
+  stream, each read is timed as it arrives (`StreamTimes`): time to the first event (TTFT,
+  also from the scheduled instant), the gaps between events, and how many events arrived in
+  the same read as the one before (`coalesced`: a proxy that buffers shows up there).
 
     python -m bench.loadgen open --url http://127.0.0.1:9002/v1/chat/completions \
         --body body.json --rate 100 --duration 15
@@ -62,17 +63,68 @@ def _session(headers: dict[str, str], connections: int) -> aiohttp.ClientSession
         cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
 
 
+class StreamTimes:
+    """When the events of one event stream arrived, from the reads that carried them.
+
+    Only `data:` events with a payload count (not `[DONE]`, which a server may send together
+    with the last chunk). An event counts as coalesced when it completed in the same read as
+    the event before it: the fake upstream sends each chunk after a pause, so through a proxy
+    that relays chunk by chunk every event arrives in a read of its own.
+    """
+
+    __slots__ = ("_partial", "coalesced", "first", "times")
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.times: list[float] = []
+        self.coalesced = 0
+        self._partial = b""
+
+    def feed(self, data: bytes, now: float) -> None:
+        *events, self._partial = (self._partial + data).replace(b"\r\n", b"\n").split(b"\n\n")
+        fresh = sum(1 for e in events if _has_data(e))
+        if not fresh:
+            return
+        if self.first is None:
+            self.first = now
+        self.coalesced += fresh - 1
+        self.times.extend([now] * fresh)
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+
+def _has_data(event: bytes) -> bool:
+    """A `data:` line with a payload (an `event:` line may come first, as Anthropic's do)."""
+    return any(line.startswith(b"data:") and line[5:].strip() != b"[DONE]"
+               for line in event.split(b"\n"))
+
+
 class _Tally:
     def __init__(self) -> None:
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.latencies: list[float] = []
+        self.ttft: list[float] = []  # event streams only
+        self.gaps: list[float] = []
+        self.events = 0
+        self.coalesced = 0
 
     async def send(self, session: aiohttp.ClientSession, url: str, body: bytes,
-                   since: float) -> None:
+                   since: float, *, time_streams: bool = False) -> None:
         try:
             async with session.post(url, data=body) as response:
-                await response.read()
+                if time_streams and response.content_type == "text/event-stream":
+                    times = StreamTimes()
+                    async for data in response.content.iter_any():
+                        times.feed(data, perf_counter())
+                    if times.first is not None:
+                        self.ttft.append(times.first - since)
+                        self.gaps += times.gaps()
+                        self.events += len(times.times)
+                        self.coalesced += times.coalesced
+                else:
+                    await response.read()
                 self.statuses[response.status] += 1
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self.errors[type(exc).__name__] += 1
@@ -125,7 +177,7 @@ async def open_loop(url: str, body: bytes, headers: dict[str, str], *, rate: flo
 
         async def one(due: float) -> None:
             lags.append(perf_counter() - due)
-            await tally.send(session, url, body, due)
+            await tally.send(session, url, body, due, time_streams=True)
 
         began, cpu = perf_counter() + 0.01, process_time()
         pending: list[Awaitable[None]] = []
@@ -137,51 +189,26 @@ async def open_loop(url: str, body: bytes, headers: dict[str, str], *, rate: flo
         result = tally.result(perf_counter() - began, process_time() - cpu)
     result.update(rate=rate, scheduled=count, send_lag_ms=summarize_ms(lags),
                   # raw, so that a caller can pool rounds before taking percentiles
-                  samples_ms=[round(s * 1000, 4) for s in tally.latencies],
-                  lags_ms=[round(s * 1000, 4) for s in lags])
+                  samples_ms=_ms(tally.latencies), lags_ms=_ms(lags),
+                  ttft_ms=_ms(tally.ttft), gaps_ms=_ms(tally.gaps),
+                  events=tally.events, coalesced=tally.coalesced)
     return result
 
 
-async def ttft(url: str, body: bytes, headers: dict[str, str], *, requests: int
-               ) -> dict[str, Any]:
-    first: list[float] = []
-    total: list[float] = []
-    errors: Counter[str] = Counter()
-    async with _session(headers, 1) as session:
-        for i in range(requests + 1):  # the first one only warms the connection
-            began = perf_counter()
-            seen: float | None = None
-            try:
-                async with session.post(url, data=body) as response:
-                    if response.status != 200:
-                        errors[f"status {response.status}"] += 1
-                        await response.read()
-                        continue
-                    async for line in response.content:
-                        if seen is None and line.startswith(b"data:"):
-                            seen = perf_counter() - began
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                errors[type(exc).__name__] += 1
-                continue
-            if i and seen is not None:
-                first.append(seen)
-                total.append(perf_counter() - began)
-    return {"requests": len(first), "errors": sum(errors.values()),
-            "error_kinds": dict(errors), "ttft_ms": summarize_ms(first),
-            "stream_ms": summarize_ms(total)}
+def _ms(seconds: list[float]) -> list[float]:
+    return [round(s * 1000, 4) for s in seconds]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("closed", "open", "ttft"))
+    parser.add_argument("mode", choices=("closed", "open"))
     parser.add_argument("--url", required=True)
     parser.add_argument("--body", type=Path, required=True, help="file with the JSON body")
     parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE")
     parser.add_argument("--concurrency", type=int, default=32, help="closed: connections")
     parser.add_argument("--duration", type=float, default=10.0, help="closed/open: seconds")
     parser.add_argument("--rate", type=float, default=100.0, help="open: requests per second")
-    parser.add_argument("--requests", type=int, default=40, help="ttft: sequential streams")
     args = parser.parse_args(argv)
     body = args.body.read_bytes()
     headers = dict(h.split(":", 1) for h in args.header)
@@ -190,10 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "closed":
         job = closed_loop(args.url, body, headers, concurrency=args.concurrency,
                           duration=args.duration)
-    elif args.mode == "open":
-        job = open_loop(args.url, body, headers, rate=args.rate, duration=args.duration)
     else:
-        job = ttft(args.url, body, headers, requests=args.requests)
+        job = open_loop(args.url, body, headers, rate=args.rate, duration=args.duration)
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -1,11 +1,14 @@
 """What is measured on one target, and how rounds of it add up to a `TargetResult`.
 
-A `Tally` collects one target's numbers over interleaved rounds (run.py alternates the targets
-slice by slice, so drift or a burst of foreign load spreads over all of them instead of landing
-on one): throughput slices with the CPU that the target and the load side used, pooled
-fixed-rate latency samples, the streaming run, and how much CPU processes outside the run
-took meanwhile. `on_cpu` is the frame every measurement runs in: it moves the direct target
-(the fake upstream itself) onto the CPU under test for the duration, and does the accounting.
+A `Target` is one process under test called one way: JSON chats, or paced event streams
+(`kind`); the floor and the direct call are measured both ways when a stream row runs, so each
+row has references of its own kind. A `Tally` collects one target's numbers over interleaved
+rounds (run.py alternates the targets slice by slice, so drift or a burst of foreign load
+spreads over all of them instead of landing on one): throughput slices with the CPU that the
+target and the load side used, pooled fixed-rate samples (latency; TTFT, gaps between events
+and coalesced events for streams), the soak, and how much CPU processes outside the run took
+meanwhile. `on_cpu` is the frame every measurement runs in: it moves the direct target (the
+fake upstream itself) onto the CPU under test for the duration, and does the accounting.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import drivers
+from bench import drivers, memory
 from bench.loadgen import summarize_ms
 from bench.processes import (
     Service,
@@ -29,6 +32,8 @@ from bench.processes import (
     pin,
 )
 from bench.report import TargetResult
+from bench.rows import Kind
+from bench.targets import Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +50,25 @@ class Pinning:
             return ",".join(map(str, sorted(s or ())))
         how = "(sched_setaffinity, as taskset)"
         if self.upstream == self.load:
-            return (f"process under test on CPU {cpus(self.under_test)}; fake upstream and "
-                    f"load generator on CPU {cpus(self.load)} {how}")
-        return (f"process under test on CPU {cpus(self.under_test)}; fake upstream on CPU "
-                f"{cpus(self.upstream)}; load generator on CPU {cpus(self.load)} {how}")
+            return (f"process under test on CPU {cpus(self.under_test)}; fake upstream, OTLP "
+                    f"receiver and load generator on CPU {cpus(self.load)} {how}")
+        return (f"process under test on CPU {cpus(self.under_test)}; fake upstream and OTLP "
+                f"receiver on CPU {cpus(self.upstream)}; load generator on CPU "
+                f"{cpus(self.load)} {how}")
 
 
 @dataclass(slots=True)
 class Target:
-    name: str  # direct | floor | sidecar
+    name: str  # direct, floor, a row's name, a peer's; "<name>-stream" for a second kind
+    kind: Kind
+    role: Role
+    process: str  # the process's name: targets of two kinds may share one
     service: Service  # the process under test: the fake upstream itself for direct
     base: str  # the OpenAI base URL a client would use
+    body_path: Path
+    headers: tuple[tuple[str, str], ...]
     startup_ms: list[float] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -73,7 +85,11 @@ class Tally:
     lag_ms: list[float] = field(default_factory=list)
     round_p50_ms: list[float] = field(default_factory=list)
     latency_errors: int = 0
-    streams: dict[str, Any] = field(default_factory=dict)
+    ttft_ms: list[float] = field(default_factory=list)
+    gaps_ms: list[float] = field(default_factory=list)
+    events: int = 0
+    coalesced: int = 0
+    soak: memory.Soak | None = None
     wall_s: float = 0.0
     foreign_cpu_s: float = 0.0
     steal_s: float = 0.0
@@ -86,14 +102,16 @@ class Bench:
     pinning: Pinning
     upstream: Service
     services: list[Service]
-    chat_body: Path
-    stream_body: Path
-    headers: tuple[tuple[str, str], ...]
     workdir: Path
+    served: dict[int, int] = field(default_factory=dict)  # pid -> requests it answered
 
-    def load(self, tally: Tally, *, stream: bool = False) -> drivers.Load:
-        return drivers.Load(tally.target.url, self.stream_body if stream else self.chat_body,
-                            self.headers, self.pinning.load)
+    def load(self, tally: Tally) -> drivers.Load:
+        target = tally.target
+        return drivers.Load(target.url, target.body_path, target.headers, self.pinning.load)
+
+    def count(self, target: Target, requests: int) -> None:
+        pid = target.service.pid
+        self.served[pid] = self.served.get(pid, 0) + requests
 
 
 @contextmanager
@@ -121,8 +139,9 @@ def on_cpu(bench: Bench, tally: Tally) -> Iterator[None]:
 
 def warm_up(bench: Bench, tally: Tally, driver: str, concurrency: int, seconds: float) -> None:
     with on_cpu(bench, tally):
-        drivers.throughput(driver, bench.load(tally), concurrency=concurrency,
-                           duration=seconds, workdir=bench.workdir)
+        done = drivers.throughput(driver, bench.load(tally), concurrency=concurrency,
+                                  duration=seconds, workdir=bench.workdir)
+    bench.count(tally.target, done.requests)
 
 
 def throughput_slice(bench: Bench, tally: Tally, driver: str, concurrency: int,
@@ -137,6 +156,7 @@ def throughput_slice(bench: Bench, tally: Tally, driver: str, concurrency: int,
         tally.target_cpu_s += cpu_seconds(pid) - target_before
         tally.upstream_cpu_s += 0.0 if direct else cpu_seconds(upstream.pid) - upstream_before
     tally.slices.append(result)
+    bench.count(tally.target, result.requests)
 
 
 def latency_slice(bench: Bench, tally: Tally, rate: float, seconds: float) -> None:
@@ -144,28 +164,47 @@ def latency_slice(bench: Bench, tally: Tally, rate: float, seconds: float) -> No
         result, _ = drivers.fixed_rate(bench.load(tally), rate=rate, duration=seconds)
     tally.latency_ms += result["samples_ms"]
     tally.lag_ms += result["lags_ms"]
+    tally.ttft_ms += result.get("ttft_ms", [])
+    tally.gaps_ms += result.get("gaps_ms", [])
+    tally.events += result.get("events", 0)
+    tally.coalesced += result.get("coalesced", 0)
     if result["latency_ms"]:
         tally.round_p50_ms.append(result["latency_ms"]["p50"])
     tally.latency_errors += result["errors"] + result["non_2xx"]
+    bench.count(tally.target, result["requests"] + 3)  # 3 to open the connection
 
 
-def streams(bench: Bench, tally: Tally, requests: int) -> None:
+def soak(bench: Bench, tally: Tally, driver: str, concurrency: int, seconds: float,
+         rss_requests: int) -> None:
+    """Full load for `seconds` (longer if the process has not yet served `rss_requests`),
+    reading RSS as it goes."""
+    target = tally.target
+    served = bench.served.get(target.service.pid, 0)
+    rps = sum(s.requests for s in tally.slices) / (sum(s.seconds for s in tally.slices) or 1)
+    duration = memory.soak_seconds(seconds, served, rss_requests, rps, cap=seconds * 10)
     with on_cpu(bench, tally):
-        tally.streams, _ = drivers.ttft(bench.load(tally, stream=True), requests=requests)
+        result, samples, wall = memory.sampled(
+            lambda: drivers.throughput(driver, bench.load(tally), concurrency=concurrency,
+                                       duration=duration, workdir=bench.workdir),
+            target.service.pid)
+    bench.count(target, result.requests)
+    tally.soak = memory.soak_of(samples, wall, result.requests, served)
 
 
-def result(bench: Bench, tally: Tally) -> TargetResult:
+def result(bench: Bench, tally: Tally, rss_requests: int) -> TargetResult:
     """Add the rounds up; RSS is read now, after all the load."""
     slices = tally.slices
     requests = sum(s.requests for s in slices)
     seconds = sum(s.seconds for s in slices) or 1.0
-    rps_rounds = [s.rps for s in slices]
     load_cpus = len((bench.pinning.load or frozenset()) | (bench.pinning.upstream or frozenset()))
-    rss, peak = memory_mb(tally.target.service.pid)
+    target = tally.target
+    rss, peak = memory_mb(target.service.pid)
     wall = tally.wall_s or 1.0
-    startup = tally.target.startup_ms
+    startup = target.startup_ms
+    stream = target.kind == "stream"
     return TargetResult(
-        name=tally.target.name, url=tally.target.url, pid=tally.target.service.pid,
+        name=target.name, kind=target.kind, role=target.role, process=target.process,
+        url=target.url, pid=target.service.pid,
         rps=requests / seconds, requests=requests,
         non_2xx=sum(s.non_2xx for s in slices), errors=sum(s.errors for s in slices),
         cpu_pct=tally.target_cpu_s / seconds * 100,
@@ -175,11 +214,17 @@ def result(bench: Bench, tally: Tally) -> TargetResult:
         latency_ms=summarize_ms([ms / 1000 for ms in tally.latency_ms]),
         latency_errors=tally.latency_errors,
         send_lag_ms=summarize_ms([ms / 1000 for ms in tally.lag_ms]),
-        ttft_ms=tally.streams.get("ttft_ms", {}), stream_ms=tally.streams.get("stream_ms", {}),
-        ttft_errors=tally.streams.get("errors", 0), rss_mb=rss, rss_peak_mb=peak,
+        ttft_ms=summarize_ms([ms / 1000 for ms in tally.ttft_ms]) if stream else {},
+        gap_ms=summarize_ms([ms / 1000 for ms in tally.gaps_ms]) if stream else {},
+        stream_events=tally.events if stream else None,
+        coalesced=tally.coalesced if stream else None,
+        rss_mb=rss, rss_peak_mb=peak,
+        requests_served=bench.served.get(target.service.pid, 0),
+        soak=tally.soak.to_json(rss_requests) if tally.soak else None,
         foreign_cpu_pct=tally.foreign_cpu_s / wall * 100, steal_pct=tally.steal_s / wall * 100,
         startup_ms=statistics.median(startup) if startup else None,
-        startup_samples_ms=startup, rps_rounds=rps_rounds, p50_rounds_ms=tally.round_p50_ms,
+        startup_samples_ms=startup, rps_rounds=[s.rps for s in slices],
+        p50_rounds_ms=tally.round_p50_ms, info=target.info,
         throughput_raw={"driver": slices[0].driver if slices else None, "seconds": seconds,
                         "driver_cpu_s": sum(s.cpu_s for s in slices),
                         "target_cpu_s": tally.target_cpu_s,

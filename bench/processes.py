@@ -111,6 +111,8 @@ class Service:
     popen: subprocess.Popen[bytes]
     log_path: Path
     spawned_at: float  # time.perf_counter() just before the spawn
+    argv: tuple[str, ...] = ()
+    ready_any: bool = False  # ready on any HTTP answer (a receiver with no health route)
     exit_status: int | None = field(default=None)
 
     @property
@@ -122,10 +124,12 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 30.0, poll: float = 0.002) -> float:
-        """Block until GET ready_path answers 200; return seconds since the spawn."""
+        """Block until GET ready_path answers 200 (any status with `ready_any`); return
+        seconds since the spawn."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
-            if http_status("127.0.0.1", self.port, self.ready_path) == 200:
+            status = http_status("127.0.0.1", self.port, self.ready_path)
+            if status == 200 or (self.ready_any and status is not None):
                 return time.perf_counter() - self.spawned_at
             if self.popen.poll() is not None:
                 raise ServiceFailed(f"{self.name} exited with status {self.popen.returncode} "
@@ -164,7 +168,7 @@ class Fleet:
 
     def spawn(self, name: str, argv: Sequence[str], *, port: int, ready_path: str,
               cpus: frozenset[int] | None, env: Mapping[str, str] | None = None,
-              log_name: str | None = None) -> Service:
+              log_name: str | None = None, ready_any: bool = False) -> Service:
         """Start argv with stdout and stderr to a log file; `env` replaces the environment."""
         log_path = self._log_dir / (log_name or f"{name}.log")
         with log_path.open("wb") as log:
@@ -173,7 +177,7 @@ class Fleet:
                 list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=dict(self._env if env is None else env), start_new_session=True,
                 preexec_fn=child_setup(cpus))
-        service = Service(name, port, ready_path, popen, log_path, began)
+        service = Service(name, port, ready_path, popen, log_path, began, tuple(argv), ready_any)
         self._services.append(service)
         return service
 

@@ -2,7 +2,9 @@
 
 `POST /chat/completions` returns a fixed, realistic ~600-byte chat.completion; with
 `"stream": true` it sends an event stream instead: the first chunk at once, then one chunk every
-`--pacing-ms` until `--chunks` chunks are out, then `data: [DONE]`. `GET /models` lists one
+`--pacing-ms` until `--chunks` chunks are out, then (when the request sets
+`stream_options.include_usage`, as OpenAI does) a usage-only chunk, then `data: [DONE]`; the
+usage chunk and `[DONE]` follow the last chunk at once. `GET /models` lists one
 model. Every route is also served under `/v1`, so a client can use the same base URL shape
 (`http://host:port/v1`) for a direct call as for a proxy. Answers are prebuilt bytes: the
 upstream should cost as little CPU per request as aiohttp allows, since it shares a core with
@@ -78,6 +80,14 @@ def stream_events(chunks: int) -> list[bytes]:
     return events
 
 
+def usage_event() -> bytes:
+    """The usage-only chunk OpenAI sends last when `stream_options.include_usage` is set."""
+    return b"data: " + orjson.dumps({
+        "id": _ID, "object": "chat.completion.chunk", "created": _CREATED, "model": MODEL,
+        "service_tier": "default", "system_fingerprint": _FINGERPRINT, "choices": [],
+        "usage": {"prompt_tokens": 19, "completion_tokens": 19, "total_tokens": 38}}) + b"\n\n"
+
+
 def models_body() -> bytes:
     return orjson.dumps({"object": "list", "data": [
         {"id": MODEL, "object": "model", "created": _CREATED, "owned_by": "system"}]})
@@ -86,6 +96,7 @@ def models_body() -> bytes:
 def create_upstream(*, chunks: int = 20, pacing_s: float = 0.01) -> web.Application:
     completion = completion_body()
     events = stream_events(max(chunks, 1))
+    with_usage = [*events[:-1], usage_event(), events[-1]]
     models = models_body()
 
     async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -93,15 +104,20 @@ def create_upstream(*, chunks: int = 20, pacing_s: float = 0.01) -> web.Applicat
         if not (isinstance(body, dict) and body.get("stream") is True):
             return web.Response(body=completion, content_type="application/json",
                                 headers=_HEADERS)
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
         response = web.StreamResponse(headers={
             **_HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
             "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        for i, event in enumerate(events):
-            if 0 < i < len(events) - 1:  # [DONE] follows the last chunk at once
-                await asyncio.sleep(pacing_s)
-            await response.write(event)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            for i, event in enumerate(with_usage if usage else events):
+                if 0 < i < len(events) - 1:  # usage and [DONE] follow the last chunk at once
+                    await asyncio.sleep(pacing_s)
+                await response.write(event)
+            await response.write_eof()
+        except ConnectionResetError:  # the client left mid-stream (wrk does, at its end)
+            pass
         return response
 
     async def list_models(request: web.Request) -> web.Response:
