@@ -14,6 +14,9 @@ from typing import Protocol
 from aiohttp import web
 
 from sidecar.config.schema import Settings
+from sidecar.spend.backends import open_ledger
+from sidecar.spend.ledger import Ledger
+from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.upstream.client import UpstreamClient
@@ -37,15 +40,27 @@ class Deps:
     upstream: UpstreamClient
     metrics: Metrics
     access: AccessWriter
+    prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
+    ledger: Ledger | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Deps:
-        return cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=Metrics(), access=AccessWriter(settings.telemetry.logs))
+        metrics = Metrics()
+        upstream = UpstreamClient(settings.upstream)
+        ledger = open_ledger(settings, metrics)
+        return cls(settings=settings, upstream=upstream, metrics=metrics,
+                   access=AccessWriter(settings.telemetry.logs),
+                   prices=None if ledger is None else PriceBook(settings, upstream),
+                   ledger=ledger)
 
     def resources(self) -> list[Resource]:
-        """In start order; they close in reverse."""
-        return [self.access, self.upstream]
+        """In start order; they close in reverse (the ledger flushes after the last request,
+        before the access log's last lines). The price book fetches through the upstream
+        pool, so it starts after it."""
+        out: list[Resource] = [self.access, self.upstream]
+        if self.prices is not None and self.ledger is not None:
+            out += [self.prices, self.ledger]
+        return out
 
 
 DEPS = web.AppKey("deps", Deps)

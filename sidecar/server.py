@@ -26,7 +26,7 @@ from sidecar.runtime import RUNTIME
 from sidecar.upstream.demo import start_demo
 
 # Sections whose features later releases act on; until then a file that sets them gets a notice.
-NOT_YET_ACTIVE = ("providers", "routes", "retry", "cache", "spend", "privacy")
+NOT_YET_ACTIVE = ("providers", "routes", "retry", "cache", "privacy")
 
 log = structlog.get_logger("sidecar.server")
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from sidecar.admin import spend
 from sidecar.admin.config_view import public_config
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
@@ -42,6 +43,8 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     guard = _guarded(token.get_secret_value()) if token else (lambda handler: handler)
     app.router.add_get("/metrics", logged(guard(metrics)))
     app.router.add_get("/sidecar/config", logged(guard(config)))
+    app.router.add_get("/sidecar/usage", logged(guard(spend.usage)))
+    app.router.add_get("/sidecar/budgets", logged(guard(spend.budgets)))
 
 
 def logged(handler: Handler) -> Handler:

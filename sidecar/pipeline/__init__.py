@@ -33,6 +33,7 @@ from sidecar.deps import Deps
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
+from sidecar.pipeline.spend import Spend
 from sidecar.upstream.providers import OpenAIProvider
 
 __all__ = ["PIPELINES", "Handler", "Pipelines", "build_pipeline", "compose"]
@@ -70,6 +71,9 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.auth.required:
         before_body.append(Auth(settings.auth))
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes)]
+    # privacy and the routing fallback stage go here, before spend; cache after it
+    if deps.ledger is not None and deps.prices is not None:
+        stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
 
     upstream = settings.upstream
     provider = OpenAIProvider(

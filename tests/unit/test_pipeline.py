@@ -29,12 +29,16 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
 
 
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """With auth off the model pipeline reads the body and routes; with auth on, auth is first."""
+    """With auth off the model pipeline reads the body, meters spend and routes; with auth on,
+    auth is first; with the ledger off, spend is absent."""
     plain = build_pipeline(Deps.build(Settings()))
-    assert plain.stage_names == ("read_body", "route")
+    assert plain.stage_names == ("read_body", "spend", "route")
     guarded = Settings.model_validate({"auth": {"required": True,
                                                 "keys": [{"name": "a", "token": "t"}]}})
-    assert build_pipeline(Deps.build(guarded)).stage_names == ("auth", "read_body", "route")
+    assert build_pipeline(Deps.build(guarded)).stage_names == (
+        "auth", "read_body", "spend", "route")
+    unmetered = Settings.model_validate({"spend": {"ledger": "off"}})
+    assert build_pipeline(Deps.build(unmetered)).stage_names == ("read_body", "route")
 
 
 AUTH = Settings.model_validate({"auth": {"required": True, "keys": [
