@@ -34,6 +34,7 @@ TOOLS_TOKENS = 1_024
 REQUEST_TOKENS = 16
 UNKNOWN_CONTEXT_TOKENS = 1_000_000  # the largest context windows offered today
 _DATA_IMAGE = re.compile(rb'"data:image/[^"]*"')
+_IMAGE_KEY = re.compile(rb'"image_url"\s*:')  # one per image: chat parts and Responses inputs
 # The field that limits the answer's length, by endpoint, in the order the client may use them.
 LIMIT_FIELDS: dict[str, tuple[str, ...]] = {
     "chat/completions": ("max_completion_tokens", "max_tokens"),
@@ -75,8 +76,8 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
 def prompt_bound(endpoint: str, raw: bytes, body: dict[str, Any], image_tokens: int,
                  context_length: int | None) -> int:
     bound = len(raw) + REQUEST_TOKENS
-    images = max(raw.count(b'"image_url"'), raw.count(b'"input_image"'))
-    if images:
+    if b'"image_url"' in raw:
+        images = len(_IMAGE_KEY.findall(raw))
         bound += images * image_tokens - sum(map(len, _DATA_IMAGE.findall(raw)))
     if b'"tools"' in raw or b'"functions"' in raw:
         bound += TOOLS_TOKENS

@@ -71,7 +71,7 @@ class RedisLedger:
             retry=Retry(NoBackoff(), 0), decode_responses=True)
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
-        self._settles: list[tuple[RedisHold, int, int, int]] = []
+        self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
         self._rows: list[Row] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -135,7 +135,9 @@ class RedisLedger:
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
         for hold in grant.holds:
             if isinstance(hold, RedisHold):
-                self._settles.append((hold, grant.cost, cost, max(0, grant.tpm_taken - tokens)))
+                back = [max(0, min(grant.tpm_taken, capacity) - tokens)
+                        for _, capacity in hold.tpm_keys]
+                self._settles.append((hold, grant.cost, cost, back))
         grant.holds = []
         self._trim()
         if grant.remaining is None:
@@ -238,14 +240,16 @@ class RedisLedger:
                         return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
         raise ValueError(index)
 
-    async def _send(self, settles: list[tuple[RedisHold, int, int, int]],
+    async def _send(self, settles: list[tuple[RedisHold, int, int, list[int]]],
                     rows: list[Row]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for hold, held, cost, back in settles:
                 await self._settle(
                     keys=[*hold.budget_keys, *(k for k, _ in hold.tpm_keys)],
-                    args=[hold.id, held, cost, back, len(hold.budget_keys) // 2,
-                          len(hold.tpm_keys), *(c for _, c in hold.tpm_keys)], client=pipe)
+                    args=[hold.id, held, cost, len(hold.budget_keys) // 2,
+                          len(hold.tpm_keys),
+                          *(x for (_, c), b in zip(hold.tpm_keys, back, strict=True)
+                            for x in (c, b))], client=pipe)
             sums: dict[tuple[str, int], dict[str, int]] = {}
             for row in rows:
                 pipe.xadd(f"{PREFIX}rows", _row_fields(row), maxlen=ROWS_KEPT, approximate=True)

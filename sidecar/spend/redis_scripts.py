@@ -120,8 +120,7 @@ SETTLE = """
 local id = ARGV[1]
 local held = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local back = tonumber(ARGV[4])
-local nb, nt = tonumber(ARGV[5]), tonumber(ARGV[6])
+local nb, nt = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 1, nb do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
   if redis.call('EXISTS', h) == 1 then  -- gone: its window ended, the cost counts in none
@@ -134,8 +133,8 @@ for i = 1, nb do
 end
 for j = 1, nt do
   local key = KEYS[2 * nb + j]
+  local cap, back = tonumber(ARGV[4 + 2 * j]), tonumber(ARGV[5 + 2 * j])
   if back > 0 and redis.call('EXISTS', key) == 1 then
-    local cap = tonumber(ARGV[6 + j])
     local level = tonumber(redis.call('HGET', key, 'level')) or 0
     redis.call('HSET', key, 'level', tostring(math.min(cap, level + back)))
   end

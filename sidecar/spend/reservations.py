@@ -59,7 +59,8 @@ class Hold:
 
 @dataclass(slots=True)
 class TokenHold:
-    bucket: Bucket  # a tokens-per-minute bucket: settling gives back what was not used
+    bucket: Bucket  # a tokens-per-minute bucket: settling gives back what was not used (of
+    # what was taken: the request's tokens, at most the bucket's capacity)
 
 
 def affordable(ask: Ask, room: float) -> int:
@@ -140,7 +141,6 @@ class Reservations:
         """Replace the grant's holds by what the answer cost (0: a release) and give back the
         tokens it did not use. Returns the tightest budget's room left now."""
         remaining: int | None = None
-        back = max(0, grant.tpm_taken - tokens)
         for hold in grant.holds:
             if isinstance(hold, Hold):
                 c = hold.counter
@@ -149,8 +149,9 @@ class Reservations:
                     c.spent += cost
                 room = hold.limit - c.spent - c.reserved
                 remaining = room if remaining is None else min(remaining, room)
-            elif isinstance(hold, TokenHold) and back:
+            elif isinstance(hold, TokenHold):
                 bucket = hold.bucket
+                back = max(0, min(grant.tpm_taken, int(bucket.capacity)) - tokens)
                 bucket.level = min(bucket.capacity, bucket.level + back)
         grant.holds = []
         return remaining
