@@ -1,6 +1,6 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → auth → read_body → privacy → spend → cache → route ─► upstream
+    client ─► telemetry → auth → read_body → privacy → fallback → spend → cache → route ─► upstream
     client ◄─ (the response side unwinds right to left)                      ◄─┘
 
 Why this order: telemetry first so every outcome, early replies (401, 400, 413) included, is
@@ -8,8 +8,9 @@ observed; auth before anything spends effort on a caller we refuse (an unknown c
 before its body is read); read_body next, since everything after it needs the parsed request;
 privacy before spend and cache so that neither the cache key nor the ledger ever sees
 unredacted content; spend before cache so a blocked budget is never bypassed by a hit yet hits
-are still counted; cache right before route so a hit skips exactly the upstream call. Route is
-terminal.
+are still counted (billed 0, their saving recorded); cache right before route so a hit skips
+exactly the upstream call. Route is terminal. Spend declares `reads_answer`, so route notes each
+answer's usage on the call (answer.observe).
 
 A feature that is off is absent from the list (no `if enabled` on the hot path). Stages not
 built yet are simply not in the list. Paths outside the model endpoints go through a shorter

@@ -97,11 +97,10 @@ class Spend:
         if budgets or limits:
             try:
                 decision = await ledger.admit(ask)
-            except LedgerDown as exc:
+            except LedgerDown:  # logged once per outage by the ledger
                 if self._fail_closed:
                     return self._unavailable()
-                self._note("ledger_down_served_unguarded", str(exc))
-                decision = None
+                decision = None  # fail_open: served unguarded, still billed and recorded
             if isinstance(decision, Refusal):
                 return self._refuse(decision, ask)
             grant = decision

@@ -3,9 +3,7 @@
 Admission is one Lua script run (redis_scripts.ADMIT): atomic in Redis, so replicas racing for
 the last dollar of a budget never overshoot it together. Settlements and rows are queued by
 the requests' finishers and sent by one background task every `spend.flush_interval_s`, in one
-pipeline (and once more at close): rows go to a capped stream (`{p}rows`, the last million
-requests) and to per-minute, hour, day and all-time sums per (scope, value) that the usage
-report reads.
+pipeline (and once more at close); redis_rows.py has the rows and the report sums.
 
 Redis slower than `spend.redis_timeout_s`, or down, starts an outage: logged once, counted in
 `llm_sidecar_ledger_errors_total`; while it lasts requests are refused (503, fail_closed) or
@@ -35,15 +33,12 @@ from sidecar.config.schema import Settings
 from sidecar.spend.ledger import LedgerDown, Row
 from sidecar.spend.policy import Ask, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
+from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
 from sidecar.spend.redis_scripts import ADMIT, SETTLE
-from sidecar.spend.usage import add, budget_view, parse_query, report
-from sidecar.spend.windows import DAY, Window, window_end, window_start
+from sidecar.spend.usage import budget_view, parse_query, report
+from sidecar.spend.windows import window_end, window_start
 from sidecar.telemetry.metrics import Metrics
 
-PREFIX = "llm-sidecar:spend:"
-ROWS_KEPT = 1_000_000
-# Report sums: granularity -> (window length, seconds kept)
-_SUMS = {"m": (60, 7_200), "h": (3_600, 2 * DAY), "d": (DAY, 400 * DAY), "t": (0, 0)}
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
@@ -166,7 +161,7 @@ class RedisLedger:
         await self.flush()
         now = self.clock()
         start = window_start(span, now)
-        keys = _sum_keys(span, start, now)
+        keys = sum_keys(span, start, now)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
@@ -178,7 +173,7 @@ class RedisLedger:
         tallies: dict[str, list[int]] = {}
         total: dict[str, list[int]] = {}
         for i, fields in enumerate(found):
-            _unpack(tallies if i % 2 == 0 else total, fields)
+            unpack(tallies if i % 2 == 0 else total, fields)
         return report(span, dimension, start, tallies, total.get(""))
 
     async def budgets(self) -> list[dict[str, Any]]:
@@ -252,14 +247,27 @@ class RedisLedger:
                             for x in (c, b))], client=pipe)
             sums: dict[tuple[str, int], dict[str, int]] = {}
             for row in rows:
-                pipe.xadd(f"{PREFIX}rows", _row_fields(row), maxlen=ROWS_KEPT, approximate=True)
-                _sum_row(sums, row)
+                pipe.xadd(f"{PREFIX}rows", row_fields(row), maxlen=ROWS_KEPT, approximate=True)
+                sum_row(sums, row)
             for (key, ttl), fields in sums.items():
                 for field, amount in fields.items():
                     pipe.hincrby(key, field, amount)
                 if ttl:
                     pipe.expire(key, ttl)
             await pipe.execute()
+
+    async def _update_gauges(self) -> None:
+        """Room left in each global budget (shared by every replica). Scoped budgets are not
+        scanned here: one read per user per second would not scale; /sidecar/budgets has
+        them."""
+        now = self.clock()
+        for rule in self.policy.budgets:
+            if rule.scope == "global" and self.healthy:
+                start = window_start(rule.window, now)
+                spent, held = await self._redis.hmget(f"{PREFIX}b:{rule.name}:{start}:",
+                                                      ["spent", "reserved"])
+                self._metrics.set_budget_remaining(
+                    rule.name, to_usd(rule.limit - int(spent or 0) - int(held or 0)))
 
     def _trim(self) -> None:
         limit = self._spend.max_pending_rows
@@ -277,6 +285,7 @@ class RedisLedger:
                     _log.info("ledger_recovered", url=_safe(self.url))
                     self._outage = None
                 await self.flush()
+                await self._update_gauges()
             except (RedisError, OSError) as exc:
                 self._failed("connect", exc)
             except Exception:  # never let the writer die
@@ -295,51 +304,3 @@ def _safe(url: str) -> str:
     """The URL without a password."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}"
-
-
-def _row_fields(row: Row) -> dict[Any, Any]:
-    return {"ts": row.ts, "request_id": row.request_id, "endpoint": row.endpoint,
-            "key": row.key_name or "", "user": row.user or "", "tags": ",".join(row.tags),
-            "model": row.model or "", "requested_model": row.requested_model or "",
-            "provider": row.provider or "", "prompt_tokens": row.prompt_tokens,
-            "completion_tokens": row.completion_tokens, "cached_tokens": row.cached_tokens,
-            "cache_write_tokens": row.cache_write_tokens,
-            "reasoning_tokens": row.reasoning_tokens, "cost_nusd": row.cost,
-            "saved_nusd": row.saved, "estimated": int(row.estimated),
-            "capped": int(row.capped), "cache_hit": int(row.cache_hit), "status": row.status,
-            "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3)}
-
-
-_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved")
-
-
-def _sum_row(sums: dict[tuple[str, int], dict[str, int]], row: Row) -> None:
-    values = (1, row.prompt_tokens, row.completion_tokens, row.cost, int(row.cache_hit),
-              row.saved)
-    for granularity, (length, ttl) in _SUMS.items():
-        start = int(row.ts) - int(row.ts) % length if length else 0
-        for scope, value in row.scopes():
-            fields = sums.setdefault((f"{PREFIX}u:{granularity}:{start}:{scope}", ttl), {})
-            for name, amount in zip(_METRICS, values, strict=True):
-                if amount:
-                    field = f"{value}\x1f{name}"
-                    fields[field] = fields.get(field, 0) + amount
-
-
-def _sum_keys(window: Window, start: int, now: float) -> list[str]:
-    """The sums that make up a window (without the prefix and scope)."""
-    if window == "minute":
-        return [f"m:{start}"]
-    if window == "hour":
-        return [f"h:{start}"]
-    if window == "total":
-        return ["t:0"]
-    return [f"d:{day}" for day in range(start, int(now) + 1, DAY)]
-
-
-def _unpack(tallies: dict[str, list[int]], fields: dict[str, str]) -> None:
-    for field, amount in fields.items():
-        value, _, name = field.rpartition("\x1f")
-        tally = [0] * len(_METRICS)
-        tally[_METRICS.index(name)] = int(amount)
-        add(tallies, value, tally)

@@ -72,6 +72,8 @@ class Policy:
 
     def applicable(self, call: Call) -> tuple[list[tuple[BudgetRule, str]],
                                               list[tuple[LimitRule, str]]]:
+        if not (self.budgets or self.limits):
+            return [], []
         budgets = [(rule, value) for rule in self.budgets
                    for value in scope_values(rule.scope, call)
                    if rule.match is None or rule.scope == "global" or rule.match(value)]

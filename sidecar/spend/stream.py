@@ -120,7 +120,8 @@ class StreamMeter:
             self.text_bytes += size
             if self.limit is not None and self.events >= self.limit:
                 self.at_limit = True
-        self._remember(data)
+        if self.limit is not None:  # only a cut stream needs its ids and choice indexes
+            self._remember(data)
         usage = data.get("usage")
         if not isinstance(usage, dict):
             return event

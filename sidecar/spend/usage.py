@@ -15,12 +15,14 @@ no user, no tag). Rows are sorted by cost, dearest first.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from sidecar.spend.policy import BudgetRule
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.windows import REPORT_WINDOWS, Window, iso, window_end, window_start
 
+K = TypeVar("K")
 By = Literal["model", "key", "user", "tag", "provider"]
 BYS: tuple[By, ...] = ("model", "key", "user", "tag", "provider")
 # Tally fields, in order: requests, prompt_tokens, completion_tokens, cost, cache_hits, saved
@@ -42,7 +44,8 @@ def since(window: Window, now: float) -> int:
     return window_start(window, now)
 
 
-def add(tallies: dict[str, list[int]], key: str, values: list[int] | tuple[int, ...]) -> None:
+def add(tallies: dict[K, list[int]], key: K, values: Sequence[int]) -> None:
+    """Add `values` to the tally of `key`."""
     tally = tallies.get(key)
     if tally is None:
         tallies[key] = list(values)

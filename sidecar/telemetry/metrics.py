@@ -90,6 +90,7 @@ class Metrics:
         # distinct label set, not every time.
         self._counted: dict[tuple[str, int], Any] = {}
         self._timed: dict[str, Any] = {}
+        self._spent: dict[str, Any] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float, outcome: str) -> None:
         counter = self._counted.get((endpoint, status))
@@ -120,7 +121,10 @@ class Metrics:
 
     def spent(self, model: str, usd: float) -> None:
         if usd > 0:
-            self.cost_usd.labels(model).inc(usd)
+            counter = self._spent.get(model)
+            if counter is None:
+                counter = self._spent[model] = self.cost_usd.labels(model)
+            counter.inc(usd)
 
     def set_budget_remaining(self, budget: str, usd: float) -> None:
         self.budget_remaining.labels(budget).set(usd)
