@@ -4,6 +4,7 @@ on the UTC calendar (injected clock), per-scope budgets, and rate limits with Re
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import time
 from collections.abc import AsyncIterator
@@ -95,7 +96,8 @@ async def test_remaining_header_on_bodies_and_streams(start_sidecar: StartSideca
     """x-sidecar-budget-remaining-usd is the tightest budget's room: after settling for a body,
     after holding the worst case for a stream (whose headers leave first)."""
     sidecar = await start_sidecar(config(metered, {"name": "wide", "limit_usd": 1},
-                                         {"name": "tight", "limit_usd": 100e-6}))
+                                         {"name": "tight", "limit_usd": 100e-6},
+                                         flush_interval_s=0.05))
     _, headers, _ = await chat(sidecar, max_tokens=10)
     assert headers["x-sidecar-budget-remaining-usd"] == "0.00009"
     assert headers["x-sidecar-cost-usd"] == "0.00001"
@@ -107,6 +109,16 @@ async def test_remaining_header_on_bodies_and_streams(start_sidecar: StartSideca
     budgets = await get_json(sidecar.url + "/sidecar/budgets")
     tight = next(b for b in budgets["budgets"] if b["name"] == "tight")
     assert (tight["spent_usd"], tight["remaining_usd"]) == (40e-6, 60e-6)
+    for _ in range(400):  # the gauges follow each flush interval
+        async with aiohttp.ClientSession() as session, session.get(
+                sidecar.url + "/metrics") as response:
+            text = await response.text()
+        if 'llm_sidecar_budget_remaining_usd{budget="tight"} 6e-05' in text:
+            break
+        await asyncio.sleep(0.025)
+    else:
+        raise AssertionError("no budget_remaining gauge")
+    assert 'llm_sidecar_cost_usd_total{model="test/model"} 4e-05' in text
 
 
 @pytest.mark.parametrize(("field", "asked", "sent"), [
@@ -179,27 +191,32 @@ async def test_compliant_upstream_at_the_cap_keeps_its_own_usage(
     assert (row["capped"], row["estimated"], row["completion_tokens"]) == (1, 0, 5)
 
 
-# Wednesday 2026-11-18 10:20:30 UTC, and when each window holding it ends.
-T0 = "2026-11-18T10:20:30Z"
-ROLLS = {"minute": "2026-11-18T10:21:00Z", "hour": "2026-11-18T11:00:00Z",
-         "day": "2026-11-19T00:00:00Z", "week": "2026-11-23T00:00:00Z",
-         "month": "2026-12-01T00:00:00Z"}
+# Wednesday 2027-11-17 10:20:30 UTC, and when each window holding it ends. (In the future: the
+# Redis ledger's keys expire at their window's end in Redis's own clock.)
+T1 = "2027-11-17T10:20:30Z"
+ROLLS = {"minute": "2027-11-17T10:21:00Z", "hour": "2027-11-17T11:00:00Z",
+         "day": "2027-11-18T00:00:00Z", "week": "2027-11-22T00:00:00Z",
+         "month": "2027-12-01T00:00:00Z"}
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 @pytest.mark.parametrize("window", [*ROLLS, "total"])
 async def test_every_window_rolls_over_on_the_utc_calendar(
-        start_sidecar: StartSidecar, metered: Metered, window: str) -> None:
+        start_sidecar: StartSidecar, metered: Metered, request: pytest.FixtureRequest,
+        window: str, backend: str) -> None:
     """A spent budget stays spent until its window's UTC calendar end (a second before it: still
     402, naming that reset time), then starts again from zero; a total budget never resets."""
-    clock = Clock(utc(T0))
+    clock = Clock(utc(T1))
+    extra = {"ledger": request.getfixturevalue("redis_server").url} if backend == "redis" else {}
     sidecar = await start_sidecar(config(metered, {"name": "w", "window": window,
-                                                   "limit_usd": 10e-6}))
+                                                   "limit_usd": 10e-6}, **extra))
     ledger_of(sidecar).clock = clock
     assert (await chat(sidecar, max_tokens=10))[0] == 200
+    await flush(sidecar)  # Redis: the settlement reaches Redis
     status, _, error = await chat(sidecar, max_tokens=10)
     assert status == 402
     assert error["error"]["metadata"]["resets_at"] == ROLLS.get(window)
-    clock.now = utc(ROLLS[window]) - 1 if window in ROLLS else utc("2036-01-01T00:00:00Z")
+    clock.now = utc(ROLLS[window]) - 1 if window in ROLLS else utc("2037-01-01T00:00:00Z")
     assert (await chat(sidecar, max_tokens=10))[0] == 402
     if window in ROLLS:
         clock.now = utc(ROLLS[window])
@@ -231,21 +248,24 @@ async def test_scoped_budgets_apply_per_value(start_sidecar: StartSidecar,
         ("batch", 10e-6)]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 @pytest.mark.parametrize(("limit", "retry_after"), [({"rpm": 2}, "30"), ({"tpm": 100}, "60")],
                          ids=["rpm", "tpm"])
 async def test_rate_limit_answers_429_with_retry_after(
-        start_sidecar: StartSidecar, metered: Metered, limit: dict[str, int],
-        retry_after: str) -> None:
+        start_sidecar: StartSidecar, metered: Metered, request: pytest.FixtureRequest,
+        limit: dict[str, int], retry_after: str, backend: str) -> None:
     """Past a rate limit the answer is 429 rate_limit_exceeded with Retry-After: the seconds
     until the bucket has room; after that long the request passes."""
-    clock = Clock(utc(T0))
+    clock = Clock(utc(T1))
     metered.prompt_tokens = 200  # uses every token it held: nothing is given back
+    extra = {"ledger": request.getfixturevalue("redis_server").url} if backend == "redis" else {}
     sidecar = await start_sidecar({**config(metered), "spend": {
-        **config(metered)["spend"], "rate_limits": [{"scope": "global", **limit}]}})
+        **config(metered)["spend"], **extra, "rate_limits": [{"scope": "global", **limit}]}})
     ledger_of(sidecar).clock = clock
     allowed = 2 if "rpm" in limit else 1  # a request's tokens: its prompt bound + max_tokens
     for _ in range(allowed):
         assert (await chat(sidecar, max_tokens=80))[0] == 200
+        await flush(sidecar)
     status, headers, error = await chat(sidecar, max_tokens=80)
     assert (status, headers["Retry-After"]) == (429, retry_after)
     assert error["error"]["code"] == "rate_limit_exceeded"
@@ -259,7 +279,7 @@ async def test_tokens_per_minute_are_given_back_when_unused(
         start_sidecar: StartSidecar, metered: Metered) -> None:
     """A tpm hold is the worst case; settling returns what the answer did not use."""
     metered.default_tokens = 1
-    clock = Clock(utc(T0))
+    clock = Clock(utc(T1))
     sidecar = await start_sidecar({**config(metered), "spend": {
         **config(metered)["spend"], "rate_limits": [{"scope": "global", "tpm": 1000}]}})
     ledger_of(sidecar).clock = clock

@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.redis import RedisServer
 from tests.fakes.spend import Clock, flush, get_json, ledger_of
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
@@ -179,3 +180,23 @@ async def test_cli_without_a_ledger(tmp_path: Path) -> None:
     code, out, err = await cli(env={"SIDECAR_STATE_DIR": str(tmp_path / "empty")})
     assert (code, out) == (1, "")
     assert "no ledger at" in err and "creates it when it starts" in err
+
+
+async def test_cli_reads_a_redis_ledger(start_sidecar: StartSidecar, metered: Metered,
+                                        redis_server: RedisServer, tmp_path: Path) -> None:
+    """With `spend.ledger: redis://…` the command reads the shared ledger's report sums: the
+    same object as the API of any replica."""
+    config = {"upstream": {"url": metered.url}, "spend": {
+        "ledger": redis_server.url, "prices": PRICES}}
+    sidecar = await start_sidecar(config)
+    for model in ("a/one", "b/two", "a/one"):
+        async with aiohttp.ClientSession() as session, session.post(
+                sidecar.v1 + "/chat/completions", json={"model": model, "max_tokens": 10,
+                                                         "messages": []}) as response:
+            assert response.status == 200
+    api = await get_json(f"{sidecar.url}/sidecar/usage?window=day&by=model")
+    assert summary(api) == {"a/one": (2, 20.0), "b/two": (1, 20.0)}
+    path = tmp_path / "redis.yaml"
+    path.write_text(yaml.safe_dump({"spend": {"ledger": redis_server.url}}))
+    code, out, _ = await cli("--json", "--config", str(path))
+    assert code == 0 and orjson.loads(out) == api
