@@ -29,7 +29,8 @@ from functools import partial
 import orjson
 import structlog
 
-from sidecar.call import Call, Next, Reply
+from sidecar.answer import parse_usage
+from sidecar.call import Call, Next, Reply, Usage
 from sidecar.config.spend import SpendSettings
 from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
 from sidecar.spend.bill import Bill, Run, make_row
@@ -126,8 +127,10 @@ class Spend:
         run.hit = call.cache_status == "HIT"
         headers = call.response_headers
         if reply.chunks is None:
-            run.settle(call, call.usage if call.usage is not run.before else None,
-                       answered=False)
+            usage = call.usage if call.usage is not run.before else None
+            if usage is None and reply.status >= 400 and reply.body and b'"usage"' in reply.body:
+                usage = reported_usage(reply.body)  # a failure costs what the upstream said
+            run.settle(call, usage, answered=False)
             headers[COST_HEADER] = usd_text(bill.cost)
             if bill.remaining is not None:
                 headers[REMAINING_HEADER] = usd_text(bill.remaining)
@@ -216,3 +219,13 @@ class Spend:
             self._noted.clear()
         self._noted.add(key)
         getattr(_log, level)(event, name=name, **fields)
+
+
+def reported_usage(body: bytes) -> Usage | None:
+    """The `usage` an upstream put in an error answer (answer.observe skips errors)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    return parse_usage(usage) if isinstance(usage, dict) else None

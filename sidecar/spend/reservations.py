@@ -81,15 +81,17 @@ def reservation(ask: Ask, tokens: int) -> int:
 
 class Reservations:
     def __init__(self) -> None:
-        self.counters: dict[tuple[str, str], Counter] = {}
+        self.counters: dict[str, dict[str, Counter]] = {}  # budget name -> scope value -> ...
         self.buckets: dict[tuple[str, str, str], Bucket] = {}
 
     def counter(self, rule: BudgetRule, value: str, now: float) -> Counter:
-        key = (rule.name, value)
-        counter = self.counters.get(key)
+        values = self.counters.get(rule.name)
+        if values is None:
+            values = self.counters[rule.name] = {}
+        counter = values.get(value)
         if counter is None:
             start = window_start(rule.window, now)
-            counter = self.counters[key] = Counter(start, window_end(rule.window, start))
+            counter = values[value] = Counter(start, window_end(rule.window, start))
         elif counter.end is not None and now >= counter.end:
             counter.start = window_start(rule.window, now)
             counter.end = window_end(rule.window, counter.start)
@@ -170,8 +172,8 @@ class Reservations:
 
     def entries(self, rule: BudgetRule, now: float) -> list[tuple[str, Counter]]:
         """The values of `rule` with a counter in the current window."""
-        out = [(value, self.counter(rule, value, now)) for (name, value) in list(self.counters)
-               if name == rule.name]
+        out = [(value, self.counter(rule, value, now))
+               for value in list(self.counters.get(rule.name, ()))]
         if not out and rule.scope == "global":
             out.append(("", self.counter(rule, "", now)))
         return out
@@ -180,9 +182,10 @@ class Reservations:
         """Forget counters of past windows and full buckets (a full bucket and a missing one
         are the same), so a million distinct users do not stay in memory. A hold still open on
         a forgotten counter belongs to a past window and settles into nothing anyway."""
-        for key, counter in list(self.counters.items()):
-            if counter.end is not None and now >= counter.end:
-                del self.counters[key]
+        for values in self.counters.values():
+            for value, counter in list(values.items()):
+                if counter.end is not None and now >= counter.end:
+                    del values[value]
         for bkey, bucket in list(self.buckets.items()):
             if bucket.refill(now) >= bucket.capacity:
                 del self.buckets[bkey]

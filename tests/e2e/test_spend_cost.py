@@ -154,16 +154,20 @@ async def test_client_that_did_not_ask_never_sees_a_usage_chunk(
     assert await total_cost(sidecar.url) == pytest.approx(50e-6)
 
 
-async def test_failed_request_costs_nothing(start_sidecar: StartSidecar,
-                                            metered: Metered, client: Any) -> None:
-    """An upstream error costs 0 and is still one ledger row, with its status."""
-    metered.status = 500
+@pytest.mark.parametrize(("reported", "cost"), [(None, "0"), (0.0007, "0.0007")],
+                         ids=["nothing_reported", "usage_reported"])
+async def test_failed_request_costs_what_the_upstream_reported(
+        start_sidecar: StartSidecar, metered: Metered, client: Any, reported: float | None,
+        cost: str) -> None:
+    """An upstream error costs what its answer's usage says, else 0, and is still one ledger
+    row with its status."""
+    metered.status, metered.cost = 500, reported
     sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
     with pytest.raises(openai.InternalServerError) as caught:
         await client(sidecar.url).chat.completions.create(model=MODEL, messages=MESSAGES)
-    assert caught.value.response.headers["x-sidecar-cost-usd"] == "0"
+    assert caught.value.response.headers["x-sidecar-cost-usd"] == cost
     report = await get_json(sidecar.url + "/sidecar/usage?window=all")
-    assert (report["total_requests"], report["total_cost_usd"]) == (1, 0.0)
+    assert (report["total_requests"], report["total_cost_usd"]) == (1, float(cost))
 
 
 async def test_stream_the_upstream_broke_is_billed_from_what_was_seen(

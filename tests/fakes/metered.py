@@ -80,8 +80,11 @@ class Metered:
         if self.gate is not None:
             await self.gate.wait()
         if self.status != 200:
-            return web.json_response({"error": {"message": "failed on purpose",
-                                                "code": self.status}}, status=self.status)
+            failure: dict[str, Any] = {"error": {"message": "failed on purpose",
+                                                 "code": self.status}}
+            if self.cost is not None:  # what some upstreams bill for a failure
+                failure["usage"] = self.usage(0)
+            return web.json_response(failure, status=self.status)
         model = body.get("model", "m")
         limit = next((body[k] for k in ("max_completion_tokens", "max_tokens",
                                         "max_output_tokens") if isinstance(body.get(k), int)),

@@ -32,7 +32,7 @@ def test_holds_never_pass_the_limit() -> None:
     assert [type(g).__name__ for g in grants] == ["Grant"] * 4 + ["Refusal"]
     assert [g.tokens for g in grants if isinstance(g, Grant)] == [50, 50, 50, 10]
     assert grants[3].capped  # type: ignore[union-attr]
-    counter = book.counters[(budget.name, "")]
+    counter = book.counters[budget.name][""]
     assert counter.spent + counter.reserved == 2_000
     refusal = grants[4]
     assert isinstance(refusal, Refusal) and refusal.spent == pytest.approx(2e-6)
@@ -82,7 +82,7 @@ def test_a_window_reset_frees_the_budget_and_old_holds_settle_into_nothing() -> 
     fresh = book.admit(ask(budget, now=NOW + 60))
     assert isinstance(fresh, Grant)
     book.settle(old, 600, 0)
-    counter = book.counters[(budget.name, "")]
+    counter = book.counters[budget.name][""]
     assert (counter.spent, counter.reserved) == (0, 600)
 
 
@@ -132,6 +132,6 @@ def test_sweep_forgets_past_windows_and_full_buckets() -> None:
     budget, per_minute = rule(10_000, window="minute"), limit(rpm=10)
     book.admit(ask(budget, limits=(per_minute,)))
     book.sweep(NOW + 1)
-    assert len(book.counters) == 1 and len(book.buckets) == 1
+    assert len(book.counters[budget.name]) == 1 and len(book.buckets) == 1
     book.sweep(NOW + 120)
-    assert book.counters == {} and book.buckets == {}
+    assert book.counters[budget.name] == {} and book.buckets == {}

@@ -44,7 +44,8 @@ async def stage(tmp_path: Path) -> AsyncIterator[Spend]:
 
 
 def held(stage: Spend) -> int:
-    return sum(c.reserved for c in stage.ledger.reservations.counters.values())  # type: ignore[attr-defined]
+    counters = stage.ledger.reservations.counters  # type: ignore[attr-defined]
+    return sum(c.reserved for values in counters.values() for c in values.values())
 
 
 def answer(usage: Usage) -> Any:
