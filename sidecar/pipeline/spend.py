@@ -36,7 +36,7 @@ from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, R
 from sidecar.spend.bill import Bill, Run, make_row
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
-from sidecar.spend.policy import Ask, Grant, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Refusal
 from sidecar.spend.price_book import PriceBook
 from sidecar.spend.pricing import ModelPrice, Rates, rates_from_usd, to_usd, usd_text
 from sidecar.spend.stream import StreamMeter
@@ -79,7 +79,7 @@ class Spend:
         price = self._prices.lookup(model) or self._default
         if price is None:
             if blocking:
-                return Reply.from_error(self._unpriced(model, budgets[0][0].name))
+                return Reply.from_error(self._unpriced(model, budgets))
             self._note("model_price_unknown", model)
             price = _FREE
         if self._fail_closed and not ledger.healthy:
@@ -114,6 +114,8 @@ class Spend:
         call.finishers.append(run.finish)  # before next: settled or released on every path
         if grant is not None:
             self._apply(call, est, grant, blocking)
+            if est.field is not None:
+                run.told = call.overrides.get(est.field, est.asked)
         endpoint = call.endpoint
         options = call.body.get("stream_options")
         asked_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -188,7 +190,8 @@ class Spend:
                       "limit_usd": refusal.limit, "spent_usd": refusal.spent,
                       "resets_at": resets}))
 
-    def _unpriced(self, model: str, budget: str) -> ModelNotAllowed:
+    def _unpriced(self, model: str, budgets: list[tuple[BudgetRule, str]]) -> ModelNotAllowed:
+        budget = next(rule.name for rule, _ in budgets if rule.block)
         return ModelNotAllowed(
             f"Model '{model}' has no known price (not in spend.prices, the upstream's /models "
             f"or the bundled table) and budget '{budget}' applies, so its cost cannot be held "

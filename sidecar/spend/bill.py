@@ -38,7 +38,7 @@ class Bill:
 
 class Run:
     __slots__ = ("before", "bill", "est", "grant", "hit", "meter", "model", "owner", "price",
-                 "settled", "stage")
+                 "settled", "stage", "told")
 
     def __init__(self, stage: Spend, call: Call, price: ModelPrice, est: Estimate,
                  grant: Grant | None, bill: Bill, owner: bool) -> None:
@@ -53,14 +53,15 @@ class Run:
         self.meter: StreamMeter | None = None
         self.hit = False
         self.settled = False
+        self.told: int | None = est.asked  # the completion limit the upstream was sent
 
     def estimated_usage(self) -> Usage:
         """What a stream that ended without usage is billed for: the prompt's bound and the
-        output seen (its UTF-8 bytes, at most the grant)."""
+        output seen (its UTF-8 bytes, at most the completion limit the upstream was sent)."""
         meter = self.meter
         seen = meter.text_bytes if meter is not None else 0
-        if self.grant is not None and self.grant.tokens:
-            seen = min(seen, self.grant.tokens * self.est.choices)
+        if self.told is not None:
+            seen = min(seen, self.told * self.est.choices)
         return Usage(prompt_tokens=self.est.prompt_tokens, completion_tokens=seen)
 
     def ending_usage(self) -> dict[str, Any]:

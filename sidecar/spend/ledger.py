@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from sidecar.config.schema import Settings
 from sidecar.spend.policy import Ask, Grant, Policy, Refusal
 
+FLUSH_ROWS = 5_000  # a queue this long is written at once, not at the next flush interval
+
 
 @dataclass(slots=True)
 class Row:

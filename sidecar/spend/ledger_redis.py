@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from sidecar.config.schema import Settings
-from sidecar.spend.ledger import LedgerDown, Row
+from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
@@ -69,6 +69,7 @@ class RedisLedger:
         self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
         self._rows: list[Row] = []
         self._task: asyncio.Task[None] | None = None
+        self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
         self._outage: str | None = None
 
@@ -84,6 +85,8 @@ class RedisLedger:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            if self._early is not None:
+                await self._early
             await self.flush()
             if self._rows or self._settles:
                 _log.error("ledger_rows_lost", rows=len(self._rows), reason=self._outage)
@@ -142,6 +145,14 @@ class RedisLedger:
     def record(self, row: Row) -> None:
         self._rows.append(row)
         self._trim()
+        if len(self._rows) >= FLUSH_ROWS and self._early is None and self.healthy:
+            self._early = asyncio.ensure_future(self._flush_early())
+
+    async def _flush_early(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._early = None
 
     async def flush(self) -> None:
         async with self._lock:

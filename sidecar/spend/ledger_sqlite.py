@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import structlog
 
 from sidecar.config.schema import Settings
-from sidecar.spend.ledger import LedgerDown, Row
+from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.reservations import Reservations
@@ -59,6 +59,7 @@ class SqliteLedger:
         self._pending: list[Row] = []
         self._executor: ThreadPoolExecutor | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
         self._opened = False
         self._outage: str | None = None
@@ -78,6 +79,8 @@ class SqliteLedger:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        if self._early is not None:
+            await self._early
         await self.flush()
         if self._pending:
             _log.error("ledger_rows_lost", rows=len(self._pending), path=str(self.path),
@@ -113,6 +116,14 @@ class SqliteLedger:
             del pending[0]
             self.dropped += 1
             self._metrics.ledger_error("dropped")
+        elif len(pending) >= FLUSH_ROWS and self._early is None and self.healthy:
+            self._early = asyncio.ensure_future(self._flush_early())
+
+    async def _flush_early(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._early = None
 
     async def flush(self) -> None:
         async with self._lock:
