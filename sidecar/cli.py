@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.config import ConfigError, Settings, file_sections, load_settings
+from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
 
@@ -42,6 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--ready", action="store_true", help="probe /readyz instead")
     health.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
 
+    usage = commands.add_parser(
+        "usage", help="spend and tokens from the ledger (works while the sidecar is stopped)")
+    usage.add_argument("--window", choices=REPORT_WINDOWS, default="day",
+                       help="the current UTC minute, hour, day, week (from Monday), month, or "
+                            "all (default day)")
+    usage.add_argument("--by", choices=REPORT_BYS, default="model",
+                       help="group rows by (default model)")
+    usage.add_argument("--json", action="store_true",
+                       help="print the same JSON object as GET /sidecar/usage")
+    where = usage.add_mutually_exclusive_group()
+    where.add_argument("--config", help="config file naming the ledger (default: "
+                                        "$SIDECAR_CONFIG; none: the default ledger)")
+    where.add_argument("--url", help="a running sidecar's admin URL instead, e.g. "
+                                     "http://127.0.0.1:4141")
+    usage.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
+                       help="admin token for --url (default: $SIDECAR_ADMIN_TOKEN)")
+
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -56,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config or os.environ.get("SIDECAR_CONFIG") or None
     if args.command == "health":
         return _health(args, config_path)
+    if args.command == "usage":
+        return _usage(args, config_path)
     overrides = {"listen.host": args.host, "listen.port": args.port,
                  "upstream.url": args.upstream}
     settings = _load_or_report(config_path, overrides)
@@ -76,6 +96,15 @@ def _load_or_report(path: str | None, overrides: dict[str, object]) -> Settings 
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return None
+
+
+def _usage(args: argparse.Namespace, config_path: str | None) -> int:
+    from sidecar.spend.usage_cli import run as report
+
+    if args.url:
+        return report(args, None)
+    settings = _load_or_report(config_path, {})
+    return EXIT_INVALID_CONFIG if settings is None else report(args, settings)
 
 
 def _check_config(path: str) -> int:

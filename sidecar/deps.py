@@ -18,6 +18,9 @@ from aiohttp import web
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
+from sidecar.spend.backends import open_ledger
+from sidecar.spend.ledger import Ledger
+from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
@@ -49,6 +52,8 @@ class Deps:
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
+    prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
+    ledger: Ledger | None = None
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -59,22 +64,28 @@ class Deps:
         telemetry = TelemetryExport(settings.telemetry, metrics,
                                     os.environ if env is None else env)
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
-        deps = cls(settings=settings, upstream=UpstreamClient(settings.upstream),
-                   metrics=metrics, access=access, routing=Routing.build(settings, clock),
-                   telemetry=telemetry)
+        upstream = UpstreamClient(settings.upstream)
+        deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
+                   routing=Routing.build(settings, clock), telemetry=telemetry)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
         if cache_enabled(settings):
             deps.cache = build_store(settings, metrics)
             deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
+        deps.ledger = open_ledger(settings, metrics)
+        if deps.ledger is not None:
+            deps.prices = PriceBook(settings, upstream)
         return deps
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others
-        logged while closing), flights before the store they fill and the upstream pool they
-        read."""
+        logged while closing); the ledger flushes after the last request, before the access
+        log's last lines; the price book fetches through the upstream pool, so it starts after
+        it; flights close before the store they fill and the upstream pool they read."""
         out: list[Resource] = [self.telemetry, self.access, self.upstream]
+        if self.prices is not None and self.ledger is not None:
+            out += [self.prices, self.ledger]
         if self.cache is not None and self.flights is not None:
             out += [self.cache, self.flights]
         if self.inspector is not None:

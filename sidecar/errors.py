@@ -12,6 +12,7 @@
     ├── RequestTooLarge                  413     request_too_large
     ├── RateLimitExceeded                429     rate_limit_exceeded
     ├── InternalError                    500     internal_error
+    ├── LedgerUnavailable                503     ledger_unavailable
     ├── CacheMiss                        504     cache_miss
     ├── CacheUnavailable                 503     cache_unavailable  (admin: purge, Redis down)
     └── UpstreamError
@@ -92,6 +93,13 @@ class RateLimitExceeded(SidecarError):
 
 class InternalError(SidecarError):
     status, code, type = 500, "internal_error", "server_error"
+
+
+class LedgerUnavailable(SidecarError):
+    """spend.on_ledger_error is fail_closed and the ledger cannot record (503: the SDKs retry,
+    and the ledger usually comes back)."""
+
+    status, code, type = 503, "ledger_unavailable", "server_error"
 
 
 class CacheMiss(SidecarError):

@@ -27,7 +27,7 @@ from sidecar.runtime import RUNTIME
 from sidecar.upstream.demo import start_demo
 
 # Sections whose features later releases act on; until then a file that sets them gets a notice.
-NOT_YET_ACTIVE = ("spend",)
+NOT_YET_ACTIVE: tuple[str, ...] = ()
 
 log = structlog.get_logger("sidecar.server")
 

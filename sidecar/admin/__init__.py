@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from sidecar.admin import inspector
+from sidecar.admin import inspector, spend
 from sidecar.admin.cache import purge_cache
 from sidecar.admin.config_view import public_config
 from sidecar.admin.guard import guarded
@@ -57,6 +57,8 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
         app.router.add_get("/sidecar/requests/{request_id}", logged(guard(inspector.detail)))
         app.router.add_get("/sidecar/stats", logged(guard(inspector.stats)))
     app.router.add_get("/sidecar/privacy", logged(guard(privacy)))
+    app.router.add_get("/sidecar/usage", logged(guard(spend.usage)))
+    app.router.add_get("/sidecar/budgets", logged(guard(spend.budgets)))
 
 
 def logged(handler: Handler) -> Handler:

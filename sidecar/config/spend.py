@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from sidecar.config.base import PositiveSeconds, Section, UsdPerToken
+from sidecar.config.base import PositiveSeconds, Section, UsdPerToken, yaml_off
 
 
 class Price(Section):
@@ -21,24 +21,35 @@ class Price(Section):
 
 
 Window = Literal["minute", "hour", "day", "week", "month", "total"]
+Scope = Literal["global", "key", "user", "tag", "model"]
 
 
 class Budget(Section):
     name: str
-    scope: Literal["global", "key", "user", "tag", "model"] = "global"
+    scope: Scope = "global"
     window: Window = "day"
     limit_usd: Annotated[float, Field(ge=0)]
     action: Literal["block", "warn"] = "block"
+    # Globs on the scope's value (key names, users, tags, models) the budget applies to; null:
+    # every value, each with its own limit. Ignored for scope global.
+    match: list[str] | None = None
 
 
 class RateLimit(Section):
-    scope: Literal["global", "key", "user", "tag", "model"] = "key"
+    scope: Scope = "key"
     rpm: Annotated[int, Field(gt=0)] | None = None
     tpm: Annotated[int, Field(gt=0)] | None = None
+    match: list[str] | None = None  # as Budget.match
+
+    @model_validator(mode="after")
+    def _something(self) -> RateLimit:
+        if self.rpm is None and self.tpm is None:
+            raise ValueError("set rpm, tpm or both")
+        return self
 
 
 class SpendSettings(Section):
-    ledger: str | None = None  # None: sqlite:///<state_dir>/ledger.db
+    ledger: str | None = None  # None: sqlite:///<state_dir>/ledger.db; "off": no spend stage
     flush_interval_s: PositiveSeconds = 1.0
     on_ledger_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -46,10 +57,34 @@ class SpendSettings(Section):
     reserve_max_tokens: Annotated[int, Field(gt=0)] = 4096
     budgets: list[Budget] = Field(default_factory=list)
     rate_limits: list[RateLimit] = Field(default_factory=list)
+    # Prices from the upstream's GET /models (OpenRouter's format): fetched at start, waiting at
+    # most prices_fetch_timeout_s before serving with the bundled table, then every
+    # prices_refresh_s.
+    fetch_prices: bool = True
+    prices_fetch_timeout_s: PositiveSeconds = 2.0
+    prices_refresh_s: PositiveSeconds = 3600.0
+    # Prompt tokens one image may cost, for the worst-case reservation: gpt-4o-mini counts up
+    # to 2833 + 8 x 5667 = 48,169 tokens for one high-detail image, the most of any documented
+    # model. Lower it when your models are known to count less.
+    image_tokens: Annotated[int, Field(ge=0)] = 50_000
+    redis_timeout_s: PositiveSeconds = 0.5  # a Redis ledger slower than this is unavailable
+    reservation_ttl_s: PositiveSeconds = 3600.0  # Redis: a dead replica's holds expire after
+    max_pending_rows: Annotated[int, Field(gt=0)] = 100_000  # kept while the ledger can't write
+
+    _off = field_validator("ledger", mode="before")(yaml_off)
 
     @field_validator("ledger")
     @classmethod
     def _ledger_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
-            raise ValueError("must be sqlite:///path or redis://host:port/db")
+        if value is not None and value != "off" and not value.startswith(
+                ("sqlite:///", "redis://", "rediss://")):
+            raise ValueError("must be sqlite:///path, redis://host:port/db or off")
         return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _unique_names(cls, budgets: list[Budget]) -> list[Budget]:
+        names = [b.name for b in budgets]
+        if len(set(names)) != len(names):
+            raise ValueError("budget names must be unique")
+        return budgets

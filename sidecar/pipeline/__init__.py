@@ -11,8 +11,8 @@ before its body is read); read_body next, since everything after it needs the pa
 privacy before spend and cache so that neither the cache key nor the ledger ever sees
 unredacted content; fallback after privacy (redaction runs once, not per candidate) and before
 spend and cache, which it runs once per candidate model; spend before cache so a blocked budget
-is never bypassed by a hit yet hits are still counted; cache right before route so a hit skips
-exactly the upstream call. Route is terminal.
+is never bypassed by a hit yet hits are still counted (billed 0, their saving recorded); cache
+right before route so a hit skips exactly the upstream call. Route is terminal.
 
 A feature that is off is absent from the list (no `if enabled` on the hot path). Stages not
 built yet are simply not in the list. Paths outside the model endpoints go through a shorter
@@ -40,6 +40,7 @@ from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
+from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.telemetry import Telemetry
 from sidecar.telemetry.genai import Upstreams
 
@@ -111,6 +112,8 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
+    if deps.ledger is not None and deps.prices is not None:
+        stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
     if deps.cache is not None and deps.flights is not None:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     # A stage that reads call.usage / finish_reason says so with `reads_answer = True`.

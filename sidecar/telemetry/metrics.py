@@ -223,7 +223,7 @@ class Metrics:
 
     def spent(self, model: str, usd: float) -> None:
         if usd > 0:
-            self.cost_usd.labels(model).inc(usd)
+            self._child(self.cost_usd, (model,)).inc(usd)
 
     def set_budget_remaining(self, budget: str, usd: float) -> None:
         self.budget_remaining.labels(budget).set(usd)

@@ -3,6 +3,7 @@ of upstream calls as the judge of every hit and miss."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,12 @@ from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 CHAT: dict[str, Any] = {"model": "openai/gpt-4o-mini", "messages": MESSAGES,
                         "temperature": 0.5, "max_tokens": 50}
+
+
+def as_hit(stream: bytes) -> bytes:
+    """A stream as a cache hit replays it: the same events, but spend writes this request's
+    cost into the usage chunk's `cost`, and a hit costs 0."""
+    return re.sub(rb'"cost":[0-9.e+-]+}', b'"cost":0.0}', stream)
 
 
 @pytest.fixture
@@ -173,14 +180,16 @@ async def test_stream_hit_replays_the_events_as_stored(cached: RunningSidecar,
                                                        upstream: FakeUpstream,
                                                        http: aiohttp.ClientSession) -> None:
     """A streamed entry goes back to a streaming client as the same events (keep-alive
-    comments dropped), ending with [DONE]."""
+    comments dropped), ending with [DONE]; only the usage chunk's `cost` differs: spend writes
+    this request's cost there, 0 on a hit."""
     events = chat_chunks("m", ["Par", "is"])
     upstream.script("/chat/completions", Script(sse=[b": OPENROUTER PROCESSING\n\n", *events]))
     body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
     _, _, first = await post(http, cached, body)
     _, headers, second = await post(http, cached, body)
     assert headers["x-sidecar-cache"] == "HIT"
-    assert second == first.replace(b": OPENROUTER PROCESSING\n\n", b"")
+    assert b'"cost":0.0}' in second
+    assert second == as_hit(first).replace(b": OPENROUTER PROCESSING\n\n", b"")
     assert second.endswith(b"data: [DONE]\n\n")
 
 

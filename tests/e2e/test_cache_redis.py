@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from sidecar.cache.redis_store import PREFIX, RETRY_AFTER_S
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar, free_port
-from tests.e2e.test_cache import CHAT, chat_calls, post
+from tests.e2e.test_cache import CHAT, as_hit, chat_calls, post
 from tests.fakes.cache import FakeClock
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream
@@ -63,7 +63,7 @@ async def test_two_sidecars_share_entries_through_redis(
     assert headers["x-sidecar-cache"] == "MISS"
     await stored(redis_client)
     _, headers, again = await post(http, second, STREAM)
-    assert (headers["x-sidecar-cache"], again) == ("HIT", streamed)
+    assert (headers["x-sidecar-cache"], again) == ("HIT", as_hit(streamed))
     _, headers, answer = await post(http, second, CHAT)
     assert headers["x-sidecar-cache"] == "HIT"
     assert orjson.loads(answer)["choices"][0]["message"]["content"] == "Hello from fake."

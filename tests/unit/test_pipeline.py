@@ -30,13 +30,15 @@ async def test_compose_runs_request_side_in_order_and_response_side_reversed() -
     assert log == ["a>", "b>", "route", "<b", "<a"]
 
 
-QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False}, "cache": {"backend": "off"}}
+QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False},
+         "cache": {"backend": "off"}, "spend": {"ledger": "off"}}
 
 
 def test_disabled_features_are_absent_from_the_list() -> None:
-    """With auth, metrics, the inspector and the cache off the model pipeline reads the body and
-    routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the inspector, the
-    memory cache; zero retention adds its stage (and turns the default cache off)."""
+    """With auth, metrics, the inspector, spend and the cache off the model pipeline reads the
+    body and routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the
+    inspector, spend (the SQLite ledger), the memory cache; zero retention adds its stage (and
+    turns the default cache off)."""
     plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
     assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
@@ -44,7 +46,8 @@ def test_disabled_features_are_absent_from_the_list() -> None:
     assert build_pipeline(Deps.build(guarded, env={})).stage_names == (
         "auth", "read_body", "route")
     default = build_pipeline(Deps.build(Settings.model_validate({}), env={}))
-    assert default.stage_names == ("telemetry", "inspect", "read_body", "cache", "route")
+    assert default.stage_names == (
+        "telemetry", "inspect", "read_body", "spend", "cache", "route")
     zdr = Settings.model_validate({**QUIET, "privacy": {"zdr": True}})
     assert build_pipeline(Deps.build(zdr, env={})).stage_names == ("zdr", "read_body", "route")
 

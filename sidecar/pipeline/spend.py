@@ -1,0 +1,234 @@
+"""The spend stage: price the call, hold its worst case against every budget and rate limit in
+one atomic step, cap what it may generate to what the budgets can pay, then bill what it cost.
+
+Placed after privacy and the fallback stage and before cache: it runs once per candidate model
+(each is priced, held and billed as the model it really is), a blocked budget is never bypassed
+by a cache hit, and a hit is billed 0 and counted as saved. On the way in:
+
+1. price the model (price_book.py); a model with no price under a blocking budget is refused
+   when `spend.unknown_model_price` is `block` (403 model_not_allowed: its cost could not be
+   held), else priced 0 or at the configured default;
+2. bound the request (estimate.py) and ask the ledger to admit it (402 budget_exceeded, 429
+   rate_limit_exceeded with Retry-After, 503 ledger_unavailable when the ledger is down and
+   `on_ledger_error` is fail_closed);
+3. under a blocking budget, tell the upstream the granted completion limit (`call.overrides`:
+   the field the client used, else `max_tokens` / `max_output_tokens`): the client's own limit
+   when the budget can pay for it, less when it cannot (`capped`), `spend.reserve_max_tokens`
+   when the client set none;
+4. on a stream, ask the upstream for usage when the client did not (the meter removes it).
+The finisher is registered before `next`, so the hold is settled or released on every path.
+On the way out a whole answer is settled at once (`x-sidecar-cost-usd`,
+`x-sidecar-budget-remaining-usd`); a stream is metered (stream.py) and settled by the finisher.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import orjson
+import structlog
+
+from sidecar.answer import parse_usage
+from sidecar.call import Call, Next, Reply, Usage
+from sidecar.config.spend import SpendSettings
+from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
+from sidecar.spend.bill import Bill, Run, make_row
+from sidecar.spend.estimate import Estimate, estimate
+from sidecar.spend.ledger import Ledger, LedgerDown
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Refusal
+from sidecar.spend.price_book import PriceBook
+from sidecar.spend.pricing import ModelPrice, Rates, rates_from_usd, to_usd, usd_text
+from sidecar.spend.stream import StreamMeter
+from sidecar.spend.windows import iso
+from sidecar.telemetry.metrics import Metrics
+
+COST_HEADER = "x-sidecar-cost-usd"
+REMAINING_HEADER = "x-sidecar-budget-remaining-usd"
+WARNING_HEADER = "x-sidecar-budget-warning"
+_STREAM_USAGE = ("chat/completions", "completions")  # endpoints with stream_options
+_FREE = ModelPrice(Rates(), "default")
+_log = structlog.get_logger("sidecar.spend")
+_NOTED_LIMIT = 1_000  # distinct names remembered for one-time log lines
+
+
+class Spend:
+    name = "spend"
+    reads_answer = True  # answer.observe fills call.usage and call.finish_reason
+
+    def __init__(self, spend: SpendSettings, prices: PriceBook, ledger: Ledger,
+                 metrics: Metrics) -> None:
+        self.ledger = ledger
+        self.metrics = metrics
+        self.policy = ledger.policy
+        self._prices = prices
+        self._settings = spend
+        unknown = spend.unknown_model_price
+        self._default: ModelPrice | None = (
+            None if unknown == "block" else _FREE if unknown == "free"
+            else ModelPrice(rates_from_usd(**unknown.model_dump()), "default"))
+        self._fail_closed = spend.on_ledger_error == "fail_closed"
+        self._bills: dict[str, Bill] = {}  # request id -> its bill, while in flight
+        self._noted: set[tuple[str, ...]] = set()
+
+    async def __call__(self, call: Call, next: Next) -> Reply:
+        ledger = self.ledger
+        model = call.model or ""
+        budgets, limits = self.policy.applicable(call)
+        blocking = any(rule.block for rule, _ in budgets)
+        price = self._prices.lookup(model) or self._default
+        if price is None:
+            if blocking:
+                return Reply.from_error(self._unpriced(model, budgets))
+            self._note("model_price_unknown", model)
+            price = _FREE
+        if self._fail_closed and not ledger.healthy:
+            return self._unavailable()
+        assert call.body is not None and call.endpoint is not None
+        raw = orjson.dumps(call.body) if call.body_changed else call.raw_body or b""
+        est = estimate(call.endpoint, raw, call.body,
+                       default_tokens=self._settings.reserve_max_tokens,
+                       image_tokens=self._settings.image_tokens,
+                       context_length=price.context_length)
+        per_prompt, per_completion, per_request = price.worst(est.prompt_tokens)
+        ask = Ask(budgets, limits, est.prompt_tokens * per_prompt + per_request,
+                  per_completion * est.choices, est.want, est.prompt_tokens, est.choices,
+                  ledger.clock())
+        grant: Grant | None = None
+        if budgets or limits:
+            try:
+                decision = await ledger.admit(ask)
+            except LedgerDown:  # logged once per outage by the ledger
+                if self._fail_closed:
+                    return self._unavailable()
+                decision = None  # fail_open: served unguarded, still billed and recorded
+            if isinstance(decision, Refusal):
+                return self._refuse(decision, ask)
+            grant = decision
+
+        bill = self._bills.get(call.request_id)
+        owner = bill is None
+        if bill is None:
+            bill = self._bills[call.request_id] = Bill(ask.now)
+        run = Run(self, call, price, est, grant, bill, owner)
+        call.finishers.append(run.finish)  # before next: settled or released on every path
+        if grant is not None:
+            self._apply(call, est, grant, blocking)
+            if est.field is not None:
+                run.told = call.overrides.get(est.field, est.asked)
+        endpoint = call.endpoint
+        options = call.body.get("stream_options")
+        asked_usage = isinstance(options, dict) and options.get("include_usage") is True
+        streamed_usage = call.stream and endpoint in _STREAM_USAGE
+        if streamed_usage and not asked_usage:
+            call.overrides["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                                "include_usage": True}
+
+        reply = await next(call)
+
+        run.hit = call.cache_status == "HIT"
+        headers = call.response_headers
+        if reply.chunks is None:
+            usage = call.usage if call.usage is not run.before else None
+            if usage is None and reply.status >= 400 and reply.body and b'"usage"' in reply.body:
+                usage = reported_usage(reply.body)  # a failure costs what the upstream said
+            run.settle(call, usage, answered=False)
+            headers[COST_HEADER] = usd_text(bill.cost)
+            if bill.remaining is not None:
+                headers[REMAINING_HEADER] = usd_text(bill.remaining)
+            return reply
+        if reply.sse and reply.status < 400:
+            limit = grant.tokens * est.choices if (
+                grant is not None and blocking and streamed_usage and not run.hit) else None
+            run.meter = StreamMeter(
+                limit=limit, strip_usage=streamed_usage and not asked_usage,
+                add_cost=streamed_usage and asked_usage, cost=partial(run.answer_cost_usd, call),
+                ending_usage=run.ending_usage, completions=endpoint == "completions",
+                hit=run.hit)
+            reply.chunks = run.meter.watch(reply.chunks)
+        if grant is not None and grant.remaining is not None:
+            headers[REMAINING_HEADER] = usd_text(grant.remaining)
+        return reply
+
+    def _apply(self, call: Call, est: Estimate, grant: Grant, blocking: bool) -> None:
+        """Per-model changes for a granted call: the completion limit, and what to tell."""
+        if blocking and est.field is not None and (est.asked is None
+                                                   or grant.tokens < est.asked):
+            call.overrides[est.field] = grant.tokens
+        if grant.capped:
+            self.metrics.budget_decision("capped")
+        if grant.warned:
+            self.metrics.budget_decision("warned")
+            call.response_headers[WARNING_HEADER] = ",".join(grant.warned)
+            for name in grant.warned:
+                self._note("budget_warning", name, level="warning")
+
+    def _refuse(self, refusal: Refusal, ask: Ask) -> Reply:
+        who = f"{refusal.scope} '{refusal.value}'" if refusal.scope != "global" else "global"
+        if refusal.kind == "rate":
+            self.metrics.budget_decision("rate_limited")
+            wait = max(1, math.ceil(refusal.retry_after))
+            per = "requests" if refusal.unit == "requests" else "tokens"
+            return Reply.from_error(RateLimitExceeded(
+                f"Rate limit {refusal.rule} ({who}) allows {refusal.limit:g} {per} per minute "
+                f"and has no room for this request now; retry in {wait} s.",
+                metadata={"limit": refusal.rule, "scope": refusal.scope,
+                          "scope_value": refusal.value, "unit": refusal.unit,
+                          "per_minute": refusal.limit, "retry_after_s": wait}),
+                headers={"Retry-After": str(wait)})
+        self.metrics.budget_decision("blocked")
+        resets = iso(refusal.resets_at)
+        need = to_usd(math.ceil(ask.fixed + (ask.per_token if ask.want else 0)))
+        return Reply.from_error(BudgetExceeded(
+            f"Budget '{refusal.rule}' ({who}, {refusal.window} window) cannot pay for this "
+            f"request: limit {refusal.limit:.4f} USD, {refusal.spent:.6f} USD spent or held by "
+            f"requests in flight, and this request needs at least {need:.6f} USD (its prompt "
+            f"at most and one completion token). "
+            + (f"It resets at {resets}." if resets else "It is a total budget: it never resets."),
+            metadata={"budget": refusal.rule, "scope": refusal.scope,
+                      "scope_value": refusal.value, "window": refusal.window,
+                      "limit_usd": refusal.limit, "spent_usd": refusal.spent,
+                      "resets_at": resets}))
+
+    def _unpriced(self, model: str, budgets: list[tuple[BudgetRule, str]]) -> ModelNotAllowed:
+        budget = next(rule.name for rule, _ in budgets if rule.block)
+        return ModelNotAllowed(
+            f"Model '{model}' has no known price (not in spend.prices, the upstream's /models "
+            f"or the bundled table) and budget '{budget}' applies, so its cost cannot be held "
+            "against it (spend.unknown_model_price: block). Add the model to spend.prices, or "
+            "set spend.unknown_model_price to free or a default price.", param="model")
+
+    def _unavailable(self) -> Reply:
+        return Reply.from_error(LedgerUnavailable(
+            "The spend ledger cannot record spend right now, and spend.on_ledger_error is "
+            "fail_closed, so requests are refused until it can (the sidecar's log says why)."),
+            headers={"Retry-After": "1"})
+
+    def write_row(self, call: Call, bill: Bill) -> None:
+        self._bills.pop(call.request_id, None)
+        self.ledger.record(make_row(call, bill))
+
+    def over_reservation(self, call: Call, model: str, cost: int, held: int) -> None:
+        """The upstream billed more than the worst case held: the price book is off."""
+        self._note("spend_over_reservation", model, level="warning",
+                   cost_usd=to_usd(cost), held_usd=to_usd(held), request_id=call.request_id)
+
+    def _note(self, event: str, name: str, level: str = "info", **fields: object) -> None:
+        """Log `event` once per name (bounded), not once per request."""
+        key = (event, name)
+        if key in self._noted:
+            return
+        if len(self._noted) >= _NOTED_LIMIT:
+            self._noted.clear()
+        self._noted.add(key)
+        getattr(_log, level)(event, name=name, **fields)
+
+
+def reported_usage(body: bytes) -> Usage | None:
+    """The `usage` an upstream put in an error answer (answer.observe skips errors)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    return parse_usage(usage) if isinstance(usage, dict) else None

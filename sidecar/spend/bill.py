@@ -1,0 +1,142 @@
+"""One request's bill, and one spend run (a fallback candidate) that adds to it.
+
+The fallback stage may run spend once per candidate model. Each `Run` prices, holds and settles
+its own candidate as the model it really is: a candidate that failed costs what its upstream
+reported, else 0; a cache hit costs 0 and saves what the answer would have cost. All runs add to
+the request's `Bill`; the first run owns it and, being the first to register its finisher (so
+the last to run it), writes the request's one ledger row after every run has settled.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sidecar.call import Call, Usage
+from sidecar.spend.estimate import Estimate
+from sidecar.spend.ledger import Row
+from sidecar.spend.policy import Grant
+from sidecar.spend.pricing import ModelPrice, to_usd
+from sidecar.spend.stream import StreamMeter
+
+if TYPE_CHECKING:
+    from sidecar.pipeline.spend import Spend
+
+
+@dataclass(slots=True)
+class Bill:
+    ts: float  # Unix time the request was first admitted
+    cost: int = 0  # nano-dollars, every run together
+    saved: int = 0
+    usage: Usage | None = None  # the last settled run's (the answer the client got)
+    estimated: bool = False
+    capped: bool = False
+    hit: bool = False
+    remaining: int | None = None
+
+
+class Run:
+    __slots__ = ("before", "bill", "est", "grant", "hit", "meter", "model", "owner", "price",
+                 "settled", "stage", "told")
+
+    def __init__(self, stage: Spend, call: Call, price: ModelPrice, est: Estimate,
+                 grant: Grant | None, bill: Bill, owner: bool) -> None:
+        self.stage = stage
+        self.model = call.model or ""
+        self.price = price
+        self.est = est
+        self.grant = grant
+        self.bill = bill
+        self.owner = owner
+        self.before = call.usage  # to tell this candidate's usage from an earlier one's
+        self.meter: StreamMeter | None = None
+        self.hit = False
+        self.settled = False
+        self.told: int | None = est.asked  # the completion limit the upstream was sent
+
+    def estimated_usage(self) -> Usage:
+        """What a stream that ended without usage is billed for: the prompt's bound and the
+        output seen (its UTF-8 bytes, at most the completion limit the upstream was sent)."""
+        meter = self.meter
+        seen = meter.text_bytes if meter is not None else 0
+        if self.told is not None:
+            seen = min(seen, self.told * self.est.choices)
+        return Usage(prompt_tokens=self.est.prompt_tokens, completion_tokens=seen)
+
+    def ending_usage(self) -> dict[str, Any]:
+        usage = self.estimated_usage()
+        return {"prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                "cost": 0.0 if self.hit else to_usd(self.price.cost(usage))}
+
+    def answer_cost_usd(self, call: Call) -> float:
+        """usage.cost for a client that asked for usage (the upstream's usage is on the call)."""
+        if self.hit or call.usage is None:
+            return 0.0
+        return to_usd(self.price.cost(call.usage))
+
+    def settle(self, call: Call, usage: Usage | None, answered: bool) -> None:
+        """Turn the hold into the real cost, once. `answered`: the upstream started an answer
+        (a stream that then ended without usage is billed from what was seen)."""
+        if self.settled:
+            return
+        self.settled = True
+        bill, estimated = self.bill, False
+        if usage is None and answered and not self.hit:
+            usage, estimated = self.estimated_usage(), True
+        cost = saved = 0
+        if usage is not None:
+            if self.hit:
+                saved = self.price.cost(usage)
+            else:
+                cost = self.price.cost(usage)
+        capped = (self.grant is not None and self.grant.capped) or bool(
+            self.meter and self.meter.cut)
+        tokens = usage.prompt_tokens + usage.completion_tokens if usage else 0
+        stage = self.stage
+        if self.grant is not None:
+            remaining = stage.ledger.settle(self.grant, cost, tokens)
+            bill.remaining = remaining if remaining is not None else bill.remaining
+        if cost > 0:
+            stage.metrics.spent(self.model, to_usd(cost))
+            if self.grant is not None and cost > self.grant.cost:
+                stage.over_reservation(call, self.model, cost, self.grant.cost)
+        bill.cost += cost
+        bill.saved += saved
+        bill.hit |= self.hit
+        bill.estimated |= estimated
+        bill.capped |= capped
+        if usage is not None:
+            bill.usage = usage
+        call.cost_usd = to_usd(bill.cost)
+        if bill.hit:
+            call.saved_usd = to_usd(bill.saved)
+        if bill.remaining is not None:
+            call.budget_remaining_usd = to_usd(bill.remaining)
+
+    def finish(self, call: Call) -> None:
+        """The finisher: settle what the response side could not (streams, cancellations), and
+        the owner writes the row."""
+        if not self.settled:
+            meter = self.meter
+            if meter is not None:
+                self.settle(call, call.usage if meter.usage_seen else None, answered=True)
+            else:  # cancelled or failed before an answer came back: nothing to bill
+                self.settle(call, None, answered=False)
+        if self.owner:
+            self.stage.write_row(call, self.bill)
+
+
+def make_row(call: Call, bill: Bill) -> Row:
+    usage = bill.usage or Usage()
+    return Row(
+        ts=bill.ts, request_id=call.request_id, endpoint=call.endpoint or "",
+        key_name=call.key_name, user=call.user, tags=call.tags, model=call.model,
+        requested_model=call.requested_model, provider=call.provider,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.reasoning_tokens, cost=bill.cost, saved=bill.saved,
+        estimated=bill.estimated, capped=bill.capped, cache_hit=bill.hit, status=call.status,
+        outcome=call.outcome, latency_ms=(time.monotonic() - call.started) * 1000)

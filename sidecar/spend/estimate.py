@@ -1,0 +1,89 @@
+"""The most a request can cost, known before it is sent: a true upper bound of its tokens.
+
+Prompt tokens are bounded by the request body's size in bytes, with no tokenizer:
+- every tokenizer in use (byte-level BPE: GPT, Llama 3, Qwen, DeepSeek; SentencePiece with byte
+  fallback: Gemini, Mistral, Llama 2) emits at most one token per UTF-8 byte of text, and JSON
+  spends at least as many bytes on a string as its UTF-8 encoding has (escapes only add);
+- the chat template's per-message markers (3-8 tokens a message) are paid for by the JSON
+  around each message (`{"role":"user","content":""}` is 29 bytes);
+- token-id inputs (`"input": [[1234, 5678]]`) spend at least one byte per token;
+- what the body does not show is added: each image counts `spend.image_tokens` (its URL or
+  base64 bytes are not text), tool definitions add `TOOLS_TOKENS` (Anthropic prepends a tool-use
+  system prompt of 346 tokens), and the answer primer adds `REQUEST_TOKENS`;
+- a prompt can never exceed the model's context window, so the bound is clamped to it when the
+  price book knows it; a prompt stored upstream (Responses `previous_response_id`,
+  `conversation` or `prompt`, uploaded `file_id`s, OpenRouter's web plugin) is bounded by the
+  context window alone (`UNKNOWN_CONTEXT_TOKENS` when that is unknown).
+An exact tokenizer would not do better: which tokenizer counts depends on the provider that
+serves (one model id, several tokenizers on OpenRouter), and tiktoken downloads its tables at
+first use, which a sidecar that starts offline cannot. The bound costs two byte scans of the
+body (about 1 µs for 4 KB) and over-reserves English text about four times; the reservation is
+settled to the real figure when the answer arrives.
+
+Completion tokens are bounded by the request's own limit (`max_completion_tokens`,
+`max_tokens`, `max_output_tokens`), times `n` (or `best_of`) choices.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+TOOLS_TOKENS = 1_024
+REQUEST_TOKENS = 16
+UNKNOWN_CONTEXT_TOKENS = 1_000_000  # the largest context windows offered today
+_DATA_IMAGE = re.compile(rb'"data:image/[^"]*"')
+_IMAGE_KEY = re.compile(rb'"image_url"\s*:')  # one per image: chat parts and Responses inputs
+# The field that limits the answer's length, by endpoint, in the order the client may use them.
+LIMIT_FIELDS: dict[str, tuple[str, ...]] = {
+    "chat/completions": ("max_completion_tokens", "max_tokens"),
+    "completions": ("max_tokens",),
+    "responses": ("max_output_tokens",),
+    "embeddings": (),
+}
+_STORED = ("previous_response_id", "conversation", "prompt")
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs more per request
+class Estimate:
+    prompt_tokens: int  # at most this many input tokens
+    want: int  # completion tokens per choice the request allows (0: embeddings)
+    field: str | None  # the body field that limits completions (None: embeddings)
+    asked: int | None  # the client's own value of it, when it set one
+    choices: int  # answers generated (n, best_of)
+
+
+def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens: int,
+             image_tokens: int, context_length: int | None) -> Estimate:
+    fields = LIMIT_FIELDS.get(endpoint, ())
+    field, asked = (fields[-1] if fields else None), None
+    for name in fields:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            field, asked = name, value
+            break
+    choices = 1
+    for name in ("n", "best_of"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > choices:
+            choices = value
+    want = 0 if field is None else (asked or default_tokens)
+    return Estimate(prompt_bound(endpoint, raw, body, image_tokens, context_length), want,
+                    field, asked, choices)
+
+
+def prompt_bound(endpoint: str, raw: bytes, body: dict[str, Any], image_tokens: int,
+                 context_length: int | None) -> int:
+    bound = len(raw) + REQUEST_TOKENS
+    if b'"image_url"' in raw:
+        images = len(_IMAGE_KEY.findall(raw))
+        bound += images * image_tokens - sum(map(len, _DATA_IMAGE.findall(raw)))
+    if b'"tools"' in raw or b'"functions"' in raw:
+        bound += TOOLS_TOKENS
+    stored = (b'"file_id"' in raw or "plugins" in body
+              or str(body.get("model", "")).endswith(":online")
+              or (endpoint == "responses" and any(body.get(k) for k in _STORED)))
+    if stored:
+        return context_length or bound + UNKNOWN_CONTEXT_TOKENS
+    return min(bound, context_length) if context_length else bound

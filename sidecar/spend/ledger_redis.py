@@ -1,0 +1,317 @@
+"""The shared ledger (`spend.ledger: redis://…`): replicas share budgets and rate limits.
+
+Admission is one Lua script run (redis_scripts.ADMIT): atomic in Redis, so replicas racing for
+the last dollar of a budget never overshoot it together. Settlements and rows are queued by
+the requests' finishers and sent by one background task every `spend.flush_interval_s`, in one
+pipeline (and once more at close); redis_rows.py has the rows and the report sums.
+
+Redis slower than `spend.redis_timeout_s`, or down, starts an outage: logged once, counted in
+`llm_sidecar_ledger_errors_total`; while it lasts requests are refused (503, fail_closed) or
+served unguarded (fail_open) at once, without waiting on Redis each time; the background task
+pings Redis every interval and ends the outage when it answers. Queued settlements and rows
+wait (bounded by `spend.max_pending_rows`); a hold whose settlement is lost expires on its own.
+Budgets live in Redis: keep its persistence (AOF) on if they must survive a Redis restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from sidecar.config.schema import Settings
+from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
+from sidecar.spend.policy import Ask, Grant, Policy, Refusal
+from sidecar.spend.pricing import to_usd
+from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
+from sidecar.spend.redis_scripts import ADMIT, SETTLE
+from sidecar.spend.usage import budget_view, parse_query, report
+from sidecar.spend.windows import window_end, window_start
+from sidecar.telemetry.metrics import Metrics
+
+_log = structlog.get_logger("sidecar.spend.ledger")
+
+
+@dataclass(slots=True)
+class RedisHold:
+    id: str
+    budget_keys: list[str]  # hash, holds, per budget
+    tpm_keys: list[tuple[str, int]]  # bucket key, capacity
+
+
+class RedisLedger:
+    name = "spend ledger"
+
+    def __init__(self, settings: Settings, metrics: Metrics, url: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        spend = settings.spend
+        self.policy = Policy(spend)
+        self.clock = clock
+        self.url = url
+        self._spend = spend
+        self._metrics = metrics
+        timeout = spend.redis_timeout_s
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=True)
+        self._admit = self._redis.register_script(ADMIT)
+        self._settle = self._redis.register_script(SETTLE)
+        self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
+        self._rows: list[Row] = []
+        self._task: asyncio.Task[None] | None = None
+        self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
+        self._lock = asyncio.Lock()
+        self._outage: str | None = None
+
+    async def start(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            self._failed("connect", exc)
+        self._task = asyncio.ensure_future(self._tick_forever())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            if self._early is not None:
+                await self._early
+            await self.flush()
+            if self._rows or self._settles:
+                _log.error("ledger_rows_lost", rows=len(self._rows), reason=self._outage)
+        await self._redis.aclose()
+
+    def problem(self) -> str | None:
+        if self._outage is None or self._spend.on_ledger_error == "fail_open":
+            return None
+        return f"spend ledger (Redis): {self._outage}"
+
+    @property
+    def healthy(self) -> bool:
+        return self._outage is None
+
+    async def admit(self, ask: Ask) -> Grant | Refusal:
+        if self._outage is not None:
+            raise LedgerDown(self._outage)
+        keys, args, budget_keys, tpm_keys = self._admission(ask)
+        try:
+            result = await self._admit(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            self._failed("admit", exc)
+            raise LedgerDown(str(exc)) from exc
+        kind = result[0]
+        if kind == "budget":
+            rule, value = ask.budgets[int(result[1]) - 1]
+            start = window_start(rule.window, ask.now)
+            return Refusal("budget", rule.name, rule.scope, value, rule.window,
+                           to_usd(rule.limit), to_usd(int(result[2])),
+                           window_end(rule.window, start))
+        if kind == "rate":
+            limit, value, per_minute, unit = self._limit_at(ask, int(result[1]))
+            level = float(result[2])
+            return Refusal("rate", limit.name, limit.scope, value, "minute", per_minute,
+                           per_minute - level, retry_after=float(result[3]), unit=unit)
+        tokens, cost = int(result[1]), int(result[2])
+        grant = Grant(tokens, cost, tokens < ask.want,
+                      remaining=int(result[3]) if result[3] else None,
+                      tpm_taken=ask.prompt_tokens + tokens * ask.choices)
+        grant.warned = [ask.budgets[int(i) - 1][0].name for i in result[4].split(",") if i]
+        grant.holds.append(RedisHold(args[2], budget_keys, tpm_keys))
+        return grant
+
+    def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
+        for hold in grant.holds:
+            if isinstance(hold, RedisHold):
+                back = [max(0, min(grant.tpm_taken, capacity) - tokens)
+                        for _, capacity in hold.tpm_keys]
+                self._settles.append((hold, grant.cost, cost, back))
+        grant.holds = []
+        self._trim()
+        if grant.remaining is None:
+            return None
+        return grant.remaining + grant.cost - cost  # as this replica saw it
+
+    def record(self, row: Row) -> None:
+        self._rows.append(row)
+        self._trim()
+        if len(self._rows) >= FLUSH_ROWS and self._early is None and self.healthy:
+            self._early = asyncio.ensure_future(self._flush_early())
+
+    async def _flush_early(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._early = None
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not (self._settles or self._rows) or self._outage is not None:
+                return
+            settles, self._settles = self._settles, []
+            rows, self._rows = self._rows, []
+            try:
+                await self._send(settles, rows)
+            except (RedisError, OSError) as exc:
+                self._settles[:0], self._rows[:0] = settles, rows
+                self._trim()
+                self._failed("write", exc)
+
+    async def usage(self, window: str, by: str) -> dict[str, Any]:
+        span, dimension = parse_query(window, by)
+        await self.flush()
+        now = self.clock()
+        start = window_start(span, now)
+        keys = sum_keys(span, start, now)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(f"{PREFIX}u:{key}:{dimension}")
+                    pipe.hgetall(f"{PREFIX}u:{key}:global")
+                found = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise LedgerDown(str(exc)) from exc
+        tallies: dict[str, list[int]] = {}
+        total: dict[str, list[int]] = {}
+        for i, fields in enumerate(found):
+            unpack(tallies if i % 2 == 0 else total, fields)
+        return report(span, dimension, start, tallies, total.get(""))
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        out = []
+        try:
+            for rule in self.policy.budgets:
+                start = window_start(rule.window, now)
+                values = {""} if rule.scope == "global" else {
+                    str(v) for v in await self._redis.smembers(f"{PREFIX}bv:{rule.name}:{start}")}
+                entries = []
+                for value in sorted(values):
+                    spent, held = await self._redis.hmget(
+                        f"{PREFIX}b:{rule.name}:{start}:{value}", ["spent", "reserved"])
+                    entries.append((value, int(spent or 0), int(held or 0)))
+                out.append(budget_view(rule, start, entries))
+        except (RedisError, OSError) as exc:
+            raise LedgerDown(str(exc)) from exc
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _admission(self, ask: Ask) -> tuple[list[str], list[Any], list[str],
+                                            list[tuple[str, int]]]:
+        now = ask.now
+        keys: list[str] = []
+        budget_keys: list[str] = []
+        args: list[Any] = [repr(now), repr(now + self._spend.reservation_ttl_s),
+                           secrets.token_hex(8), repr(ask.fixed), repr(ask.per_token),
+                           ask.want, ask.prompt_tokens, ask.choices, len(ask.budgets), 0]
+        for rule, value in ask.budgets:
+            start = window_start(rule.window, now)
+            base = f"{PREFIX}b:{rule.name}:{start}:{value}"
+            keys += [base, base + ":h", f"{PREFIX}bv:{rule.name}:{start}"]
+            budget_keys += [base, base + ":h"]
+            end = window_end(rule.window, start)
+            args += [rule.limit, int(rule.block), 0 if end is None else end + 60, value]
+        tpm_keys: list[tuple[str, int]] = []
+        for limit, value in ask.limits:
+            for kind, per_minute in (("rpm", limit.rpm), ("tpm", limit.tpm)):
+                if per_minute is not None:
+                    key = f"{PREFIX}r:{limit.name}:{kind}:{value}"
+                    keys.append(key)
+                    args += [per_minute, repr(per_minute / 60.0), int(kind == "tpm")]
+                    args[9] += 1
+                    if kind == "tpm":
+                        tpm_keys.append((key, per_minute))
+        return keys, args, budget_keys, tpm_keys
+
+    @staticmethod
+    def _limit_at(ask: Ask, index: int) -> tuple[Any, str, int, str]:
+        """The (rule, value, per minute, unit) of the index-th bucket ADMIT checked."""
+        j = 0
+        for rule, value in ask.limits:
+            for kind, per_minute in (("rpm", rule.rpm), ("tpm", rule.tpm)):
+                if per_minute is not None:
+                    j += 1
+                    if j == index:
+                        return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
+        raise ValueError(index)
+
+    async def _send(self, settles: list[tuple[RedisHold, int, int, list[int]]],
+                    rows: list[Row]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hold, held, cost, back in settles:
+                await self._settle(
+                    keys=[*hold.budget_keys, *(k for k, _ in hold.tpm_keys)],
+                    args=[hold.id, held, cost, len(hold.budget_keys) // 2,
+                          len(hold.tpm_keys),
+                          *(x for (_, c), b in zip(hold.tpm_keys, back, strict=True)
+                            for x in (c, b))], client=pipe)
+            sums: dict[tuple[str, int], dict[str, int]] = {}
+            for row in rows:
+                pipe.xadd(f"{PREFIX}rows", row_fields(row), maxlen=ROWS_KEPT, approximate=True)
+                sum_row(sums, row)
+            for (key, ttl), fields in sums.items():
+                for field, amount in fields.items():
+                    pipe.hincrby(key, field, amount)
+                if ttl:
+                    pipe.expire(key, ttl)
+            await pipe.execute()
+
+    async def _update_gauges(self) -> None:
+        """Room left in each global budget (shared by every replica). Scoped budgets are not
+        scanned here: one read per user per second would not scale; /sidecar/budgets has
+        them."""
+        now = self.clock()
+        for rule in self.policy.budgets:
+            if rule.scope == "global" and self.healthy:
+                start = window_start(rule.window, now)
+                spent, held = await self._redis.hmget(f"{PREFIX}b:{rule.name}:{start}:",
+                                                      ["spent", "reserved"])
+                self._metrics.set_budget_remaining(
+                    rule.name, to_usd(rule.limit - int(spent or 0) - int(held or 0)))
+
+    def _trim(self) -> None:
+        limit = self._spend.max_pending_rows
+        for queue in (self._rows, self._settles):
+            if len(queue) > limit:
+                del queue[: len(queue) - limit]
+                self._metrics.ledger_error("dropped")
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._spend.flush_interval_s)
+            try:
+                if self._outage is not None:
+                    await self._redis.ping()
+                    _log.info("ledger_recovered", url=_safe(self.url))
+                    self._outage = None
+                await self.flush()
+                await self._update_gauges()
+            except (RedisError, OSError) as exc:
+                self._failed("connect", exc)
+            except Exception:  # never let the writer die
+                _log.exception("ledger_tick_failed")
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        self._metrics.ledger_error(operation)
+        reason = f"cannot {operation}: {exc or type(exc).__name__}"
+        if self._outage is None:
+            _log.error("ledger_unavailable", url=_safe(self.url), error=reason,
+                       on_ledger_error=self._spend.on_ledger_error)
+        self._outage = reason
+
+
+def _safe(url: str) -> str:
+    """The URL without a password."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"

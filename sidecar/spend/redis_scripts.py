@@ -1,0 +1,143 @@
+"""The Redis ledger's Lua scripts: admission and settlement, each one atomic step in Redis.
+
+Redis runs a script to the end before any other command, so `ADMIT` does across replicas what
+reservations.py does within one process: read every applicable budget and rate limit, decide,
+and hold, with nothing in between. Keys per budget and window (the window's start is in the
+name, so a new window starts at zero and old ones expire at their end):
+
+    {p}b:{budget}:{start}:{value}     hash: spent, reserved, h:<hold id> -> nano-dollars held
+    {p}b:{budget}:{start}:{value}:h   sorted set: hold id -> the time it expires
+    {p}bv:{budget}:{start}            set: the scope values seen in the window (for reports)
+    {p}r:{limit}:{rpm|tpm}:{value}    hash: level, at (a token bucket)
+
+A hold carries an expiry (`spend.reservation_ttl_s`): a replica that dies holding money does not
+hold it for ever; the next admission on that budget releases expired holds first. Integers go
+through string.format('%d') (Lua prints large numbers as 1e+15, which HINCRBY refuses).
+"""
+
+from __future__ import annotations
+
+ADMIT = """
+local now = tonumber(ARGV[1])
+local hold_until = tonumber(ARGV[2])
+local id = ARGV[3]
+local fixed = tonumber(ARGV[4])
+local per_token = tonumber(ARGV[5])
+local want = tonumber(ARGV[6])
+local prompt_tokens = tonumber(ARGV[7])
+local choices = tonumber(ARGV[8])
+local nb = tonumber(ARGV[9])
+local nl = tonumber(ARGV[10])
+
+local function affordable(room)
+  if math.ceil(fixed) > room then return -1 end
+  if want <= 0 or per_token <= 0 then return want end
+  local t = math.floor((room - fixed) / per_token)
+  if t > want then t = want end
+  while t > 0 and math.ceil(fixed + per_token * t) > room do t = t - 1 end
+  if t > 0 then return t end
+  return -1
+end
+
+local spent, reserved = {}, {}
+local tokens = want
+local a = 11
+for i = 1, nb do
+  local h, z = KEYS[3 * i - 2], KEYS[3 * i - 1]
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  for _, hid in ipairs(expired) do
+    local amount = tonumber(redis.call('HGET', h, 'h:' .. hid)) or 0
+    redis.call('HINCRBY', h, 'reserved', string.format('%d', -amount))
+    redis.call('HDEL', h, 'h:' .. hid)
+    redis.call('ZREM', z, hid)
+  end
+  local v = redis.call('HMGET', h, 'spent', 'reserved')
+  spent[i] = tonumber(v[1]) or 0
+  reserved[i] = tonumber(v[2]) or 0
+  if ARGV[a + 1] == '1' then
+    local fits = affordable(tonumber(ARGV[a]) - spent[i] - reserved[i])
+    if fits < 0 then
+      return {'budget', tostring(i), string.format('%d', spent[i] + reserved[i])}
+    end
+    if fits < tokens then tokens = fits end
+  end
+  a = a + 4
+end
+
+local tpm_need = prompt_tokens + tokens * choices
+local levels = {}
+for j = 1, nl do
+  local key = KEYS[3 * nb + j]
+  local cap, rate = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local v = redis.call('HMGET', key, 'level', 'at')
+  local level, at = tonumber(v[1]) or cap, tonumber(v[2]) or now
+  if now > at then level = math.min(cap, level + (now - at) * rate) end
+  local need = 1
+  if ARGV[a + 2] == '1' then need = math.min(tpm_need, cap) end
+  if level < need then
+    return {'rate', tostring(j), tostring(level), tostring((need - level) / rate)}
+  end
+  levels[j] = level - need
+  a = a + 3
+end
+
+local cost = math.ceil(fixed + per_token * tokens)
+a = 11 + 4 * nb
+for j = 1, nl do
+  local key = KEYS[3 * nb + j]
+  local cap, rate = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  redis.call('HSET', key, 'level', tostring(levels[j]), 'at', tostring(now))
+  redis.call('EXPIRE', key, math.ceil(cap / rate) + 60)
+  a = a + 3
+end
+local remaining = nil
+local warned = {}
+a = 11
+for i = 1, nb do
+  local h, z, vs = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local limit, expire_at = tonumber(ARGV[a]), tonumber(ARGV[a + 2])
+  redis.call('HINCRBY', h, 'reserved', string.format('%d', cost))
+  redis.call('HSET', h, 'h:' .. id, string.format('%d', cost))
+  redis.call('ZADD', z, hold_until, id)
+  redis.call('SADD', vs, ARGV[a + 3])
+  if expire_at > 0 then
+    redis.call('EXPIREAT', h, expire_at)
+    redis.call('EXPIREAT', z, expire_at)
+    redis.call('EXPIREAT', vs, expire_at)
+  end
+  local left = limit - spent[i] - reserved[i] - cost
+  if ARGV[a + 1] ~= '1' and left < 0 then table.insert(warned, tostring(i)) end
+  if remaining == nil or left < remaining then remaining = left end
+  a = a + 4
+end
+local rem = ''
+if remaining ~= nil then rem = string.format('%d', remaining) end
+return {'ok', string.format('%d', tokens), string.format('%d', cost), rem,
+        table.concat(warned, ',')}
+"""
+
+SETTLE = """
+local id = ARGV[1]
+local held = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local nb, nt = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = 1, nb do
+  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
+  if redis.call('EXISTS', h) == 1 then  -- gone: its window ended, the cost counts in none
+    if redis.call('HDEL', h, 'h:' .. id) == 1 then
+      redis.call('HINCRBY', h, 'reserved', string.format('%d', -held))
+      redis.call('ZREM', z, id)
+    end
+    redis.call('HINCRBY', h, 'spent', string.format('%d', cost))
+  end
+end
+for j = 1, nt do
+  local key = KEYS[2 * nb + j]
+  local cap, back = tonumber(ARGV[4 + 2 * j]), tonumber(ARGV[5 + 2 * j])
+  if back > 0 and redis.call('EXISTS', key) == 1 then
+    local level = tonumber(redis.call('HGET', key, 'level')) or 0
+    redis.call('HSET', key, 'level', tostring(math.min(cap, level + back)))
+  end
+end
+return 1
+"""
