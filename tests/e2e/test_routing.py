@@ -411,4 +411,5 @@ async def test_openrouter_alone_gets_routing_fields_unchanged(
     assert proxy.seen == ["POST http://openrouter.ai/chat/completions"]
     async with aiohttp.ClientSession() as http, http.get(
             sidecar.url + "/sidecar/config") as response:
-        assert (await response.json())["stages"] == ["telemetry", "inspect", "read_body", "spend", "route"]
+        stages = (await response.json())["stages"]
+    assert stages == ["telemetry", "inspect", "read_body", "spend", "route"]
