@@ -24,23 +24,21 @@ Body = Literal["chat", "entities"]
 LOCAL_KEY = "sk-bench-local-7f3a9c2e51d84b06"  # the `auth` feature's local key
 UPSTREAM_KEY = "sk-bench-upstream"  # what the sidecar sends upstream when it holds the key
 
-# The proxy core alone: every feature off. Spend has no off switch in the schema this module
-# was written against (INTERFACE.md §2 has no `spend.enabled`); whatever the spend branch
-# uses to switch it off belongs here, e.g. {"spend": {"enabled": False}}. Until then the
-# `core` row's stage check says whether a spend stage is running.
-SPEND_OFF: dict[str, Any] = {}
+# The proxy core alone: every feature off (each is on by default except auth, privacy and
+# exporters: the memory cache, the SQLite spend ledger, Prometheus metrics, the inspector).
 CORE: dict[str, Any] = {
-    # Rows with providers keep it too: where routing is not merged yet they still reach the
-    # fake upstream through it, and once it is, the providers take precedence.
+    # Rows with providers keep it too: the providers take precedence.
     "upstream": {"url": "{upstream}"},
     "cache": {"backend": "off"},
     "auth": {"required": False},
-    "telemetry": {"exporters": []},
+    "telemetry": {"exporters": [], "prometheus": False},
     "privacy": {"zdr": False, "redact": {"mode": "off"}},
-    **SPEND_OFF,
+    "spend": {"ledger": "off"},
+    "admin": {"ui": False},
 }
 # Stages that must not run in `core` (names as build_pipeline gives them).
-FEATURE_STAGES = ("telemetry", "auth", "privacy", "fallback", "spend", "cache")
+FEATURE_STAGES = ("telemetry", "zdr", "inspect", "auth", "privacy", "fallback", "spend",
+                  "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +48,27 @@ class Feature:
     stages: tuple[str, ...] = ()  # that /sidecar/config must list
     answer_header: tuple[str, str | None] | None = None  # on its answers; None: any value
     body: Body | None = None  # a prompt this feature needs instead of the plain chat
+
+
+def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` deep-merged onto `base` (mappings merge, anything else replaces)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+PROMETHEUS: dict[str, Any] = {"telemetry": {"prometheus": True}}
+
+
+def merge_config(*parts: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in parts:
+        out = merged(out, part)
+    return out
 
 
 def _exporter(*signals: str) -> dict[str, Any]:
@@ -79,9 +98,13 @@ FEATURES: dict[str, Feature] = {
         stages=("spend",)),
     "privacy": Feature({"privacy": {"redact": {"mode": "pseudonymize"}}}, stages=("privacy",),
                        answer_header=("x-sidecar-redactions", None), body="entities"),
-    "telemetry": Feature(_exporter("traces", "metrics"), stages=("telemetry",)),
-    "telemetry-metrics": Feature(_exporter("metrics")),
+    "telemetry": Feature(merge_config(_exporter("traces", "metrics"), PROMETHEUS),
+                         stages=("telemetry",)),
+    "telemetry-metrics": Feature(merge_config(_exporter("metrics"), PROMETHEUS),
+                                 stages=("telemetry",)),
     "telemetry-traces": Feature(_exporter("traces"), stages=("telemetry",)),
+    # The request inspector's ring and statistics, with no page open (the default).
+    "inspector": Feature({"admin": {"ui": True}}, stages=("inspect",)),
     # Two providers serving every model with the same glob: one pool sharing load by weight,
     # both the fake upstream (one under /v1, one at the root), with retries and a breaker.
     "routing": Feature(
@@ -96,7 +119,7 @@ FEATURES: dict[str, Feature] = {
         stages=("fallback",)),
 }
 
-ALL = ("auth", "cache-bypass", "spend", "telemetry", "routing")
+ALL = ("auth", "cache-bypass", "spend", "telemetry", "routing", "inspector")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +134,8 @@ class Row:
 ROWS: tuple[Row, ...] = (
     Row("core", (), "no features: cache off, no auth, no exporters, spend and privacy off"),
     Row("all", ALL, "auth with a local key, cache bypassed (no-store), spend with prices, a "
-                    "budget and the SQLite ledger, traces and metrics to a live OTLP receiver, "
-                    "two providers with retries"),
+                    "budget and the SQLite ledger, traces and metrics to a live OTLP receiver "
+                    "and Prometheus, two providers with retries, the inspector (no page open)"),
     Row("all+redact", (*ALL, "privacy"), "`all` plus pseudonymization, on a prompt with an "
                                          "email, a phone number and a card number"),
     Row("hit", tuple(f if f != "cache-bypass" else "cache-hit" for f in ALL),
@@ -120,7 +143,7 @@ ROWS: tuple[Row, ...] = (
     Row("stream", ALL, "`all`, paced event streams (bypassing the cache)", kind="stream"),
     *(Row(name, (name,), f"the core plus {name} alone") for name in (
         "auth", "cache-bypass", "spend", "privacy", "telemetry-metrics", "telemetry-traces",
-        "routing")),
+        "routing", "inspector")),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 
@@ -134,17 +157,6 @@ def row(name: str) -> Row:
 
 def needs_otlp(row: Row) -> bool:
     return any(name.startswith("telemetry") for name in row.features)
-
-
-def merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` deep-merged onto `base` (mappings merge, anything else replaces)."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _filled(value: Any, context: Mapping[str, str]) -> Any:
