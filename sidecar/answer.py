@@ -72,24 +72,28 @@ def note(call: Call, data: dict[str, Any]) -> None:
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
-    """OpenAI's usage object in any of its shapes (chat, embeddings, Responses)."""
-    prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
-    completion_details = (usage.get("completion_tokens_details")
-                          or usage.get("output_tokens_details"))
-    cost = usage.get("cost")
+    """OpenAI's usage object in any of its shapes (chat, embeddings, Responses). Written out
+    rather than with helpers: it runs for every answer (and every usage chunk)."""
+    get = usage.get
+    prompt = get("prompt_tokens")
+    if prompt is None:
+        prompt = get("input_tokens")
+    completion = get("completion_tokens")
+    if completion is None:
+        completion = get("output_tokens")
+    details = get("prompt_tokens_details") or get("input_tokens_details")
+    cached = write = reasoning = None
+    if type(details) is dict:
+        cached, write = details.get("cached_tokens"), details.get("cache_write_tokens")
+    details = get("completion_tokens_details") or get("output_tokens_details")
+    if type(details) is dict:
+        reasoning = details.get("reasoning_tokens")
+    cost: Any = get("cost")
     return Usage(
-        prompt_tokens=_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        completion_tokens=_int(usage.get("completion_tokens", usage.get("output_tokens"))),
-        cached_tokens=_int(_get(prompt_details, "cached_tokens")),
-        cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")),
-        reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
-        cost_usd=float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+        prompt_tokens=prompt if type(prompt) is int and prompt > 0 else 0,
+        completion_tokens=completion if type(completion) is int and completion > 0 else 0,
+        cached_tokens=cached if type(cached) is int and cached > 0 else 0,
+        cache_write_tokens=write if type(write) is int and write > 0 else 0,
+        reasoning_tokens=reasoning if type(reasoning) is int and reasoning > 0 else 0,
+        cost_usd=float(cost) if type(cost) in (int, float) and cost >= 0 else None,
     )
-
-
-def _get(details: Any, name: str) -> Any:
-    return details.get(name) if isinstance(details, dict) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0

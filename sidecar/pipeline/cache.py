@@ -64,12 +64,14 @@ class Cache:
             rules = read_directives(call.headers)
         except SidecarError as exc:
             return Reply.from_error(exc)
-        key = cache_key(call, shared=self._shared)
-        call.response_headers[KEY_HEADER] = key.short
+        # Neither looked up nor stored: no key to compute (the first 16 hex digits of an
+        # entry's key would name no entry).
         if rules.no_store:
             return await self._bypass(call, next, "bypass", "fwd=request")
         if self._hot is not None and _temperature(call) > self._hot:
             return await self._bypass(call, next, "skip", "fwd=bypass")
+        key = cache_key(call, shared=self._shared)
+        call.response_headers[KEY_HEADER] = key.short
         wants_usage = call.stream and _wants_usage(call)
         forward, status = "fwd=miss", "MISS"
         if rules.no_cache:

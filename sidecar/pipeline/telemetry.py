@@ -1,14 +1,14 @@
 """The telemetry stage: first in the pipeline, so it sees every request and every outcome.
 
-On the way in it places the request in its trace (continuing the caller's `traceparent`),
-sets `call.trace_id`/`span_id` (the access line prints them), binds them to structlog's context
-(every line logged during the request carries them), and passes `traceparent` upstream so the
-upstream's spans join the same trace. It registers ONE finisher before calling next; the
-finisher runs when the request is over (for a stream: when the stream ended) and does all the
-rest from what the Call recorded: the GenAI metrics of each upstream attempt and, when the trace
-is sampled, the SERVER span and one CLIENT span per attempt, queued for the exporter threads.
-A stream is watched event by event (arrival times for time to first chunk and time per chunk;
-the text too, only when content capture is on), never buffered.
+On the way in it places the request in its trace (continuing the caller's `traceparent`), sets
+`call.trace_id`/`span_id` (the access line prints them), makes them the request's trace ids for
+logging (TRACE_IDS: every line logged during the request carries them), and passes `traceparent`
+upstream so the upstream's spans join the same trace. It registers ONE finisher before calling
+next; the finisher runs when the request is over (for a stream: when the stream ended) and does
+all the rest from what the Call recorded: the GenAI metrics of each upstream attempt and, when
+the trace is sampled, the SERVER span and one CLIENT span per attempt, queued for the exporter
+threads. A stream is watched event by event (arrival times for time to first chunk and time per
+chunk; the text too, only when content capture is on), never buffered.
 
 Present when traces are exported, content is captured, or metrics are read (Prometheus or
 OTLP); absent when all are off. What it costs is in README "Telemetry" (bench/telemetry.py).
@@ -20,12 +20,11 @@ from array import array
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from time import monotonic
 
-from structlog.contextvars import bind_contextvars
-
 from sidecar.call import Call, Next, Reply
 from sidecar.sse import DONE
 from sidecar.telemetry import content, genai
 from sidecar.telemetry.exporting import TelemetryExport
+from sidecar.telemetry.logging import TRACE_IDS
 from sidecar.telemetry.metrics import GenAILabels, Metrics
 from sidecar.telemetry.spans import Clock, StreamTiming, attempt_error, attempt_window, build_spans
 from sidecar.telemetry.tracing import TraceContext, start_trace
@@ -58,7 +57,7 @@ class Telemetry:
             call.upstream_headers["traceparent"] = trace.traceparent()
             if trace.trace_state:
                 call.upstream_headers["tracestate"] = trace.trace_state
-            bind_contextvars(trace_id=call.trace_id, span_id=call.span_id)
+            TRACE_IDS.set((call.trace_id, call.span_id))
         call.finishers.append(request.finish)
         reply = await next(call)
         if reply.error is not None:

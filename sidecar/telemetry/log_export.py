@@ -18,6 +18,7 @@ from typing import Any
 
 from structlog.contextvars import get_contextvars
 
+from sidecar.telemetry.logging import trace_fields
 from sidecar.telemetry.otlp import LogData
 
 __all__ = ["OtlpLogHandler", "access_sink"]
@@ -71,7 +72,7 @@ class OtlpLogHandler(logging.Handler):
             attributes.update((k, v) for k, v in fields.items()
                               if k not in _SKIP and not k.startswith("_"))
         else:
-            fields = get_contextvars()
+            fields = {**get_contextvars(), **trace_fields()}
             body = record.getMessage()
         exc_info: Any = record.exc_info
         if exc_info is None and isinstance(record.msg, dict):

@@ -2,9 +2,11 @@
 
 One set of instruments, read two ways: Prometheus scrapes them at GET /metrics, and the OTLP
 metrics exporter (otlp_metrics.py) reads the same registry and sends it as OTLP metrics. The
-instruments are prometheus_client's because they are cheap on the hot path: a cached labelled
-child records in 0.3 to 0.6 µs, the OpenTelemetry SDK's `record()` in 7 to 10 µs with two readers
-(measured, bench/telemetry.py), and a request records about six values.
+instruments record into series.py (a few attribute writes each, no lock) and are exposed
+through prometheus_client's registry and text format: prometheus_client's own instruments take
+a lock per `inc()` and scan buckets in Python per `observe()` (0.5 to 3 µs each, about 10 µs
+for the fifteen values a request records with every feature on), the OpenTelemetry SDK's
+`record()` 7 to 10 µs with two readers (measured, bench/telemetry.py).
 
 Names: the sidecar's own series keep their Prometheus names (`llm_sidecar_*`) in both
 exports; the GenAI client metrics use the OpenTelemetry semantic conventions v1.41 names over
@@ -22,12 +24,13 @@ instruments of their own.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from sidecar.telemetry.series import Family, Series
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Semantic conventions v1.41, ExplicitBucketBoundaries advisories.
@@ -120,47 +123,20 @@ INSTRUMENTS = (
 BY_PROMETHEUS_NAME = {i.prometheus: i for i in INSTRUMENTS}
 
 
-def observe_many(histogram: Any, values: Iterable[float]) -> None:
-    """`observe` each value, in one pass: a stream has one value per chunk, and one `observe`
-    (a lock and a bucket scan, ~0.6 µs) per chunk is most of what telemetry costs a long
-    stream. Buckets are counted locally, then added once each. Uses prometheus_client's child
-    internals when they look as expected (tests/unit/test_metrics.py checks the result equals
-    one observe per value), else observes one by one."""
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if not (isinstance(bounds, list) and isinstance(buckets, list) and hasattr(total, "inc")
-            and len(bounds) == len(buckets)):
-        for value in values:
-            histogram.observe(value)
-        return
-    counts = [0] * len(bounds)
-    amount = 0.0
-    for value in values:
-        counts[bisect_left(bounds, value)] += 1
-        amount += value
-    for bucket, count in zip(buckets, counts, strict=True):
-        if count:
-            bucket.inc(count)
-    if amount and total is not None:
-        total.inc(amount)
-
-
-def _build(instrument: Instrument, registry: CollectorRegistry) -> Any:
-    labels = [label.replace(".", "_") for label in instrument.labels]
-    if instrument.kind == "counter":
-        return Counter(instrument.prometheus, instrument.description, labels, registry=registry)
-    if instrument.kind == "gauge":
-        return Gauge(instrument.prometheus, instrument.description, labels, registry=registry)
-    return Histogram(instrument.prometheus, instrument.description, labels,
-                     buckets=instrument.buckets, registry=registry)
+def _build(instrument: Instrument, series: Series) -> Family:
+    labels = tuple(label.replace(".", "_") for label in instrument.labels)
+    return series.add(Family(instrument.prometheus, instrument.description, labels,
+                             instrument.kind, instrument.buckets,
+                             locked=instrument.name == "llm_sidecar_telemetry_dropped"))
 
 
 class Metrics:
     def __init__(self) -> None:
         self.started_ns = time.time_ns()  # start of every cumulative series, for OTLP
-        self.registry = registry = CollectorRegistry(auto_describe=True)
-        built = {i.name: _build(i, registry) for i in INSTRUMENTS}
+        series = Series()
+        built = {i.name: _build(i, series) for i in INSTRUMENTS}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(series)
         self.requests = built["llm_sidecar_requests"]
         self.duration = built["llm_sidecar_request_duration_seconds"]
         self.stream_outcomes = built["llm_sidecar_stream_interruptions"]
@@ -181,28 +157,18 @@ class Metrics:
         self.genai_ttfc = built["gen_ai.client.operation.time_to_first_chunk"]
         self.genai_per_chunk = built["gen_ai.client.operation.time_per_output_chunk"]
 
-        # labels() takes a lock and hashes the label values; a request should pay that once per
-        # distinct label set, not every time.
-        self._counted: dict[tuple[str, int], Any] = {}
-        self._timed: dict[str, Any] = {}
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._counted: dict[tuple[str, int], Any] = {}  # (endpoint, status) -> child
 
-    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
-        key = (metric, labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    @staticmethod
+    def _child(metric: Family, labels: tuple[str, ...]) -> Any:
+        return metric.labels(*labels)
 
     def observe(self, endpoint: str, status: int, seconds: float, outcome: str) -> None:
         counter = self._counted.get((endpoint, status))
         if counter is None:
             counter = self._counted[endpoint, status] = self.requests.labels(endpoint, str(status))
         counter.inc()
-        histogram = self._timed.get(endpoint)
-        if histogram is None:
-            histogram = self._timed[endpoint] = self.duration.labels(endpoint)
-        histogram.observe(seconds)
+        self.duration.labels(endpoint).observe(seconds)
         if outcome != "ok":
             self.stream_outcomes.labels(endpoint, outcome).inc()
 
@@ -253,7 +219,7 @@ class Metrics:
                      gaps: Iterable[float]) -> None:
         """A streamed answer: time to its first chunk, then each gap between chunks."""
         self._child(self.genai_ttfc, labels).observe(first_chunk_s)
-        observe_many(self._child(self.genai_per_chunk, labels), gaps)
+        self._child(self.genai_per_chunk, labels).observe_many(gaps)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

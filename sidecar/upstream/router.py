@@ -119,6 +119,9 @@ class Router:
         """A weighted random order: each place is drawn by weight among those left."""
         if len(tier) == 1:
             return [tier[0]]
+        if len(tier) == 2:  # the usual pool: one draw
+            a, b = tier
+            return [a, b] if self._clock.random() * (a.weight + b.weight) < a.weight else [b, a]
         left = list(tier)
         out = []
         random = self._clock.random

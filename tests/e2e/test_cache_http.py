@@ -197,10 +197,10 @@ async def test_a_hit_records_what_it_saved(cached: RunningSidecar, upstream: Fak
     await post(http, cached, CHAT)
     await post(http, cached, CHAT)
     metrics = cached.app[DEPS].metrics
-    assert metrics.cache_saved_tokens._value.get() == 42
-    assert metrics.cache_saved_usd._value.get() == pytest.approx(0.0021)
-    assert metrics.cache_lookups.labels("hit")._value.get() == 1
-    assert metrics.cache_lookups.labels("miss")._value.get() == 1
+    assert metrics.cache_saved_tokens.labels().value == 42
+    assert metrics.cache_saved_usd.labels().value == pytest.approx(0.0021)
+    assert metrics.cache_lookups.labels("hit").value == 1
+    assert metrics.cache_lookups.labels("miss").value == 1
     cached.app[DEPS].access.flush()
     lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()
              if line.startswith('{"request_id"') and '"endpoint"' in line]

@@ -95,7 +95,7 @@ async def test_redis_killed_mid_run_fails_open_and_comes_back(
     async with http.get(sidecar.url + "/readyz") as response:
         assert response.status == 200
     metrics = sidecar.app[DEPS].metrics
-    assert metrics.cache_backend_errors.labels("redis")._value.get() >= 3
+    assert metrics.cache_backend_errors.labels("redis").value >= 3
     assert chat_calls(upstream) == 4
 
     redis_server.start()
