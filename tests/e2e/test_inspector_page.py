@@ -5,6 +5,7 @@ details open on click, the admin token guards it, and no prompt text reaches the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -66,8 +67,12 @@ def rows(driver: WebDriver) -> list[str]:
 def chat(base: str, model: str, text: str, **kwargs: object) -> None:
     client = openai.OpenAI(base_url=base + "/v1", api_key="anything", max_retries=0)
     try:
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}],
-                                       **kwargs)  # type: ignore[call-overload]
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": text}],
+            **kwargs)  # type: ignore[call-overload]
+        if kwargs.get("stream"):
+            for _ in answer:  # read it to the end, as an application would
+                pass
     finally:
         client.close()
 
@@ -86,8 +91,6 @@ async def test_requests_appear_live_and_filter(serve: Serve, browser: WebDriver)
     listed = rows(browser)
     assert "anthropic/claude-3-5-haiku" in listed[1] and "200" in listed[1]
     assert "openai/gpt-4o-mini" in listed[0]  # newest first
-
-    await asyncio.to_thread(screenshot, browser, "inspector.png")
 
     browser.find_element(By.ID, "f-model").send_keys("claude")
     wait_for(browser, lambda d: len(rows(d)) == 1, "the filtered list")
@@ -135,3 +138,36 @@ async def test_admin_token_guards_the_page(serve: Serve, browser: WebDriver,  # 
     assert "token" not in browser.current_url
     await asyncio.to_thread(chat, served.url, "openai/gpt-4o-mini", "guarded")
     wait_for(browser, lambda d: len(rows(d)) == 1, "the request")
+
+
+async def test_cost_cache_and_budget_panels(serve: Serve, browser: WebDriver,  # noqa: F811
+                                            tmp_path: Path) -> None:
+    """Against the demo upstream's prices: each row shows its cost, a repeated request shows
+    the cache hit (and a cost of $0), and the budget panel shows what was spent of its limit."""
+    path = config_file(tmp_path, "spend:\n  budgets:\n    - {name: demo-daily, scope: global, "
+                                 "window: day, limit_usd: 1}\n")
+    served = await serve("--upstream", "demo", "--config", str(path))
+    browser.get(served.url + "/sidecar/ui")
+    wait_for(browser, lambda d: d.find_element(By.ID, "conn").text == "live", "a live stream")
+    for _ in range(2):
+        await asyncio.to_thread(chat, served.url, "openai/gpt-4o-mini", "same question")
+    wait_for(browser, lambda d: len(rows(d)) == 2, "two requests")
+    hit, miss = rows(browser)
+    assert "HIT" in hit and "MISS" in miss
+    assert "$0.00000" in miss and "$0 " in hit + " "  # the miss was billed, the hit was not
+    # The page refreshes the panel when the event stream says spend moved a budget.
+    wait_for(browser, lambda d: "of $1.00" in (text := d.find_element(By.ID, "budgets").text)
+             and "demo-daily: $0.00000" in text, "the spent amount in the budget panel")
+    wait_for(browser, lambda d: "openai/gpt-4o-mini" in d.find_element(By.ID, "spend").text,
+             "spend by model")
+    assert "% hits" in browser.find_element(By.ID, "cache").text
+    # A few more, of every kind, for the README's picture.
+    for model, text, extra in (("anthropic/claude-3-5-haiku", "a longer question about caching",
+                                {}), ("openai/gpt-4o", "stream this answer", {"stream": True}),
+                               ("meta-llama/llama-3.1-8b-instruct", "hello", {}),
+                               ("demo/error-429", "rate limited", {})):
+        with contextlib.suppress(openai.APIStatusError):
+            await asyncio.to_thread(chat, served.url, model, text, **extra)
+    wait_for(browser, lambda d: len(rows(d)) == 6, "six requests")
+    await asyncio.sleep(1.5)  # the panels refresh after the budget event
+    await asyncio.to_thread(screenshot, browser, "inspector.png")

@@ -21,8 +21,10 @@ const el = (tag, text, cls) => {
   if (cls) node.className = cls;
   return node;
 };
-const usd = (v) => (v === null || v === undefined) ? "—" :
-  "$" + (v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4) : v.toPrecision(2));
+// Dollars with two significant digits below a cent ($0.0000031), trailing zeros dropped.
+const usd = (v) => (v === null || v === undefined) ? "—" : v === 0 ? "$0" :
+  "$" + (v >= 1 ? v.toFixed(2) : v >= 0.01 ? v.toFixed(4)
+         : v.toFixed(Math.min(10, 1 - Math.floor(Math.log10(v)))).replace(/0+$/, ""));
 const ms = (v) => (v === null || v === undefined) ? "—" :
   (v >= 1000 ? (v / 1000).toFixed(2) + " s" : v.toFixed(v >= 100 ? 0 : 1) + " ms");
 const int = (v) => (v === null || v === undefined) ? "—" : Number(v).toLocaleString();
@@ -81,7 +83,8 @@ function rowOf(r) {
                                                : usd(r.cost_usd), "num"),
     el("td", r.cache || "—", "cache-" + (r.cache || "none")),
     el("td", r.redactions || "—", "num"),
-    el("td", r.attempts > 1 ? `${r.attempts} (${r.fallbacks.length} failed)` : r.attempts, "num"),
+    el("td", r.attempts > 1 ? `${r.attempts} (${r.fallbacks.length} failed)` : r.attempts || "—",
+       "num"),
     who,
   );
   return tr;
@@ -119,6 +122,8 @@ function connect() {
   });
   source.addEventListener("skipped", (event) => { skipped += Number(event.data); render(); });
   source.addEventListener("budget", () => refreshSoon("budgets"));
+  // New requests move the spend, cache and latency panels: refreshed at most once a second.
+  source.addEventListener("request", () => { refreshSoon("spend"); refreshSoon("latency"); });
 }
 
 function setConn(state) {
@@ -171,7 +176,7 @@ $("close-detail").addEventListener("click", () => { $("detail").hidden = true; s
 // ---- panels ------------------------------------------------------------------------------
 
 function table(headers, data) {
-  const t = el("table");
+  const t = el("table", undefined, `cols${headers.length}`);
   const head = el("tr");
   for (const h of headers) head.append(el("td", h, "muted"));
   t.append(head);
@@ -195,20 +200,26 @@ const panels = {
       const data = await getJSON("/sidecar/budgets");
       const budgets = Array.isArray(data) ? data : (data.budgets || []);
       if (!budgets.length) { node.replaceChildren(el("p", "No budgets configured.", "muted")); return; }
-      const items = budgets.map((b) => {
-        const div = el("div");
-        const spent = b.spent_usd ?? 0, limit = b.limit_usd ?? 0;
-        const label = `${b.name}${b.scope_value ? " (" + b.scope_value + ")" : ""}: ` +
-          `${usd(spent)} of ${usd(limit)} · ${b.window}`;
-        div.append(el("div", label));
-        const bar = el("div", undefined, "bar" + (spent >= limit ? " over" : ""));
-        const fill = el("span");
-        fill.style.width = `${limit ? Math.min(100, 100 * spent / limit) : 100}%`;
-        bar.append(fill);
-        div.append(bar);
-        if (b.resets_at) div.append(el("div", `resets ${new Date(b.resets_at).toLocaleString()}`, "muted"));
-        return div;
-      });
+      const items = [];
+      for (const b of budgets) {
+        // A scoped budget (per key, user, tag or model) has one entry per value seen.
+        const entries = b.scope !== "global" && (b.entries || []).length ? b.entries
+          : [{value: null, spent_usd: b.spent_usd, remaining_usd: b.remaining_usd}];
+        for (const entry of entries) {
+          const div = el("div");
+          const spent = entry.spent_usd ?? 0, limit = b.limit_usd ?? 0;
+          const label = `${b.name}${entry.value ? " (" + entry.value + ")" : ""}: ` +
+            `${usd(spent)} of ${usd(limit)} · ${b.window}${b.action === "warn" ? " · warn" : ""}`;
+          div.append(el("div", label));
+          const bar = el("div", undefined, "bar" + (spent >= limit ? " over" : ""));
+          const fill = el("span");
+          fill.style.width = `${limit ? Math.min(100, 100 * spent / limit) : 100}%`;
+          bar.append(fill);
+          div.append(bar);
+          if (b.resets_at) div.append(el("div", `resets ${new Date(b.resets_at).toLocaleString()}`, "muted"));
+          items.push(div);
+        }
+      }
       node.replaceChildren(...items);
     } catch (error) { unavailable(node, error, "Spend"); }
   },
@@ -220,7 +231,7 @@ const panels = {
       const rowsByModel = data.rows || [];
       node.replaceChildren(
         el("div", usd(data.total_cost_usd), "big"),
-        rowsByModel.length ? table(["model", "requests", "tokens in/out", "cost"], rowsByModel.map((r) =>
+        rowsByModel.length ? table(["model", "reqs", "tokens in/out", "cost"], rowsByModel.map((r) =>
           [r.key, int(r.requests), `${int(r.prompt_tokens)} / ${int(r.completion_tokens)}`, usd(r.cost_usd)]))
           : el("p", "No spend in this window.", "muted"));
       const requests = rowsByModel.reduce((n, r) => n + (r.requests || 0), 0);
@@ -245,9 +256,8 @@ const panels = {
     try {
       const data = await getJSON("/sidecar/providers");
       const list = Array.isArray(data) ? data : (data.providers || []);
-      node.replaceChildren(table(["provider", "state", "health"], list.map((p) =>
-        [p.name, (p.breaker && (p.breaker.state || p.breaker)) || p.state || "—",
-         p.healthy === undefined ? "—" : (p.healthy ? "healthy" : "unhealthy")])));
+      node.replaceChildren(table(["provider", "breaker"], list.map((p) =>
+        [p.name, `${(p.breaker && p.breaker.state) || "—"}${p.healthy === false ? " ⚠" : ""}`])));
     } catch (error) { unavailable(node, error, "Routing"); }
   },
 };
