@@ -92,8 +92,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(b"retry: 2000\n: connected\n\n")
     async for records, skipped in inspector.follow(after):
-        parts = [b"id: %d\nevent: request\ndata: %s\n\n" % (r.seq, orjson.dumps(r.as_dict()))
-                 for r in records]
+        parts = [r.event() for r in records]
         if skipped:
             parts.append(b"event: skipped\ndata: %d\n\n" % skipped)
         budgets = [r.budget_remaining_usd for r in records if r.budget_remaining_usd is not None]

@@ -10,10 +10,12 @@ the detail view reads on demand; the list and the event stream never carry it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from time import monotonic
 from time import time as wall
 from typing import Any
+
+import orjson
 
 from sidecar.call import Call
 
@@ -46,9 +48,20 @@ class RequestRecord:
     user: str | None = None
     tags: list[str] = field(default_factory=list)
     trace_id: str | None = None
+    _event: bytes | None = None  # this record as a server-sent event, rendered once
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def event(self) -> bytes:
+        """`id`, `event: request` and the JSON data: rendered once, sent to every page."""
+        if self._event is None:
+            self._event = b"id: %d\nevent: request\ndata: %s\n\n" % (
+                self.seq, orjson.dumps(self.as_dict()))
+        return self._event
+
+
+_FIELDS = tuple(f.name for f in fields(RequestRecord) if not f.name.startswith("_"))
 
 
 def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
