@@ -20,6 +20,7 @@ from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
 from sidecar.handler import MODEL_ENDPOINTS, ProxyHandler, not_found
 from sidecar.pipeline import PIPELINES, build_pipeline
+from sidecar.pipeline.cache import STATUS_HEADER as CACHE_STATUS_HEADER
 from sidecar.runtime import RUNTIME, Runtime
 from sidecar.telemetry.access import AccessRecord
 from sidecar.upstream.clock import Clock
@@ -45,7 +46,8 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
     app.on_shutdown.append(_end_streams)
 
     handler = ProxyHandler(pipelines.model, pipelines.passthrough, runtime,
-                           AccessRecord(deps.metrics, deps.access))
+                           AccessRecord(deps.metrics, deps.access),
+                           model_headers={} if deps.cache else {CACHE_STATUS_HEADER: "OFF"})
     for endpoint in MODEL_ENDPOINTS:
         app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)

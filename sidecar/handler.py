@@ -27,15 +27,20 @@ _log = structlog.get_logger("sidecar.handler")
 
 class ProxyHandler:
     def __init__(self, model: Pipeline, passthrough: Pipeline, runtime: Runtime,
-                 record: Finisher) -> None:
+                 record: Finisher, model_headers: dict[str, str] | None = None) -> None:
         self._model = model
         self._passthrough = passthrough
         self._runtime = runtime
         self._record = record
+        # Headers every model-endpoint answer carries whatever the stages do (e.g.
+        # `x-sidecar-cache: OFF` when the cache is off and so absent from the pipeline).
+        self._model_headers = model_headers or {}
 
     async def model_endpoint(self, request: web.Request) -> web.StreamResponse:
         call = _new_call(request, endpoint=request.path[4:])
         call.content = request.content
+        if self._model_headers:
+            call.response_headers.update(self._model_headers)
         return await self._serve(request, call, self._model)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:

@@ -286,11 +286,12 @@ async def test_with_the_cache_off_every_request_goes_upstream(
         start_sidecar: StartSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession,
         config: dict[str, Any]) -> None:
     """cache.backend: off (or zero retention without zdr_allow_memory_cache): no cache stage,
-    no cache headers, every request upstream; a purge has nothing to remove."""
+    `x-sidecar-cache: OFF` and no Cache-Status, every request upstream; a purge has nothing
+    to remove."""
     sidecar = await start_sidecar(config)
     for _ in range(2):
         _, headers, _ = await post(http, sidecar, CHAT)
-        assert "x-sidecar-cache" not in headers and "cache-status" not in headers
+        assert headers["x-sidecar-cache"] == "OFF" and "cache-status" not in headers
     assert chat_calls(upstream) == 2
     async with http.delete(sidecar.url + "/sidecar/cache") as response:
         assert await response.json() == {"deleted": 0}
@@ -304,3 +305,4 @@ async def test_zero_retention_may_allow_the_memory_cache(
     for _ in range(2):
         await post(http, sidecar, CHAT)
     assert chat_calls(upstream) == 1
+
