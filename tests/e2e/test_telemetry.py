@@ -191,38 +191,16 @@ async def test_stream_span_carries_time_to_first_chunk_and_tokens(
     assert per_chunk.count == 5  # 6 events (4 deltas, the finish, the usage) after the first
 
 
-class _Replay:
-    """The request body again, for a second pass through read_body."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def readany(self) -> bytes:
-        data, self._data = self._data, b""
-        return data
-
-
-class Retry:
-    """A stand-in for routing's retry (not on this branch): after a 5xx, runs the rest of the
-    pipeline again, so route records a second Attempt on the same Call."""
-
-    async def __call__(self, call: Call, next: Next) -> Reply:
-        reply = await next(call)
-        if reply.status >= 500 and call.raw_body is not None:
-            await reply.discard()
-            call.content = _Replay(call.raw_body)  # type: ignore[assignment]
-            reply = await next(call)
-        return reply
-
-
 async def test_one_client_span_per_attempt(grpc_receiver: GrpcReceiver,
                                            start_sidecar: StartSidecar,
                                            upstream: FakeUpstream) -> None:
-    """A request answered on its second attempt has two CLIENT spans: the failed one with
-    error.type, the answered one with the fallback reason and the usage."""
+    """A request answered on its second attempt (routing's retry after a 503) has two CLIENT
+    spans: the failed one with error.type, the answered one with the fallback reason and the
+    usage."""
     upstream.script("/chat/completions", Script(status=503, json={"error": {"message": "busy"}}))
-    sidecar = await start_sidecar({"telemetry": {"exporters": [
-        {"protocol": "grpc", "endpoint": grpc_receiver.endpoint}]}}, outer_stages=[Retry()])
+    sidecar = await start_sidecar({
+        "telemetry": {"exporters": [{"protocol": "grpc", "endpoint": grpc_receiver.endpoint}]},
+        "retry": {"attempts": 2, "backoff_s": 0}})
     async with client(sidecar) as sdk:
         await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     await flush(sidecar)

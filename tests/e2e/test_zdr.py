@@ -57,7 +57,8 @@ class OtlpReceiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._record)
-        self._runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: the body is gunzipped here, as sent (aiohttp would do it first).
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
@@ -132,6 +133,7 @@ async def test_a_canary_is_nowhere_but_upstream_and_client(
     assert b'"event":"request"' in log  # debug logs were on and requests were logged
 
     assert any(CANARY.encode() in r.body for r in upstream.requests)
+    assert otlp.bodies, "nothing was exported: the check below would prove nothing"
     sinks = {"output": log, "redis": redis_dump(redis_server), "admin": admin,
              "otlp": b"".join(otlp.bodies), **files_under(state)}
     assert [name for name, data in sinks.items() if CANARY.encode() in data] == []
