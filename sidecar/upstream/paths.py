@@ -15,8 +15,9 @@ drop a trailing `/`. So:
   `invalid_request` names the exact path to use instead.
 
 Escapes are decoded up to three times, so `%252e%252e` cannot get through an upstream that
-decodes twice either. Paths with none of `.`, `%`, `\\`, `//` or a trailing `/` skip all this
-(the router already compared them exactly): the common passthrough pays four substring checks.
+decodes twice either; a `;parameter` does not hide a dot segment (`/..;/`). Paths with none of
+`.`, `%`, `\\`, `//` or a trailing `/` skip all this (the router already compared them
+exactly): the common passthrough pays four substring checks.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _resolved(text: str) -> list[str] | None:
     root."""
     segments: list[str] = []
     for part in _SEPARATORS.split(text):
+        part = part.partition(";")[0]  # `..;x` is `..` to servlet containers (Tomcat, Jetty)
         if part in ("", "."):
             continue
         if part == "..":

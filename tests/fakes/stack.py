@@ -6,14 +6,16 @@ For tests whose client is synchronous (hypothesis examples over raw sockets, sch
 The app is `create_app` on a real loopback socket, exactly as `start_sidecar` serves it.
 
 Every feature on: local keys (auth), the memory cache, spend with a priced model glob and a
-blocking budget, privacy in pseudonymize mode, routing with two providers (a pool for `fake/*`,
-a fallback for everything) and a route alias, Prometheus metrics, the request inspector, and an
-admin token. The "evil" fake is configured nowhere: whatever reaches it is a bug.
+blocking budget, privacy in pseudonymize mode, routing with two providers (`fake/*` on a, at a
+base URL with a path, which also takes the passthrough paths; everything else on b) and a route
+alias, Prometheus metrics, the request inspector, and an admin token. The "evil" fake is
+configured nowhere: whatever reaches it is a bug.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -32,6 +34,7 @@ ADMIN_TOKEN = "admin-tok-SENTINEL"
 KEYS = {"team-a": "tok-a-SENTINEL", "team-b": "tok-b-SENTINEL"}
 UPSTREAM_KEYS = {"a": "sk-upstream-a-SENTINEL", "b": "sk-upstream-b-SENTINEL"}
 MAX_BODY = 256 * 1024  # small, so a 413 is cheap to provoke
+BASE_PATH = "/api/v1"  # provider a's base URL has a path: leaving it would show
 
 
 def every_feature(a: FakeUpstream, b: FakeUpstream, state_dir: str) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def every_feature(a: FakeUpstream, b: FakeUpstream, state_dir: str) -> dict[str,
         "admin": {"token": ADMIN_TOKEN},
         "upstream": {"url": a.url},
         "providers": [
-            {"name": "a", "base_url": a.url, "api_key": UPSTREAM_KEYS["a"],
+            {"name": "a", "base_url": a.url + BASE_PATH, "api_key": UPSTREAM_KEYS["a"],
              "models": ["fake/*"], "headers": {"X-Api-Key": "hdr-SENTINEL"}},
             {"name": "b", "base_url": b.url, "api_key": UPSTREAM_KEYS["b"], "models": ["*"]},
         ],
@@ -71,6 +74,7 @@ class Stack:
         self.a = self.b = self.evil = FakeUpstream()
         self.port = self.admin_port = 0
         self.app: web.Application | None = None
+        self.logs = io.StringIO()  # a test may point the process's logging here
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)

@@ -50,7 +50,8 @@ async def test_the_admin_guard_compares_in_constant_time(
 
 
 @pytest.mark.parametrize("path", ["/../x", "/%2e%2e/x", "/a/../../x", "/%2E%2e/x", "/..",
-                                  "/%252e%252e/x", "/..\\x", "/a/%2e%2e/%2e%2e/sidecar"])
+                                  "/%252e%252e/x", "/..\\x", "/a/%2e%2e/%2e%2e/sidecar",
+                                  "/..;/x", "/.;/..;x/y"])
 def test_paths_that_climb_out_of_v1_are_not_found(path: str) -> None:
     """A passthrough path whose dot segments (plain, encoded, double-encoded) climb above /v1
     is a 404, whatever the method."""
