@@ -24,6 +24,7 @@ from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.logging import AccessWriter
 from sidecar.telemetry.metrics import Metrics
+from sidecar.telemetry.refusals import AuthRefusals
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.clock import Clock
 from sidecar.upstream.routing import Routing
@@ -49,6 +50,7 @@ class Deps:
     access: AccessWriter
     routing: Routing  # providers, breakers, averages: plain state, nothing to open or close
     telemetry: TelemetryExport
+    refusals: AuthRefusals  # 401s: counted, logged at most once a minute per scope
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
@@ -66,7 +68,8 @@ class Deps:
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
-                   routing=Routing.build(settings, clock), telemetry=telemetry)
+                   routing=Routing.build(settings, clock), telemetry=telemetry,
+                   refusals=AuthRefusals(metrics))
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
@@ -83,7 +86,7 @@ class Deps:
         logged while closing); the ledger flushes after the last request, before the access
         log's last lines; the price book fetches through the upstream pool, so it starts after
         it; flights close before the store they fill and the upstream pool they read."""
-        out: list[Resource] = [self.telemetry, self.access, self.upstream]
+        out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
         if self.prices is not None and self.ledger is not None:
             out += [self.prices, self.ledger]
         if self.cache is not None and self.flights is not None:

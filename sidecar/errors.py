@@ -38,6 +38,8 @@ class SidecarError(Exception):
 
     def __init__(self, message: str, *, param: str | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
+        if not message.isascii():  # it may quote a header value that was not UTF-8
+            message = message.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         super().__init__(message)
         self.message = message
         self.param = param

@@ -16,7 +16,8 @@ import structlog
 from aiohttp import web
 
 from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Reply, new_request_id
-from sidecar.errors import NotFound
+from sidecar.errors import NotFound, SidecarError
+from sidecar.pipeline.read_body import too_deep
 from sidecar.relay import error_response, internal_error, send_reply
 from sidecar.runtime import Runtime
 
@@ -61,8 +62,7 @@ class ProxyHandler:
             try:
                 reply = await pipeline(call)
             except Exception:
-                _log.exception("unhandled_error", request_id=call.request_id)
-                reply = Reply.from_error(internal_error(call))
+                reply = Reply.from_error(_failed(call))
             return await send_reply(request, call, reply)
         except asyncio.CancelledError:
             # Cancelled by aiohttp when the client disconnects (handler_cancellation), or by
@@ -77,6 +77,16 @@ class ProxyHandler:
                 call.status = 500 if call.outcome == "internal_error" else CLIENT_CLOSED_REQUEST
             finish(call)
             in_flight.discard(task)
+
+
+def _failed(call: Call) -> SidecarError:
+    """What a request that raised gets: 400 when its body is nested deeper than the stages can
+    handle (see read_body.MAX_DEPTH: checked here, after the fact, to keep it off the hot path),
+    else a 500 naming the request id, with the traceback logged under that id."""
+    if call.body is not None and (error := too_deep(call.body)) is not None:
+        return error
+    _log.exception("unhandled_error", request_id=call.request_id)
+    return internal_error(call)
 
 
 def finish(call: Call) -> None:
@@ -100,13 +110,27 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 def _new_call(request: web.Request, *, endpoint: str | None) -> Call:
     headers = request.headers
     tags = headers.get("x-sidecar-tags")
+    user = headers.get("x-sidecar-user")
+    raw_path = request.raw_path
+    if raw_path[:1] != "/":  # absolute-form target (GET http://host/v1/x): its path only
+        raw_path = request.rel_url.raw_path_qs
     return Call(
         request_id=new_request_id(),
         method=request.method,
-        path=request.raw_path[3:],  # "/v1/x?q" -> "/x?q", still percent-encoded
+        path=raw_path[3:],  # "/v1/x?q" -> "/x?q", still percent-encoded
         endpoint=endpoint,
         headers=headers,
         started=time.monotonic(),
-        user=headers.get("x-sidecar-user"),
-        tags=tuple(t.strip() for t in tags.split(",") if t.strip()) if tags else (),
+        user=None if user is None else header_text(user),
+        tags=tuple(t.strip() for t in header_text(tags).split(",") if t.strip()) if tags
+        else (),
     )
+
+
+def header_text(value: str) -> str:
+    """A header value as valid text. aiohttp decodes header bytes that are not UTF-8 into lone
+    surrogates, which every strict encoder (SQLite, orjson, protobuf, Redis) refuses: one such
+    `x-sidecar-user` once failed a whole ledger batch. They become U+FFFD here, once."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

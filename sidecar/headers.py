@@ -72,3 +72,10 @@ def client_response_headers(upstream: CIMultiDictProxy[str], *, decoded_body: bo
                             ) -> CIMultiDict[str]:
     """Headers for the client response, built from the upstream's."""
     return _without(upstream, _DROP[False, decoded_body])
+
+
+def sent_bytes(value: str) -> bytes:
+    """The bytes a client sent in a header (or query) value, for comparing credentials: aiohttp
+    decodes bytes that are not UTF-8 into lone surrogates, which a plain `encode()` refuses
+    with an exception (a 500); `surrogateescape` gives the original bytes back."""
+    return value.encode("utf-8", "surrogateescape")

@@ -18,6 +18,7 @@ from sidecar.admin import inspector, spend
 from sidecar.admin.cache import purge_cache
 from sidecar.admin.config_view import public_config
 from sidecar.admin.guard import guarded
+from sidecar.admin.openapi import openapi
 from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
 from sidecar.call import new_request_id
@@ -59,6 +60,7 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/sidecar/privacy", logged(guard(privacy)))
     app.router.add_get("/sidecar/usage", logged(guard(spend.usage)))
     app.router.add_get("/sidecar/budgets", logged(guard(spend.budgets)))
+    app.router.add_get("/sidecar/openapi.json", logged(guard(openapi)))
 
 
 def logged(handler: Handler) -> Handler:

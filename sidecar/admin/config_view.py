@@ -1,7 +1,9 @@
 """The effective configuration as shown by GET /sidecar/config: every secret as `***`.
 
-Secrets are the `SecretStr` fields (API keys, tokens), header values whose name says they carry
-credentials, and passwords inside URLs (redis://:password@host).
+Secrets are the `SecretStr` fields (API keys, tokens), header values, and credentials inside
+URLs (redis://user:password@host, https://token@host). Header values are masked unless the
+header is known to carry none (`X-Title`, `HTTP-Referer`...): credentials hide under names no
+pattern foresees (Honeycomb's `x-honeycomb-team`, Uptrace's `uptrace-dsn`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from pydantic import SecretStr
 from sidecar.config.schema import Settings
 
 MASK = "***"
-_SENSITIVE_HEADER = re.compile(r"auth|key|token|secret|password|cookie|session", re.IGNORECASE)
+_PLAIN_HEADERS = frozenset((  # shown as they are; every other header value is masked
+    "http-referer", "referer", "x-title", "user-agent", "accept", "accept-language",
+    "content-type", "anthropic-version", "anthropic-beta", "openai-beta", "x-scope-orgid"))
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", re.IGNORECASE)
+_URL_USER_ONLY = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@:]+@", re.IGNORECASE)
 
 
 def public_config(settings: Settings) -> dict[str, Any]:
@@ -30,13 +35,13 @@ def _mask(value: Any, parent: str) -> Any:
         return MASK
     if isinstance(value, dict):
         if parent == "headers":
-            return {k: MASK if _SENSITIVE_HEADER.search(k) else _mask(v, k)
+            return {k: _mask(v, k) if k.lower() in _PLAIN_HEADERS else MASK
                     for k, v in value.items()}
         return {k: _mask(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask(v, parent) for v in value]
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(rf"\1:{MASK}@", value)
+        return _URL_USER_ONLY.sub(rf"\1{MASK}@", _URL_PASSWORD.sub(rf"\1:{MASK}@", value))
     if isinstance(value, Path):
         return str(value)
     return value

@@ -1,6 +1,8 @@
 """The admin token check: `Authorization: Bearer <admin.token>`, or the inspector page's
 cookie (a browser cannot send a header on a page load or an EventSource), compared in constant
-time. A refused request gets 401 invalid_api_key."""
+time (`hmac.compare_digest`, on the bytes the client sent: a value that is not UTF-8 is a wrong
+token, not a crash). A refused request gets 401 invalid_api_key, and is counted and logged
+(rate-limited) by the app's AuthRefusals."""
 
 from __future__ import annotations
 
@@ -9,23 +11,35 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from sidecar.deps import DEPS
 from sidecar.errors import InvalidApiKey
+from sidecar.headers import sent_bytes
 from sidecar.relay import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "llm_sidecar_admin"
 
 
+def token_matches(given: str, expected: bytes) -> bool:
+    """The one comparison of an admin token, in constant time."""
+    return hmac.compare_digest(sent_bytes(given), expected)
+
+
 def guarded(expected: str) -> Callable[[Handler], Handler]:
     expected_bytes = expected.encode()
 
     def allowed(request: web.Request) -> bool:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(),
-                                                              expected_bytes):
-            return True
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer" and token_matches(token.strip(), expected_bytes):
+                return True
         cookie = request.cookies.get(COOKIE)
-        return cookie is not None and hmac.compare_digest(cookie.encode(), expected_bytes)
+        if cookie is not None and token_matches(cookie, expected_bytes):
+            return True
+        request.config_dict[DEPS].refusals.refused(
+            "admin", "missing" if header is None and cookie is None else "invalid")
+        return False
 
     def wrap(handler: Handler) -> Handler:
         async def guard(request: web.Request) -> web.StreamResponse:

@@ -18,14 +18,13 @@ as it accepts the bearer header.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable
 from importlib import resources
 
 import orjson
 from aiohttp import web
 
-from sidecar.admin.guard import COOKIE, Handler
+from sidecar.admin.guard import COOKIE, Handler, token_matches
 from sidecar.deps import DEPS
 from sidecar.errors import InvalidApiKey, NotFound
 from sidecar.inspector import Inspector
@@ -61,7 +60,8 @@ def page_handler(guard: Callable[[Handler], Handler]) -> Handler:
         given = request.query.get("token")
         if given is None or token is None:
             return await guarded_page(request)
-        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        if not token_matches(given, token.get_secret_value().encode()):
+            request.config_dict[DEPS].refusals.refused("admin", "invalid")
             return error_response(InvalidApiKey("Wrong admin token for the inspector page."))
         response = web.Response(status=303, headers={"Location": "/sidecar/ui"})
         response.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/sidecar")

@@ -32,3 +32,15 @@ def check_http_url(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http:// or https:// URL")
     return value.rstrip("/")
+
+
+def check_provider_url(value: str) -> str:
+    """A provider's URL: http(s), and no credentials in it. aiohttp turns `user:pass@` into an
+    Authorization header and refuses to send a request that has one already (the provider's
+    api_key, or a client's passed through): every request was a 500. Credentials go in
+    `api_key` or `headers` (`Authorization: Basic …`), where /sidecar/config masks them."""
+    value = check_http_url(value)
+    if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        raise ValueError("must not contain credentials (user:password@): put them in api_key "
+                         "or in headers, e.g. {Authorization: 'Basic …'}")
+    return value

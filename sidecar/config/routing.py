@@ -6,7 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from sidecar.config.base import PositiveSeconds, Section, check_http_url, empty_is_none
+from sidecar.config.base import (
+    PositiveSeconds,
+    Section,
+    check_http_url,
+    check_provider_url,
+    empty_is_none,
+)
 from sidecar.config.spend import Price
 
 
@@ -23,7 +29,7 @@ class ProviderSettings(Section):
     prices: dict[str, Price] = Field(default_factory=dict)
     proxy: str | None = None  # egress proxy URL for this provider; default: HTTPS_PROXY etc.
 
-    _url = field_validator("base_url")(check_http_url)
+    _url = field_validator("base_url")(check_provider_url)
     _key = field_validator("api_key", mode="before")(empty_is_none)
     _proxy = field_validator("proxy", mode="before")(empty_is_none)
 

@@ -20,7 +20,7 @@ from sidecar.config.base import (
     Port,
     PositiveSeconds,
     Section,
-    check_http_url,
+    check_provider_url,
     empty_is_none,
 )
 from sidecar.config.cache import CacheSettings
@@ -71,7 +71,7 @@ class UpstreamSettings(Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return value if value == "demo" else check_http_url(value)
+        return value if value == "demo" else check_provider_url(value)
 
 
 class AuthKey(Section):

@@ -99,7 +99,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if deps.inspector is not None:
         before_body.append(Inspect(deps.inspector))
     if settings.auth.required:
-        before_body.append(Auth(settings.auth))
+        before_body.append(Auth(settings.auth, deps.refusals))
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes,
                                                    aliases=settings.routes)]
     if settings.privacy.redact.mode != "off":

@@ -17,10 +17,12 @@ from sidecar.call import Call, Next, Reply
 from sidecar.config.schema import AuthSettings
 from sidecar.errors import InvalidApiKey
 from sidecar.globs import Globs
+from sidecar.headers import sent_bytes
+from sidecar.telemetry.refusals import AuthRefusals
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return hashlib.sha256(sent_bytes(token)).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class Auth:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, refusals: AuthRefusals) -> None:
+        self._refusals = refusals  # counts and logs (rate-limited) each 401
         self._keys = {
             _digest(key.token.get_secret_value()): _Key(
                 key.name, tuple(key.tags),
@@ -50,12 +53,14 @@ class Auth:
     async def __call__(self, call: Call, next: Next) -> Reply:
         token = bearer_token(call.headers.get("Authorization"))
         if token is None:
+            self._refusals.refused("proxy", "missing")
             return Reply.from_error(InvalidApiKey(
                 "Missing API key: this sidecar requires a local key. Send "
                 "'Authorization: Bearer <token>' with a token from auth.keys "
                 "(with the OpenAI SDK: set OPENAI_API_KEY)."))
         key = self._keys.get(_digest(token))
         if key is None:
+            self._refusals.refused("proxy", "invalid")
             return Reply.from_error(InvalidApiKey(
                 "Unknown API key: the bearer token matches none of this sidecar's auth.keys."))
         call.key_name = key.name

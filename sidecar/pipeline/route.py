@@ -15,7 +15,8 @@ Each try is an `Attempt` on the call; replaced replies are discarded (their conn
 to the pool). The answer's body is decoded so stages can read it, an event stream is re-chunked
 into whole events, and `answer.observe` notes usage and the finish reason when a stage reads
 them. `forward` serves every other path, undecoded and unbuffered, on the first provider (no
-retries: a streamed upload cannot be replayed), and `GET /v1/models` merged across providers.
+retries: a streamed upload cannot be replayed), and `GET /v1/models` merged across providers;
+it refuses a path that leaves /v1 or spells a model endpoint another way (upstream/paths.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from sidecar.answer import observe
 from sidecar.call import Call, Reply
 from sidecar.errors import NoProviderAvailable, UpstreamTimeout, UpstreamUnavailable
+from sidecar.upstream import paths
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.models import merged_models
 from sidecar.upstream.retry import retry_after
@@ -167,6 +169,8 @@ class Route:
         return reply
 
     async def forward(self, call: Call) -> Reply:
+        if (refused := paths.refusal(call.method, call.path)) is not None:
+            return Reply.from_error(refused)  # leaves /v1, or a model endpoint in disguise
         if self._merge_models and call.method == "GET" and (
                 call.path.partition("?")[0] == "/models"):
             return await merged_models(self._client, self._routing, call)

@@ -143,6 +143,7 @@ class PriceBook:
         try:
             async with self._upstream.session.get(
                     source.url, headers=source.headers, auto_decompress=True,
+                    allow_redirects=False,  # a redirect is an error, never followed (SSRF)
                     timeout=aiohttp.ClientTimeout(total=_FETCH_TIMEOUT_S)) as response:
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}")

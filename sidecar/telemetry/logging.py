@@ -71,9 +71,18 @@ def _render_chain(fmt: str, zdr: bool) -> list[structlog.typing.Processor]:
     zero data retention mode tracebacks are formatted without exception messages first."""
     scrub: list[structlog.typing.Processor] = [withhold_exception_messages] if zdr else []
     if fmt == "console":  # renders exceptions itself, prettily
-        return [*scrub, structlog.dev.ConsoleRenderer(colors=False)]
+        return [*scrub, console_renderer()]
     return [*scrub, structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(_json)]
+
+
+def console_renderer() -> structlog.dev.ConsoleRenderer:
+    """structlog's console renderer, with tracebacks that do not print local variables: its
+    default (rich, show_locals) would print a frame's `call` or `headers` on any logged
+    exception, so client keys, the upstream key and prompts would reach the log."""
+    return structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.RichTracebackFormatter(
+            color_system=None, show_locals=False))
 
 
 def configure_logging(logs: LogSettings, stream: TextIO | None = None, *,
@@ -127,7 +136,7 @@ class AccessWriter:
         self._sink = sink  # the OTLP log export, when `signals: [logs]` is configured
         self._render: Callable[[dict[str, Any]], str] = lambda event: _json(event) + "\n"
         if logs.format == "console":
-            console = structlog.dev.ConsoleRenderer(colors=False)
+            console = console_renderer()
             self._render = lambda event: str(console(None, event["level"], event)) + "\n"
         self._pending: list[str] = []
         self._size = 0

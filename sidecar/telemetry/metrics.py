@@ -104,6 +104,9 @@ INSTRUMENTS = (
          "Spend ledger failures, by operation.", ("operation",)),
     _own("llm_sidecar_redactions", "counter", "{value}",
          "Values redacted from requests, by entity type.", ("entity",)),
+    _own("llm_sidecar_auth_failures", "counter", "{request}",
+         "Requests refused for their credentials, by scope (proxy: auth.keys; admin: "
+         "admin.token) and reason (missing, invalid).", ("scope", "reason")),
     _own("llm_sidecar_telemetry_dropped", "counter", "{item}",
          "Telemetry items dropped because an exporter was down or slow, by signal.",
          ("signal",)),
@@ -152,6 +155,7 @@ class Metrics:
         self.ledger_errors = built["llm_sidecar_ledger_errors"]
         self.redactions = built["llm_sidecar_redactions"]
         self.telemetry_dropped = built["llm_sidecar_telemetry_dropped"]
+        self.auth_failures = built["llm_sidecar_auth_failures"]
         self.genai_tokens = built["gen_ai.client.token.usage"]
         self.genai_duration = built["gen_ai.client.operation.duration"]
         self.genai_ttfc = built["gen_ai.client.operation.time_to_first_chunk"]
@@ -202,6 +206,10 @@ class Metrics:
 
     def redacted(self, entity: str, count: int) -> None:
         self.redactions.labels(entity).inc(count)
+
+    def auth_failure(self, scope: str, reason: str) -> None:
+        """A request refused for its credentials (see telemetry/refusals.py)."""
+        self._child(self.auth_failures, (scope, reason)).inc()
 
     def dropped(self, signal: str, count: int) -> None:
         """Telemetry lost to a full queue or a failed export (called from exporter threads)."""

@@ -13,6 +13,8 @@ from sidecar.errors import ModelNotAllowed
 from sidecar.pipeline import build_pipeline, compose
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.read_body import accept_body
+from sidecar.telemetry.metrics import Metrics
+from sidecar.telemetry.refusals import AuthRefusals
 from tests.fakes.calls import Recorder, make_call, ok
 
 
@@ -78,10 +80,14 @@ AUTH = Settings.model_validate({"auth": {"required": True, "keys": [
 ]}}).auth
 
 
+def make_auth() -> Auth:
+    return Auth(AUTH, AuthRefusals(Metrics()))
+
+
 async def test_auth_accepts_a_known_token_and_tags_the_call() -> None:
     """A known bearer token passes; the call carries the key's name and tags."""
     call = make_call({"Authorization": "Bearer tok-a"}, tags=("from-header",))
-    reply = await Auth(AUTH)(call, ok)
+    reply = await make_auth()(call, ok)
     assert reply.status == 200
     assert call.key_name == "team-a"
     assert call.tags == ("from-header", "batch")
@@ -90,7 +96,7 @@ async def test_auth_accepts_a_known_token_and_tags_the_call() -> None:
 async def test_auth_refuses_missing_and_unknown_tokens() -> None:
     """No token or an unknown one ends the call with 401 invalid_api_key, next not called."""
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic tok-a"}):
-        reply = await Auth(AUTH)(make_call(headers), ok)
+        reply = await make_auth()(make_call(headers), ok)
         assert reply.status == 401
         assert reply.body is not None and b'"code":"invalid_api_key"' in reply.body
         assert b"tok-a" not in reply.body
@@ -99,17 +105,17 @@ async def test_auth_refuses_missing_and_unknown_tokens() -> None:
 async def test_auth_hands_the_allowed_models_to_read_body() -> None:
     """The key's globs go onto the call; read_body refuses a model outside them with 403."""
     restricted = make_call({"Authorization": "Bearer tok-a"}, model=None)
-    await Auth(AUTH)(restricted, ok)
+    await make_auth()(restricted, ok)
     assert restricted.allowed_models is not None
     accept_body(restricted, b'{"model": "openai/gpt-4o"}')
     with pytest.raises(ModelNotAllowed, match=r"allowed_models are openai/\*"):
         accept_body(restricted, b'{"model": "anthropic/claude-3-5-haiku"}')
     free = make_call({"Authorization": "Bearer tok-b"}, model=None)
-    await Auth(AUTH)(free, ok)
+    await make_auth()(free, ok)
     assert free.allowed_models is None  # "*": every model, no check at all
 
 
 async def test_auth_lets_passthrough_calls_without_a_model_through() -> None:
     """Passthrough calls (no model) only need a valid token."""
-    reply = await Auth(AUTH)(make_call({"Authorization": "Bearer tok-a"}, model=None), ok)
+    reply = await make_auth()(make_call({"Authorization": "Bearer tok-a"}, model=None), ok)
     assert reply.status == 200
