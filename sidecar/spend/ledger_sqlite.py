@@ -132,15 +132,31 @@ class SqliteLedger:
             batch, self._pending = self._pending, []
             try:
                 await self._in_thread(self._store.write, batch)
-            except (sqlite3.Error, OSError) as exc:
-                self._pending[:0] = batch
-                overflow = len(self._pending) - self._spend.max_pending_rows
-                if overflow > 0:
-                    del self._pending[:overflow]
-                    self.dropped += overflow
-                self._failed("write", exc)
-                return
+            except Exception as exc:
+                if _disk_trouble(exc):  # full, read-only, locked, corrupt: keep, retry later
+                    self._pending[:0] = batch
+                    overflow = len(self._pending) - self._spend.max_pending_rows
+                    if overflow > 0:
+                        del self._pending[:overflow]
+                        self.dropped += overflow
+                    self._failed("write", exc)
+                    return
+                # A row the store cannot take (bad data: a bug): save the others.
+                lost = await self._in_thread(self._write_one_by_one, batch)
+                if lost:
+                    self.dropped += lost
+                    _log.exception("ledger_rows_unwritable", rows=lost)
             self._recovered()
+
+    def _write_one_by_one(self, batch: list[Row]) -> int:
+        """Write each row on its own; return how many could not be written."""
+        lost = 0
+        for row in batch:
+            try:
+                self._store.write([row])
+            except Exception:
+                lost += 1
+        return lost
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -220,3 +236,10 @@ class SqliteLedger:
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._executor is not None
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+
+def _disk_trouble(exc: Exception) -> bool:
+    """The file, not the rows: sqlite's OperationalError (full, read-only, locked), a bare
+    DatabaseError (a corrupt file) or an OSError. Other sqlite errors mean a row it cannot take."""
+    return isinstance(exc, (sqlite3.OperationalError, OSError)) or (
+        type(exc) is sqlite3.DatabaseError)

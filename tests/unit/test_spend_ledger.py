@@ -74,3 +74,15 @@ async def test_rows_wait_while_the_file_cannot_be_written_and_are_bounded(
     assert ledger.healthy
     written = rows(ledger.path)
     assert len(written) == FLUSH_ROWS + 100 and written[0]["request_id"] == "50"
+
+
+async def test_a_row_the_store_cannot_take_loses_only_itself(ledger: SqliteLedger) -> None:
+    """A row that makes the write fail with a bug (not a disk error) is dropped and counted;
+    the other rows of its batch are written, not lost with it."""
+    bad = row(1)
+    bad.user = object()  # type: ignore[assignment]  # sqlite cannot bind it
+    for r in (row(0), bad, row(2)):
+        ledger.record(r)
+    await ledger.flush()
+    assert [r["request_id"] for r in rows(ledger.path)] == ["0", "2"]
+    assert ledger.dropped == 1
