@@ -56,16 +56,21 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def start_sidecar(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[StartSidecar]:
+async def start_sidecar(upstream: FakeUpstream, tmp_path: Path, request: pytest.FixtureRequest
+                        ) -> AsyncIterator[StartSidecar]:
+    """Start the real app on a loopback port. A test module's `SIDECAR_BASE` (a config) is
+    merged under every config its tests pass (e.g. the cache off for tests that repeat
+    identical requests on purpose)."""
     runners: list[web.AppRunner] = []
+    base = getattr(request.module, "SIDECAR_BASE", {})
 
     async def start(config: dict[str, Any] | None = None,
                     outer_stages: Sequence[Stage] = (), clock: Clock | None = None
                     ) -> RunningSidecar:
         # The price book's GET /models at start would be one more request in upstream.requests;
         # the spend tests turn it back on.
-        raw = merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path),
-                     "spend": {"fetch_prices": False}}, config or {})
+        raw = merge(merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path),
+                           "spend": {"fetch_prices": False}}, base), config or {})
         settings = Settings.model_validate(raw)
         app = create_app(settings, outer_stages=outer_stages, clock=clock)
         runner = make_runner(app, shutdown_timeout=2)

@@ -1,5 +1,6 @@
-"""Fixtures of the end-to-end telemetry tests: two real OTLP receivers (gRPC and HTTP), and a
-process environment without OTEL_* variables so each test sees only what it sets."""
+"""Fixtures of the end-to-end tests: two real OTLP receivers (gRPC and HTTP), a process
+environment without OTEL_* variables so each test sees only what it sets, and the spend tests'
+metered upstream (it bills every request its worst case)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.fakes.metered import Metered
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver
+
+
+@pytest.fixture
+async def metered() -> AsyncIterator[Metered]:
+    fake = Metered()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture

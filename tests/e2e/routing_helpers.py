@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import orjson
 
-from tests.conftest import RunningSidecar, StartSidecar, merge
+from tests.conftest import RunningSidecar
 from tests.fakes.upstream import FakeUpstream
 
 MakeUpstreams = Callable[[int], Awaitable[list[FakeUpstream]]]
@@ -38,11 +38,3 @@ async def chat(client: openai.AsyncOpenAI, model: str, **extra_body: Any
     return (raw.headers["x-sidecar-provider"], int(raw.headers["x-sidecar-attempts"]),
             answer.model)
 
-
-def without_cache(start: StartSidecar) -> StartSidecar:
-    """Routing tests repeat identical requests on purpose: each must reach a provider, so the
-    (default) memory cache is off for them."""
-    async def start_uncached(config: dict[str, Any] | None = None,
-                             **kwargs: Any) -> RunningSidecar:
-        return await start(merge({"cache": {"backend": "off"}}, config or {}), **kwargs)
-    return start_uncached

@@ -16,7 +16,6 @@ import pytest
 
 from sidecar.call import Call, Next, Reply, Usage
 from tests.conftest import RunningSidecar, StartSidecar, free_port
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.anthropic import (
     Answer,
     FakeAnthropic,
@@ -34,11 +33,10 @@ HI = [{"role": "user", "content": "hi"}]
 WEATHER: Any = {"type": "function", "function": {"name": "weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): these tests repeat requests on purpose: each must reach the provider.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: these tests repeat requests on purpose."""
-    return without_cache(start_sidecar)
 
 
 def provider(url: str, **extra: Any) -> dict[str, Any]:

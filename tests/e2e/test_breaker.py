@@ -10,17 +10,16 @@ import openai
 import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
-from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider, without_cache
+from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider
 from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import Script, chat_chunks
 
 BREAKER = {"failures": 2, "open_s": 30}
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): breakers count upstream answers: identical requests must each reach one.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off (see routing_helpers.without_cache)."""
-    return without_cache(start_sidecar)
 
 
 def client(sidecar: RunningSidecar) -> openai.AsyncOpenAI:

@@ -15,7 +15,6 @@ import pytest
 import trustme
 
 from tests.conftest import StartSidecar, free_port
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.proxy import FakeProxy
 from tests.fakes.upstream import FakeUpstream
 
@@ -23,11 +22,10 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
               "ALL_PROXY", "all_proxy")
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): each request must go out through the proxy.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off (see routing_helpers.without_cache)."""
-    return without_cache(start_sidecar)
 
 
 @pytest.fixture

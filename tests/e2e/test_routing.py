@@ -19,16 +19,14 @@ from tests.e2e.routing_helpers import (
     chat,
     models_asked,
     provider,
-    without_cache,
 )
 from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): routing tests repeat identical requests on purpose: each must reach a provider.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off (see routing_helpers.without_cache)."""
-    return without_cache(start_sidecar)
 
 
 def client(sidecar: Any) -> openai.AsyncOpenAI:

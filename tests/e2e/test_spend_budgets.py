@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,31 +15,20 @@ import orjson
 import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.metered import Metered
 from tests.fakes.spend import MODEL, Clock, flush, get_json, ledger_of, rows, sse_events
 
 MESSAGES = [{"role": "user", "content": "Spend it."}]
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): identical requests must each be billed (a hit costs 0).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: identical requests must each reach the
-    metered upstream (a cache would collapse them into one)."""
-    return without_cache(start_sidecar)
 
 
 def utc(text: str) -> float:
     """Unix time of an RFC 3339 UTC time."""
     return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-@pytest.fixture
-async def metered() -> AsyncIterator[Metered]:
-    fake = Metered()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def config(metered: Metered, *budgets: dict[str, Any], **spend: Any) -> dict[str, Any]:

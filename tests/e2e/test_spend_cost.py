@@ -15,27 +15,16 @@ import orjson
 import pytest
 
 from tests.conftest import StartSidecar
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.metered import Metered
 from tests.fakes.spend import MODEL, flush, get_json, priced, rows, sse_events
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 
 MESSAGES = [{"role": "user", "content": "How much?"}]
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): identical requests must each be billed (a hit costs 0).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: identical requests must each reach the
-    metered upstream (a cache would collapse them into one)."""
-    return without_cache(start_sidecar)
-
-
-@pytest.fixture
-async def metered() -> AsyncIterator[Metered]:
-    fake = Metered()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 @pytest.fixture

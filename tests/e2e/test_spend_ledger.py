@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from tests.conftest import StartSidecar, free_port, merge
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.metered import Metered
 from tests.fakes.spend import MODEL, get_json, ledger_of, rows
 
@@ -27,20 +26,10 @@ BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}
 PRICES = {MODEL: {"prompt": 0, "completion": 1e-6}}  # a 10-token answer costs 10 micro-USD
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): identical requests must each be billed (a hit costs 0).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: identical requests must each reach the
-    metered upstream (a cache would collapse them into one)."""
-    return without_cache(start_sidecar)
-
-
-@pytest.fixture
-async def metered() -> AsyncIterator[Metered]:
-    fake = Metered()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 class Process:

@@ -7,7 +7,6 @@ would show as overspend. Also: a dead Redis gives the configured failure mode, a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import openai
 import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.metered import Metered
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import MODEL, flush, get_json
@@ -25,20 +23,10 @@ MESSAGES = [{"role": "user", "content": "Race for the last dollar."}]
 PROMPT_NANO, COMPLETION_NANO = 1_000, 2_000  # 1 and 2 micro-USD a token
 RESERVE = 100  # spend.reserve_max_tokens: the limit of requests that set none
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): racing identical requests must each reach the metered upstream.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: identical requests must each reach the
-    metered upstream (a cache would collapse them into one)."""
-    return without_cache(start_sidecar)
-
-
-@pytest.fixture
-async def metered() -> AsyncIterator[Metered]:
-    fake = Metered()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def spend_config(metered: Metered, limit_usd: float, ledger: str | None) -> dict[str, Any]:

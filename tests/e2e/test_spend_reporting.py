@@ -8,7 +8,6 @@ import calendar
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pytest
 import yaml
 
 from tests.conftest import RunningSidecar, StartSidecar
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.metered import Metered
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import Clock, flush, get_json, ledger_of
@@ -29,20 +27,10 @@ KEYS = [{"name": "team-a", "token": "tok-a", "tags": ["batch"]},
         {"name": "team-b", "token": "tok-b"}]
 T0 = calendar.timegm(time.strptime("2026-11-18T10:20:30Z", "%Y-%m-%dT%H:%M:%SZ"))
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): identical requests must each be billed (a hit costs 0).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: identical requests must each reach the
-    metered upstream (a cache would collapse them into one)."""
-    return without_cache(start_sidecar)
-
-
-@pytest.fixture
-async def metered() -> AsyncIterator[Metered]:
-    fake = Metered()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 @pytest.fixture

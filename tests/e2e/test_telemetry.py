@@ -21,7 +21,6 @@ from sidecar.deps import DEPS
 from sidecar.telemetry.logging import configure_logging
 from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS
 from tests.conftest import StartSidecar
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver, attributes
 from tests.fakes.telemetry import CLIENT, SERVER, both, by_kind, client, flush
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
@@ -30,11 +29,10 @@ CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 SECRET_PROMPT = "my-secret-prompt-text-42"
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): each request must reach the upstream (one CLIENT span each).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: each request must reach the upstream."""
-    return without_cache(start_sidecar)
 
 
 async def test_spans_reach_both_receivers_with_only_their_own_headers(

@@ -13,7 +13,6 @@ from sidecar.deps import DEPS
 from sidecar.pipeline import PIPELINES
 from sidecar.telemetry.exporting import PENDING_BATCHES
 from tests.conftest import StartSidecar, free_port
-from tests.e2e.routing_helpers import without_cache
 from tests.fakes.otlp import BlackHole, GrpcReceiver, HttpReceiver, attributes
 from tests.fakes.telemetry import CLIENT, SERVER, by_kind, client, flush
 from tests.fakes.upstream import FakeUpstream
@@ -21,11 +20,10 @@ from tests.fakes.upstream import FakeUpstream
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
+# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
+# config): each request must reach the upstream.
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
-@pytest.fixture
-def start_sidecar(start_sidecar: StartSidecar) -> StartSidecar:
-    """The shared fixture, with the memory cache off: each request must reach the upstream."""
-    return without_cache(start_sidecar)
 
 
 async def test_dead_exporters_never_hold_up_requests_and_memory_stays_bounded(
