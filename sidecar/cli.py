@@ -10,7 +10,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from sidecar import __version__
-from sidecar.config import ConfigError, Settings, file_sections, load_settings
+from sidecar.config import ConfigError, Settings, load_settings
 from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sidecar.telemetry.logging import configure_logging
 
     configure_logging(settings.telemetry.logs, zdr=settings.privacy.zdr)
-    return run(settings, file_sections=file_sections(config_path))
+    return run(settings)
 
 
 def _load_or_report(path: str | None, overrides: dict[str, object]) -> Settings | None:

@@ -13,7 +13,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Collection
 
 import structlog
 from aiohttp import web
@@ -26,13 +25,10 @@ from sidecar.privacy.policy import startup_fields
 from sidecar.runtime import RUNTIME
 from sidecar.upstream.demo import start_demo
 
-# Sections whose features later releases act on; until then a file that sets them gets a notice.
-NOT_YET_ACTIVE: tuple[str, ...] = ()
-
 log = structlog.get_logger("sidecar.server")
 
 
-async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> int:
+async def serve(settings: Settings) -> int:
     began = time.monotonic()
     demo: web.AppRunner | None = None
     if settings.upstream.url == "demo":
@@ -40,10 +36,6 @@ async def serve(settings: Settings, *, file_sections: Collection[str] = ()) -> i
         settings = settings.model_copy(
             update={"upstream": settings.upstream.model_copy(update={"url": url})})
         log.info("demo_upstream", url=url, note="offline demo upstream: echo answers, no key")
-    inactive = sorted(set(file_sections).intersection(NOT_YET_ACTIVE))
-    if inactive:
-        log.warning("config_sections_not_active", sections=inactive,
-                    note="validated, but this version does not act on them yet")
 
     grace = settings.listen.shutdown_grace_s
     app = create_app(settings)
@@ -111,7 +103,7 @@ async def listen(runner: web.AppRunner, host: str, port: int) -> None:
     await web.SockSite(runner, sock).start()
 
 
-def run(settings: Settings, *, file_sections: Collection[str] = ()) -> int:
+def run(settings: Settings) -> int:
     """Run `serve` on uvloop when it is installed."""
     loop_factory = None
     if sys.platform != "win32":
@@ -122,4 +114,4 @@ def run(settings: Settings, *, file_sections: Collection[str] = ()) -> int:
         except ImportError:
             pass
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(serve(settings, file_sections=file_sections))
+        return runner.run(serve(settings))

@@ -78,15 +78,6 @@ def load_settings(
     return settings
 
 
-def file_sections(path: str | Path | None) -> set[str]:
-    """The top-level sections a config file sets (for start-up notices); empty when unreadable."""
-    if path is None:
-        return set()
-    problems: list[str] = []
-    data, _ = _read_yaml(Path(path), problems)
-    return set(data)
-
-
 def _read_yaml(path: Path, problems: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """Parse the file with each ${...} swapped for a plain placeholder first.
 
