@@ -313,3 +313,34 @@ async def test_privacy_runs_right_after_read_body(start_sidecar: StartSidecar) -
     sidecar = await private(start_sidecar, "mask")
     names = sidecar.app[PIPELINES].stage_names
     assert names[names.index("read_body") + 1] == "privacy"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_a_cache_hit_restores_this_requests_own_values(
+        start_sidecar: StartSidecar, upstream: FakeUpstream, stream: bool) -> None:
+    """Two prompts that differ only in their email redact to the same request, so the second
+    is a cache hit of the first's answer; each client still reads its own email back, never
+    the other's (the entry holds placeholders; restoration is per request)."""
+    # Spend off: it asks every stream for usage, which this echoing upstream never sends, and
+    # an entry without usage cannot serve a stream that asked for it.
+    sidecar = await start_sidecar({"privacy": {"redact": {"mode": "pseudonymize"}},
+                                   "cache": {"backend": "memory"}, "spend": {"ledger": "off"}})
+    answers, statuses = [], []
+    async with client(sidecar) as sdk:
+        for who in ("alice@example.com", "bob@example.org"):
+            prompt = f"Write to {who} today."
+            if stream:
+                raw = await sdk.chat.completions.with_raw_response.create(
+                    model="m", messages=[{"role": "user", "content": prompt}], stream=True)
+                text = "".join([c.choices[0].delta.content or "" async for c in raw.parse()
+                                if c.choices])
+            else:
+                raw = await sdk.chat.completions.with_raw_response.create(
+                    model="m", messages=[{"role": "user", "content": prompt}])
+                text = raw.parse().choices[0].message.content or ""
+            answers.append(text)
+            statuses.append(raw.headers["x-sidecar-cache"])
+    assert statuses == ["MISS", "HIT"]
+    assert len([r for r in upstream.requests if r.path == "/chat/completions"]) == 1
+    assert "alice@example.com" in answers[0] and "bob@example.org" not in answers[0]
+    assert "bob@example.org" in answers[1] and "alice@example.com" not in answers[1]
