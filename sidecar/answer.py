@@ -23,6 +23,12 @@ from sidecar.sse import event_json, split_events
 
 _RESPONSE_STATUS = {"completed": "stop", "incomplete": "length", "failed": "error",
                     "cancelled": "error"}
+# Usage figures beyond these are an upstream's bug, read as missing: no answer has 2^31 tokens
+# (context windows stop at a few million) and no request costs a million dollars. Believed,
+# one such figure wrote a cost no SQLite INTEGER holds (the ledger batch was lost) and spent
+# every budget for the rest of its window.
+_MAX_TOKENS = 2**31
+_MAX_COST_USD = 1e6
 
 
 def observe(call: Call, reply: Reply) -> Reply:
@@ -83,7 +89,8 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
         cached_tokens=_int(_get(prompt_details, "cached_tokens")),
         cache_write_tokens=_int(_get(prompt_details, "cache_write_tokens")),
         reasoning_tokens=_int(_get(completion_details, "reasoning_tokens")),
-        cost_usd=float(cost) if isinstance(cost, (int, float)) and cost >= 0 else None,
+        cost_usd=float(cost) if isinstance(cost, (int, float)) and 0 <= cost < _MAX_COST_USD
+        else None,
     )
 
 
@@ -92,4 +99,4 @@ def _get(details: Any, name: str) -> Any:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
+    return value if isinstance(value, int) and 0 < value < _MAX_TOKENS else 0

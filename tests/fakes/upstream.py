@@ -2,8 +2,9 @@
 
 By default it answers like OpenAI (chat, completions, embeddings, responses, models) and echoes
 anything else. Tests steer single requests with `script(path, Script(...))`: status, delay, a
-paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers. Each script is
-used once, in order; without one the default answer is given. Every request is recorded
+paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers, and faults of the
+wire itself: a body sent one byte at a time, or cut (reset) or stalled after N bytes. Each
+script is used once, in order; without one the default answer is given. Every request is recorded
 (method, raw path, headers, body bytes) and the fake notes when a client aborted a stream.
 """
 
@@ -41,6 +42,9 @@ class Script:
     wait_before: dict[int, asyncio.Event] = field(default_factory=dict)  # event index -> gate
     gzip: bool = False  # send the body gzip-encoded with Content-Encoding: gzip
     close_before_headers: bool = False  # read the request, then drop the connection
+    byte_pause_s: float | None = None  # send the body (JSON or SSE) one byte per write
+    cut_body_after: int | None = None  # JSON: full Content-Length, N bytes, then a reset
+    stall_body_after: int | None = None  # JSON: full Content-Length, N bytes, then silence
 
 
 @dataclass
@@ -148,7 +152,31 @@ class FakeUpstream:
         if script.gzip:
             payload = gzip.compress(payload)
             headers["Content-Encoding"] = "gzip"
-        return web.Response(status=script.status, body=payload, headers=headers)
+        if (script.byte_pause_s is None and script.cut_body_after is None
+                and script.stall_body_after is None):
+            return web.Response(status=script.status, body=payload, headers=headers)
+        response = web.StreamResponse(status=script.status, headers=headers)
+        response.content_length = len(payload)
+        await response.prepare(request)
+        if script.cut_body_after is not None or script.stall_body_after is not None:
+            sent = script.cut_body_after if script.cut_body_after is not None else (
+                script.stall_body_after or 0)
+            await response.write(payload[:sent])
+            if script.cut_body_after is not None:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await asyncio.Event().wait()  # until the client disconnects
+        await self._trickle(response, payload, script.byte_pause_s or 0.0)
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _trickle(response: web.StreamResponse, data: bytes, pause_s: float) -> None:
+        """Write `data` one byte per write (each its own chunk on the wire)."""
+        for index in range(len(data)):
+            await response.write(data[index:index + 1])
+            await asyncio.sleep(pause_s)
 
     async def _stream(self, request: web.Request, script: Script) -> web.StreamResponse:
         response = web.StreamResponse(status=script.status, headers={
@@ -164,12 +192,18 @@ class FakeUpstream:
                 return response
             if index == script.stall_after:
                 await asyncio.Event().wait()  # until the client disconnects
-            await response.write(event if isinstance(event, bytes) else
-                                 b"data: " + orjson.dumps(event) + b"\n\n")
+            raw = event if isinstance(event, bytes) else b"data: " + orjson.dumps(event) + b"\n\n"
+            if script.byte_pause_s is not None:
+                await self._trickle(response, raw, script.byte_pause_s)
+            else:
+                await response.write(raw)
             if script.sse_interval_s:
                 await asyncio.sleep(script.sse_interval_s)
         if script.done:
-            await response.write(b"data: [DONE]\n\n")
+            if script.byte_pause_s is not None:
+                await self._trickle(response, b"data: [DONE]\n\n", script.byte_pause_s)
+            else:
+                await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
