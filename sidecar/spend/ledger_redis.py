@@ -27,11 +27,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from sidecar.config.schema import Settings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
-from sidecar.spend.policy import Ask, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
 from sidecar.spend.redis_scripts import ADMIT, SETTLE
@@ -61,12 +61,18 @@ class RedisLedger:
         self._spend = spend
         self._metrics = metrics
         timeout = spend.redis_timeout_s
+        # One immediate retry on a connection error re-opens a pooled connection that a Redis
+        # restart closed: without it, each stale connection failed one request after Redis was
+        # back and opened a new outage (503s under fail_closed for another interval). Timeouts
+        # are not retried: that would double the wait `redis_timeout_s` bounds.
         self._redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True)
+            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            decode_responses=True)
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
         self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
+        self._charges: list[tuple[str, str, str, int | None, int]] = []  # see charge()
         self._rows: list[Row] = []
         self._task: asyncio.Task[None] | None = None
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
@@ -142,6 +148,15 @@ class RedisLedger:
             return None
         return grant.remaining + grant.cost - cost  # as this replica saw it
 
+    def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
+        for rule, value in budgets:
+            start = window_start(rule.window, ts)
+            end = window_end(rule.window, start)
+            self._charges.append((f"{PREFIX}b:{rule.name}:{start}:{value}",
+                                  f"{PREFIX}bv:{rule.name}:{start}", value,
+                                  None if end is None else end + 60, cost))
+        self._trim()
+
     def record(self, row: Row) -> None:
         self._rows.append(row)
         self._trim()
@@ -156,14 +171,15 @@ class RedisLedger:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not (self._settles or self._rows) or self._outage is not None:
+            if not (self._settles or self._rows or self._charges) or self._outage is not None:
                 return
             settles, self._settles = self._settles, []
             rows, self._rows = self._rows, []
+            charges, self._charges = self._charges, []
             try:
-                await self._send(settles, rows)
+                await self._send(settles, rows, charges)
             except (RedisError, OSError) as exc:
-                self._settles[:0], self._rows[:0] = settles, rows
+                self._settles[:0], self._rows[:0], self._charges[:0] = settles, rows, charges
                 self._trim()
                 self._failed("write", exc)
 
@@ -247,8 +263,15 @@ class RedisLedger:
         raise ValueError(index)
 
     async def _send(self, settles: list[tuple[RedisHold, int, int, list[int]]],
-                    rows: list[Row]) -> None:
+                    rows: list[Row], charges: list[tuple[str, str, str, int | None, int]]
+                    ) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
+            for budget, values, value, expire_at, cost in charges:
+                pipe.hincrby(budget, "spent", cost)
+                pipe.sadd(values, value)
+                if expire_at is not None:  # in the past (the window is over): removed at once
+                    pipe.expireat(budget, expire_at)
+                    pipe.expireat(values, expire_at)
             for hold, held, cost, back in settles:
                 await self._settle(
                     keys=[*hold.budget_keys, *(k for k, _ in hold.tpm_keys)],
@@ -282,7 +305,7 @@ class RedisLedger:
 
     def _trim(self) -> None:
         limit = self._spend.max_pending_rows
-        for queue in (self._rows, self._settles):
+        for queue in (self._rows, self._settles, self._charges):
             if len(queue) > limit:
                 del queue[: len(queue) - limit]
                 self._metrics.ledger_error("dropped")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,11 @@ from typing import Any
 import aiohttp
 import openai
 import orjson
+import redis
 
 from sidecar.deps import DEPS, Deps
 from sidecar.spend.ledger import sqlite_path
+from sidecar.spend.redis_rows import PREFIX
 from tests.conftest import RunningSidecar
 from tests.fakes.otlp import HttpReceiver, attributes
 from tests.fakes.spend import rows
@@ -43,6 +46,9 @@ EMAIL = "jane.doe@example.com"  # redacted on the way up, restored on the way ba
 PLACEHOLDER = "<EMAIL_1>"
 NANO = 1_000_000_000
 _nonce = itertools.count()
+_INT_FIELDS = frozenset({"prompt_tokens", "completion_tokens", "cached_tokens",
+                         "cache_write_tokens", "reasoning_tokens", "cost_nusd", "saved_nusd",
+                         "estimated", "capped", "cache_hit", "status"})
 
 
 def cost_nusd(prompt: int, completion: int) -> int:
@@ -101,6 +107,11 @@ class Seen:
     def json(self) -> Any:
         return orjson.loads(self.body)
 
+    @property
+    def refused_by_spend(self) -> bool:
+        """Refused before anything was taken on (no row: e.g. 503 ledger_unavailable)."""
+        return self.status == 503 and b'"ledger_unavailable"' in self.body
+
     def events(self) -> list[bytes]:
         """The `data:` payloads of an event stream, [DONE] included."""
         return [line[6:] for line in self.body.split(b"\n") if line.startswith(b"data: ")]
@@ -139,6 +150,19 @@ class Full:
         assert path is not None
         return path
 
+    def ledger_rows(self) -> list[dict[str, Any]]:
+        """Every row of the ledger: the SQLite file, or the Redis ledger's stream."""
+        url = self.sidecar.settings.spend.ledger or ""
+        if not url.startswith("redis"):
+            return rows(self.ledger_path)
+        client = redis.Redis.from_url(url, decode_responses=True)
+        try:
+            stream = client.xrange(f"{PREFIX}rows")
+        finally:
+            client.close()
+        return [{k: int(v) if k in _INT_FIELDS else v for k, v in fields.items()}
+                for _, fields in stream]
+
     def sdk(self) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.sidecar.v1, api_key=TOKEN, max_retries=0)
 
@@ -170,9 +194,10 @@ class Full:
         self.seen.append(Seen(raw.headers["x-sidecar-request-id"], 200, dict(raw.headers),
                               raw.http_response.content))
 
-    async def settled(self) -> dict[str, dict[str, Any]]:
+    async def settled(self, spans: bool = True) -> dict[str, dict[str, Any]]:
         """Check every invariant for the requests seen so far; return their ledger rows by
-        request id (flushed)."""
+        request id (flushed). `spans=False`: the telemetry backend was down, so the SERVER
+        spans are not looked for."""
         deps = self.deps
         connector = deps.upstream.session.connector
         assert connector is not None
@@ -182,28 +207,42 @@ class Full:
         await wait_for(self._nothing_held, "every budget hold is settled (reserved 0)")
         ledger = deps.ledger
         assert ledger is not None
+        await wait_until(lambda: ledger.healthy, "the ledger writes again")
         await ledger.flush()
-        by_id = {row["request_id"]: row for row in rows(self.ledger_path)}
-        for seen in self.seen:
-            assert seen.request_id in by_id, f"no ledger row for {seen}"
+        found = self.ledger_rows()
+        by_id = {row["request_id"]: row for row in found}
+        counts = Counter(row["request_id"] for row in found)
+        billed = [seen for seen in self.seen if not seen.refused_by_spend]
+        for seen in billed:
+            assert counts[seen.request_id] == 1, f"{counts[seen.request_id]} rows for {seen}"
             assert by_id[seen.request_id]["status"] == seen.status, by_id[seen.request_id]
         ids = {s.request_id for s in self.seen}
-        assert await asyncio.to_thread(deps.telemetry.flush, 10.0)
-        spans = {attributes(span.attributes).get("llm_sidecar.request_id")
-                 for _, span in self.receiver.spans() if span.kind == SERVER}
-        assert ids <= spans, f"no SERVER span for {ids - spans}"
+        if spans:
+            assert await asyncio.to_thread(deps.telemetry.flush, 10.0)
+            exported = {attributes(span.attributes).get("llm_sidecar.request_id")
+                        for _, span in self.receiver.spans() if span.kind == SERVER}
+            assert ids <= exported, f"no SERVER span for {ids - exported}"
         inspector = deps.inspector
         assert inspector is not None
         for seen in self.seen:
             record = inspector.find(seen.request_id)
             assert record is not None and record.status == seen.status, (seen, record)
-        return {i: by_id[i] for i in ids}
+        return {s.request_id: by_id[s.request_id] for s in billed}
 
-    async def _nothing_held(self) -> bool:
+    async def budgets(self) -> list[dict[str, Any]]:
         async with self.http.get(f"{self.sidecar.admin_url}/sidecar/budgets") as response:
             assert response.status == 200
-            budgets = orjson.loads(await response.read())["budgets"]
-        return all(entry["reserved_usd"] == 0 for b in budgets for entry in b["entries"])
+            budgets: list[dict[str, Any]] = orjson.loads(await response.read())["budgets"]
+        return budgets
+
+    async def spent_nusd(self) -> int:
+        """What the global budget counts as spent, in nano-dollars."""
+        (budget,) = await self.budgets()
+        return round(budget["spent_usd"] * NANO)
+
+    async def _nothing_held(self) -> bool:
+        return all(entry["reserved_usd"] == 0 for b in await self.budgets()
+                   for entry in b["entries"])
 
 
 async def wait_until(condition: Callable[[], bool], what: str, within_s: float = 10) -> None:
