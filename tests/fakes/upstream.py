@@ -88,6 +88,8 @@ class FakeUpstream:
         self.requests: list[Recorded] = []
         self.aborted = asyncio.Event()  # a client went away before a scripted answer was done
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
+        # Set: every answer waits for it (default answers stream their first event first).
+        self.gate: asyncio.Event | None = None
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -128,7 +130,10 @@ class FakeUpstream:
         queue = self._scripts.get(request.path)
         script = queue.popleft() if queue else None
         if script is None:
-            return self._default(request, bytes(body))
+            answer = self._default(request, bytes(body))
+            if self.gate is None:
+                return answer
+            return await self._gated(request, answer, self.gate)
         try:
             return await self._scripted(request, script)
         except (asyncio.CancelledError, ConnectionResetError):
@@ -244,6 +249,25 @@ class FakeUpstream:
                  "owned_by": "fake"}]})
         return web.json_response({"method": request.method, "path": request.raw_path,
                                   "body_bytes": len(body)})
+
+    @staticmethod
+    async def _gated(request: web.Request, answer: web.Response, gate: asyncio.Event
+                     ) -> web.StreamResponse:
+        """A default answer held by `gate`: a JSON body before its headers, a stream after its
+        first event (so a stream is under way while the test does something)."""
+        body = answer.body
+        assert isinstance(body, bytes)
+        if answer.content_type != "text/event-stream":
+            await gate.wait()
+            return answer
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = body.index(b"\n\n") + 2
+        await response.write(body[:first])
+        await gate.wait()
+        await response.write(body[first:])
+        await response.write_eof()
+        return response
 
     @staticmethod
     def _sse_response(events: list[Event]) -> web.Response:

@@ -3,18 +3,24 @@ harness.py), its two fake providers and its OTLP receiver."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.conftest import StartSidecar
 from tests.fakes.clock import FakeClock
 from tests.fakes.otlp import HttpReceiver
+from tests.fakes.ports import free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.reliability.harness import Full, full_config
+from tests.reliability.processes import BIN, Serve, Served
 
 StartFull = Callable[..., Awaitable[Full]]
 
@@ -69,3 +75,36 @@ async def start_full(receiver: HttpReceiver, backup: FakeUpstream, upstream: Fak
 @pytest.fixture
 async def full(start_full: StartFull) -> Full:
     return await start_full()
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
+    """Start `llm-sidecar serve` with a config; every process left is killed at the end."""
+    started: list[Served] = []
+
+    async def start(config: dict[str, Any]) -> Served:
+        index = len(started)
+        path = tmp_path / f"sidecar-{index}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        port, log, state = free_port(), tmp_path / f"sidecar-{index}.log", tmp_path / "state"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                BIN, "serve", "--config", str(path), "--port", str(port), stdout=out,
+                stderr=asyncio.subprocess.STDOUT, env={**env, "SIDECAR_STATE_DIR": str(state)})
+        served = Served(proc, f"http://127.0.0.1:{port}", log, state)
+        started.append(served)
+        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+            while True:
+                assert proc.returncode is None, f"llm-sidecar exited: {log.read_text()}"
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with session.get(served.url + "/readyz") as response:
+                        if response.status == 200:
+                            return served
+                await asyncio.sleep(0.02)
+
+    yield start
+    for served in started:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
