@@ -3,7 +3,13 @@
 Admission is one Lua script run (redis_scripts.ADMIT): atomic in Redis, so replicas racing for
 the last dollar of a budget never overshoot it together. Settlements and rows are queued by
 the requests' finishers and sent by one background task every `spend.flush_interval_s`, in one
-pipeline (and once more at close); redis_rows.py has the rows and the report sums.
+transaction (MULTI/EXEC, and once more at close); redis_rows.py has the rows and the report sums.
+
+Each batch is applied exactly once. A batch whose answer does not come back in time may still
+have been applied (Redis was slow, or this process's event loop lagged past the timeout: the
+rows were then written twice and the settlements counted twice). So a batch is one
+transaction that also sets a guard key of its own; a batch in doubt is sent again only when
+its guard is absent, and the guard of a batch known applied is deleted with the next one.
 
 Redis slower than `spend.redis_timeout_s`, or down, starts an outage: logged once, counted in
 `llm_sidecar_ledger_errors_total`; while it lasts requests are refused (503, fail_closed) or
@@ -42,11 +48,26 @@ from sidecar.telemetry.metrics import Metrics
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
+_GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
+
+
 @dataclass(slots=True)
 class RedisHold:
     id: str
     budget_keys: list[str]  # hash, holds, per budget
     tpm_keys: list[tuple[str, int]]  # bucket key, capacity
+
+
+Settle = tuple["RedisHold", int, int, list[int]]  # hold, held, cost, tokens given back
+Charge = tuple[str, str, str, int | None, int]  # budget key, values key, value, expiry, cost
+
+
+@dataclass(slots=True)
+class Batch:
+    guard: str  # a key set in the same transaction: present once the batch is applied
+    settles: list[Settle]
+    rows: list[Row]
+    charges: list[Charge]
 
 
 class RedisLedger:
@@ -71,9 +92,11 @@ class RedisLedger:
             decode_responses=True)
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
-        self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
-        self._charges: list[tuple[str, str, str, int | None, int]] = []  # see charge()
+        self._settles: list[Settle] = []
+        self._charges: list[Charge] = []  # see charge()
         self._rows: list[Row] = []
+        self._unsure: Batch | None = None  # sent, but whether Redis applied it is unknown
+        self._applied_guard: str | None = None  # the last batch's guard, deleted with the next
         self._task: asyncio.Task[None] | None = None
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
@@ -94,8 +117,10 @@ class RedisLedger:
             if self._early is not None:
                 await self._early
             await self.flush()
-            if self._rows or self._settles:
-                _log.error("ledger_rows_lost", rows=len(self._rows), reason=self._outage)
+            unsure = len(self._unsure.rows) if self._unsure is not None else 0
+            if self._rows or self._settles or unsure:
+                _log.error("ledger_rows_lost", rows=len(self._rows) + unsure,
+                           reason=self._outage)
         await self._redis.aclose()
 
     def problem(self) -> str | None:
@@ -171,16 +196,22 @@ class RedisLedger:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not (self._settles or self._rows or self._charges) or self._outage is not None:
+            if self._outage is not None:
                 return
-            settles, self._settles = self._settles, []
-            rows, self._rows = self._rows, []
-            charges, self._charges = self._charges, []
             try:
-                await self._send(settles, rows, charges)
+                if (unsure := self._unsure) is not None:
+                    if not await self._redis.exists(unsure.guard):
+                        await self._send(unsure)  # it had not been applied: now it is
+                    self._applied_guard, self._unsure = unsure.guard, None
+                if not (self._settles or self._rows or self._charges):
+                    return
+                batch = Batch(f"{PREFIX}batch:{secrets.token_hex(8)}", self._settles,
+                              self._rows, self._charges)
+                self._settles, self._rows, self._charges = [], [], []
+                self._unsure = batch
+                await self._send(batch)
+                self._applied_guard, self._unsure = batch.guard, None
             except (RedisError, OSError) as exc:
-                self._settles[:0], self._rows[:0], self._charges[:0] = settles, rows, charges
-                self._trim()
                 self._failed("write", exc)
 
     async def usage(self, window: str, by: str) -> dict[str, Any]:
@@ -262,11 +293,14 @@ class RedisLedger:
                         return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
         raise ValueError(index)
 
-    async def _send(self, settles: list[tuple[RedisHold, int, int, list[int]]],
-                    rows: list[Row], charges: list[tuple[str, str, str, int | None, int]]
-                    ) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for budget, values, value, expire_at, cost in charges:
+    async def _send(self, batch: Batch) -> None:
+        """One transaction: the batch and its guard (see the module docstring)."""
+        settles, rows = batch.settles, batch.rows
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if self._applied_guard is not None:
+                pipe.delete(self._applied_guard)
+            pipe.set(batch.guard, 1, ex=_GUARD_TTL_S)
+            for budget, values, value, expire_at, cost in batch.charges:
                 pipe.hincrby(budget, "spent", cost)
                 pipe.sadd(values, value)
                 if expire_at is not None:  # in the past (the window is over): removed at once

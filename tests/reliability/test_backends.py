@@ -10,15 +10,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import redis
 
 from sidecar.cache.redis_store import RETRY_AFTER_S, RedisStore
+from sidecar.spend.ledger_redis import RedisLedger
 from tests.fakes.otlp import BlackHole
 from tests.fakes.ports import free_port
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import Script, chat_answer, chat_chunks
 from tests.reliability.conftest import StartFull
-from tests.reliability.harness import MODEL, Full, Seen, chat_body, cost_nusd, wait_until
+from tests.reliability.harness import (
+    MODEL,
+    NANO,
+    Full,
+    Seen,
+    chat_body,
+    cost_nusd,
+    wait_for,
+    wait_until,
+)
 
 JSON_COST, STREAM_COST = cost_nusd(7, 6), cost_nusd(7, 3)  # the fake's default answers
 
@@ -160,3 +172,57 @@ async def test_redis_killed_under_load_flapping_and_back(
         expected_cost(s) for s in full.seen if not s.refused_by_spend]
     assert await full.spent_nusd() == sum(row["cost_nusd"] for row in rows.values())
     await full.still_serving()
+
+
+async def test_redis_too_slow_to_answer_never_duplicates_a_row(
+        persistent_redis: RedisServer, start_full: StartFull) -> None:
+    """Redis stalls (DEBUG SLEEP) longer than spend.redis_timeout_s while the ledger sends a
+    batch of rows: the ledger gives up waiting, yet Redis applies the batch once it wakes
+    (as when the sidecar's own event loop lags under CPU starvation past the timeout). When
+    the ledger sends it again it must not apply it twice: one row per request, and the usage
+    sums count each request once. (No budget here: a batch without settlements has no script
+    to check first, so it goes out at once.)"""
+    url = persistent_redis.url
+    full = await start_full(
+        cache={"backend": "redis", "redis_url": url},
+        spend={"ledger": url, "redis_timeout_s": 0.2, "flush_interval_s": 1.0,
+               "budgets": []})
+    ledger = full.deps.ledger
+    assert isinstance(ledger, RedisLedger)
+    while True:  # until a batch was pending when Redis stalled (the ticker may flush first)
+        assert {s.status for s in await mixed(full, 6, chat_body())} == {200}
+        stall = asyncio.ensure_future(asyncio.to_thread(sleep_redis, url, 1.0))
+        await wait_for(lambda: asyncio.to_thread(stalled, url), "Redis stalls")
+        pending = bool(ledger._rows)
+        await ledger.flush()  # sent while Redis sleeps: times out, applied when it wakes
+        await stall
+        if pending:
+            break
+    assert not ledger.healthy
+    await wait_until(lambda: ledger.healthy, "the ledger sees Redis again")
+    rows = await full.settled()
+    async with full.http.get(f"{full.sidecar.admin_url}/sidecar/usage?window=day") as answer:
+        usage = orjson.loads(await answer.read())
+    assert usage["total_requests"] == len(rows)
+    assert round(usage["total_cost_usd"] * NANO) == sum(row["cost_nusd"] for row in rows.values())
+
+
+def sleep_redis(url: str, seconds: float) -> None:
+    """Block the Redis server itself for `seconds` (it answers nobody meanwhile)."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.execute_command("DEBUG", "SLEEP", seconds)
+    finally:
+        client.close()
+
+
+def stalled(url: str) -> bool:
+    """Redis does not answer a PING within 50 ms."""
+    client = redis.Redis.from_url(url, socket_timeout=0.05)
+    try:
+        client.ping()
+    except redis.TimeoutError:
+        return True
+    finally:
+        client.close()
+    return False
