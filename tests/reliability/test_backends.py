@@ -125,8 +125,10 @@ async def test_redis_killed_under_load_flapping_and_back(
     stored before the outage is a hit again."""
     url = persistent_redis.url
     full = await start_full(
-        cache={"backend": "redis", "redis_url": url},
-        spend={"ledger": url, "on_ledger_error": mode, "redis_timeout_s": 0.2})
+        # A killed Redis refuses at once; the timeouts only bound a slow one, and a loaded CI
+        # machine can stall this event loop for longer than the defaults (0.05 s, 0.5 s).
+        cache={"backend": "redis", "redis_url": url, "redis_timeout_s": 2.0},
+        spend={"ledger": url, "on_ledger_error": mode, "redis_timeout_s": 2.0})
     store = full.deps.cache
     assert isinstance(store, RedisStore)
     clock = WallClock()  # after an error the cache skips Redis for RETRY_AFTER_S: moved by hand

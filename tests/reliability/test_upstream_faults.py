@@ -128,6 +128,9 @@ async def test_reset_mid_stream_ends_with_an_error_event(full: Full) -> None:
     await full.still_serving()
 
 
+# Short, so that hangs end quickly; long enough that a loaded machine's event-loop lag is not
+# taken for a silent upstream.
+HANG_TIMEOUT_S = 0.5
 HANGS = {
     "before_headers": Script(json=answer(), hold=asyncio.Event()),  # never set
     "mid_json_body": Script(json=answer(), stall_body_after=30),
@@ -138,7 +141,7 @@ HANGS = {
 async def test_hang_times_out_and_falls_back(start_full: StartFull, where: str) -> None:
     """The primary goes silent (before its headers, or in the middle of its body): the read
     timeout fires and the backup answers."""
-    full = await start_full(upstream={"read_timeout_s": 0.3})
+    full = await start_full(upstream={"read_timeout_s": HANG_TIMEOUT_S})
     full.primary.script("/chat/completions", HANGS[where])
     body = chat_body()
     await full.post(body)
@@ -152,7 +155,7 @@ async def test_hang_everywhere_is_a_clean_504(start_full: StartFull) -> None:
     holes = BlackHole(), BlackHole()
     try:
         full = await start_full(primary_url=holes[0].endpoint, backup_url=holes[1].endpoint,
-                                upstream={"read_timeout_s": 0.2})
+                                upstream={"read_timeout_s": HANG_TIMEOUT_S})
         seen = await full.post(chat_body())
         assert seen.status == 504
         assert seen.json["error"]["code"] == "upstream_timeout"
@@ -166,7 +169,7 @@ async def test_hang_everywhere_is_a_clean_504(start_full: StartFull) -> None:
 async def test_hang_mid_stream_ends_with_a_timeout_event(start_full: StartFull) -> None:
     """The primary goes silent after two events: after read_timeout_s the client gets one
     upstream_timeout error event; billed as an estimate, never cached."""
-    full = await start_full(upstream={"read_timeout_s": 0.3})
+    full = await start_full(upstream={"read_timeout_s": HANG_TIMEOUT_S})
     full.primary.script("/chat/completions", Script(sse=chunks(), stall_after=2))
     body = chat_body(stream=True)
     seen = await full.post(body)
@@ -182,9 +185,9 @@ async def test_an_answer_trickling_byte_by_byte_arrives_whole(start_full: StartF
     """An upstream that sends its answer one byte per write, taking longer in all than the
     read timeout, is never cut (the timeout is per read): the answer arrives whole, restored,
     billed from its usage, and stored."""
-    full = await start_full(upstream={"read_timeout_s": 0.25})
-    script = (Script(sse=chunks(["Hi ", f"{PLACEHOLDER}."]), byte_pause_s=0.001) if stream
-              else Script(json=answer(), byte_pause_s=0.001))
+    full = await start_full(upstream={"read_timeout_s": HANG_TIMEOUT_S})
+    script = (Script(sse=chunks(["Hi ", f"{PLACEHOLDER}."]), byte_pause_s=0.002) if stream
+              else Script(json=answer(), byte_pause_s=0.002))
     full.primary.script("/chat/completions", script)
     body = chat_body(stream=stream)
     seen = await full.post(body)
