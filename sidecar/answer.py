@@ -23,6 +23,12 @@ from sidecar.sse import event_json, split_events
 
 _RESPONSE_STATUS = {"completed": "stop", "incomplete": "length", "failed": "error",
                     "cancelled": "error"}
+# Usage figures beyond these are an upstream's bug, read as missing: no answer has 2^31 tokens
+# (context windows stop at a few million) and no request costs a million dollars. Believed,
+# one such figure wrote a cost no SQLite INTEGER holds (the ledger batch was lost) and spent
+# every budget for the rest of its window.
+_MAX_TOKENS = 2**31
+_MAX_COST_USD = 1e6
 
 
 def observe(call: Call, reply: Reply) -> Reply:
@@ -90,10 +96,13 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
         reasoning = details.get("reasoning_tokens")
     cost: Any = get("cost")
     return Usage(
-        prompt_tokens=prompt if type(prompt) is int and prompt > 0 else 0,
-        completion_tokens=completion if type(completion) is int and completion > 0 else 0,
-        cached_tokens=cached if type(cached) is int and cached > 0 else 0,
-        cache_write_tokens=write if type(write) is int and write > 0 else 0,
-        reasoning_tokens=reasoning if type(reasoning) is int and reasoning > 0 else 0,
-        cost_usd=float(cost) if type(cost) in (int, float) and cost >= 0 else None,
+        prompt_tokens=prompt if type(prompt) is int and 0 < prompt < _MAX_TOKENS else 0,
+        completion_tokens=(completion if type(completion) is int and 0 < completion < _MAX_TOKENS
+                           else 0),
+        cached_tokens=cached if type(cached) is int and 0 < cached < _MAX_TOKENS else 0,
+        cache_write_tokens=write if type(write) is int and 0 < write < _MAX_TOKENS else 0,
+        reasoning_tokens=(reasoning if type(reasoning) is int and 0 < reasoning < _MAX_TOKENS
+                          else 0),
+        cost_usd=(float(cost) if type(cost) in (int, float) and 0 <= cost < _MAX_COST_USD
+                  else None),
     )

@@ -95,13 +95,15 @@ class Spend:
                   per_completion * est.choices, est.want, est.prompt_tokens, est.choices,
                   ledger.clock())
         grant: Grant | None = None
+        unguarded = None
         if budgets or limits:
             try:
                 decision = await ledger.admit(ask)
             except LedgerDown:  # logged once per outage by the ledger
                 if self._fail_closed:
                     return self._unavailable()
-                decision = None  # fail_open: served unguarded, still billed and recorded
+                # fail_open: served unguarded, still billed, recorded and counted in budgets
+                decision, unguarded = None, budgets
             if isinstance(decision, Refusal):
                 return self._refuse(decision, ask)
             grant = decision
@@ -110,7 +112,7 @@ class Spend:
         owner = bill is None
         if bill is None:
             bill = self._bills[call.request_id] = Bill(ask.now)
-        run = Run(self, call, price, est, grant, bill, owner)
+        run = Run(self, call, price, est, grant, bill, owner, unguarded)
         call.finishers.append(run.finish)  # before next: settled or released on every path
         if grant is not None:
             self._apply(call, est, grant, blocking)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sidecar.call import Call, Usage
 from sidecar.spend.estimate import Estimate
 from sidecar.spend.ledger import Row
-from sidecar.spend.policy import Grant
+from sidecar.spend.policy import BudgetRule, Grant
 from sidecar.spend.pricing import ModelPrice, to_usd
 from sidecar.spend.stream import StreamMeter
 
@@ -38,10 +38,11 @@ class Bill:
 
 class Run:
     __slots__ = ("before", "bill", "est", "grant", "hit", "meter", "model", "owner", "price",
-                 "settled", "stage", "told")
+                 "settled", "stage", "told", "unguarded")
 
     def __init__(self, stage: Spend, call: Call, price: ModelPrice, est: Estimate,
-                 grant: Grant | None, bill: Bill, owner: bool) -> None:
+                 grant: Grant | None, bill: Bill, owner: bool,
+                 unguarded: list[tuple[BudgetRule, str]] | None = None) -> None:
         self.stage = stage
         self.model = call.model or ""
         self.price = price
@@ -54,6 +55,8 @@ class Run:
         self.hit = False
         self.settled = False
         self.told: int | None = est.asked  # the completion limit the upstream was sent
+        # The budgets a request served while the ledger was down (fail_open) still counts in.
+        self.unguarded = unguarded
 
     def estimated_usage(self) -> Usage:
         """What a stream that ended without usage is billed for: the prompt's bound and the
@@ -99,6 +102,8 @@ class Run:
         if self.grant is not None:
             remaining = stage.ledger.settle(self.grant, cost, tokens)
             bill.remaining = remaining if remaining is not None else bill.remaining
+        elif self.unguarded and cost > 0:
+            stage.ledger.charge(self.unguarded, bill.ts, cost)
         if cost > 0:
             stage.metrics.spent(self.model, to_usd(cost))
             if self.grant is not None and cost > self.grant.cost:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sidecar.config.schema import Settings
-from sidecar.spend.policy import Ask, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 
 FLUSH_ROWS = 5_000  # a queue this long is written at once, not at the next flush interval
 
@@ -81,6 +81,12 @@ class Ledger(Protocol):
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
         """Replace the holds by the real cost (0 releases); never blocks. Returns the tightest
         budget's room left, when known."""
+        ...
+
+    def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
+        """Count `cost` as spent in these budgets (the windows holding `ts`) for a request
+        served while the ledger could not admit (fail_open): it held nothing, but once the
+        ledger is back its budgets must know what it cost. Never blocks."""
         ...
 
     def record(self, row: Row) -> None:

@@ -3,7 +3,13 @@
 Admission is one Lua script run (redis_scripts.ADMIT): atomic in Redis, so replicas racing for
 the last dollar of a budget never overshoot it together. Settlements and rows are queued by
 the requests' finishers and sent by one background task every `spend.flush_interval_s`, in one
-pipeline (and once more at close); redis_rows.py has the rows and the report sums.
+transaction (MULTI/EXEC, and once more at close); redis_rows.py has the rows and the report sums.
+
+Each batch is applied exactly once. A batch whose answer does not come back in time may still
+have been applied (Redis was slow, or this process's event loop lagged past the timeout: the
+rows were then written twice and the settlements counted twice). So a batch is one
+transaction that also sets a guard key of its own; a batch in doubt is sent again only when
+its guard is absent, and the guard of a batch known applied is deleted with the next one.
 
 Redis slower than `spend.redis_timeout_s`, or down, starts an outage: logged once, counted in
 `llm_sidecar_ledger_errors_total`; while it lasts requests are refused (503, fail_closed) or
@@ -27,11 +33,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 
 from sidecar.config.schema import Settings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
-from sidecar.spend.policy import Ask, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
 from sidecar.spend.redis_scripts import ADMIT, SETTLE
@@ -42,11 +48,26 @@ from sidecar.telemetry.metrics import Metrics
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
+_GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
+
+
 @dataclass(slots=True)
 class RedisHold:
     id: str
     budget_keys: list[str]  # hash, holds, per budget
     tpm_keys: list[tuple[str, int]]  # bucket key, capacity
+
+
+Settle = tuple["RedisHold", int, int, list[int]]  # hold, held, cost, tokens given back
+Charge = tuple[str, str, str, int | None, int]  # budget key, values key, value, expiry, cost
+
+
+@dataclass(slots=True)
+class Batch:
+    guard: str  # a key set in the same transaction: present once the batch is applied
+    settles: list[Settle]
+    rows: list[Row]
+    charges: list[Charge]
 
 
 class RedisLedger:
@@ -61,13 +82,21 @@ class RedisLedger:
         self._spend = spend
         self._metrics = metrics
         timeout = spend.redis_timeout_s
+        # One immediate retry on a connection error re-opens a pooled connection that a Redis
+        # restart closed: without it, each stale connection failed one request after Redis was
+        # back and opened a new outage (503s under fail_closed for another interval). Timeouts
+        # are not retried: that would double the wait `redis_timeout_s` bounds.
         self._redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True)
+            retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+            decode_responses=True)
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
-        self._settles: list[tuple[RedisHold, int, int, list[int]]] = []
+        self._settles: list[Settle] = []
+        self._charges: list[Charge] = []  # see charge()
         self._rows: list[Row] = []
+        self._unsure: Batch | None = None  # sent, but whether Redis applied it is unknown
+        self._applied_guard: str | None = None  # the last batch's guard, deleted with the next
         self._task: asyncio.Task[None] | None = None
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
@@ -88,8 +117,10 @@ class RedisLedger:
             if self._early is not None:
                 await self._early
             await self.flush()
-            if self._rows or self._settles:
-                _log.error("ledger_rows_lost", rows=len(self._rows), reason=self._outage)
+            unsure = len(self._unsure.rows) if self._unsure is not None else 0
+            if self._rows or self._settles or unsure:
+                _log.error("ledger_rows_lost", rows=len(self._rows) + unsure,
+                           reason=self._outage)
         await self._redis.aclose()
 
     def problem(self) -> str | None:
@@ -142,6 +173,15 @@ class RedisLedger:
             return None
         return grant.remaining + grant.cost - cost  # as this replica saw it
 
+    def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
+        for rule, value in budgets:
+            start = window_start(rule.window, ts)
+            end = window_end(rule.window, start)
+            self._charges.append((f"{PREFIX}b:{rule.name}:{start}:{value}",
+                                  f"{PREFIX}bv:{rule.name}:{start}", value,
+                                  None if end is None else end + 60, cost))
+        self._trim()
+
     def record(self, row: Row) -> None:
         self._rows.append(row)
         self._trim()
@@ -156,15 +196,22 @@ class RedisLedger:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not (self._settles or self._rows) or self._outage is not None:
+            if self._outage is not None:
                 return
-            settles, self._settles = self._settles, []
-            rows, self._rows = self._rows, []
             try:
-                await self._send(settles, rows)
+                if (unsure := self._unsure) is not None:
+                    if not await self._redis.exists(unsure.guard):
+                        await self._send(unsure)  # it had not been applied: now it is
+                    self._applied_guard, self._unsure = unsure.guard, None
+                if not (self._settles or self._rows or self._charges):
+                    return
+                batch = Batch(f"{PREFIX}batch:{secrets.token_hex(8)}", self._settles,
+                              self._rows, self._charges)
+                self._settles, self._rows, self._charges = [], [], []
+                self._unsure = batch
+                await self._send(batch)
+                self._applied_guard, self._unsure = batch.guard, None
             except (RedisError, OSError) as exc:
-                self._settles[:0], self._rows[:0] = settles, rows
-                self._trim()
                 self._failed("write", exc)
 
     async def usage(self, window: str, by: str) -> dict[str, Any]:
@@ -246,9 +293,19 @@ class RedisLedger:
                         return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
         raise ValueError(index)
 
-    async def _send(self, settles: list[tuple[RedisHold, int, int, list[int]]],
-                    rows: list[Row]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
+    async def _send(self, batch: Batch) -> None:
+        """One transaction: the batch and its guard (see the module docstring)."""
+        settles, rows = batch.settles, batch.rows
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if self._applied_guard is not None:
+                pipe.delete(self._applied_guard)
+            pipe.set(batch.guard, 1, ex=_GUARD_TTL_S)
+            for budget, values, value, expire_at, cost in batch.charges:
+                pipe.hincrby(budget, "spent", cost)
+                pipe.sadd(values, value)
+                if expire_at is not None:  # in the past (the window is over): removed at once
+                    pipe.expireat(budget, expire_at)
+                    pipe.expireat(values, expire_at)
             for hold, held, cost, back in settles:
                 await self._settle(
                     keys=[*hold.budget_keys, *(k for k, _ in hold.tpm_keys)],
@@ -282,7 +339,7 @@ class RedisLedger:
 
     def _trim(self) -> None:
         limit = self._spend.max_pending_rows
-        for queue in (self._rows, self._settles):
+        for queue in (self._rows, self._settles, self._charges):
             if len(queue) > limit:
                 del queue[: len(queue) - limit]
                 self._metrics.ledger_error("dropped")

@@ -32,7 +32,7 @@ import structlog
 
 from sidecar.config.schema import Settings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
-from sidecar.spend.policy import Ask, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.reservations import Reservations
 from sidecar.spend.sqlite_store import Store
@@ -106,6 +106,10 @@ class SqliteLedger:
 
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
         return self.reservations.settle(grant, cost, tokens)
+
+    def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
+        for rule, value in budgets:  # (admission here never fails: budgets are in memory)
+            self.reservations.add_spent(rule, value, ts, cost)
 
     # -- rows ---------------------------------------------------------------------------------
 

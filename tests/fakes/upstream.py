@@ -2,8 +2,9 @@
 
 By default it answers like OpenAI (chat, completions, embeddings, responses, models) and echoes
 anything else. Tests steer single requests with `script(path, Script(...))`: status, delay, a
-paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers. Each script is
-used once, in order; without one the default answer is given. Every request is recorded
+paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers, and faults of the
+wire itself: a body sent one byte at a time, or cut (reset) or stalled after N bytes. Each
+script is used once, in order; without one the default answer is given. Every request is recorded
 (method, raw path, headers, body bytes) and the fake notes when a client aborted a stream.
 """
 
@@ -41,6 +42,9 @@ class Script:
     wait_before: dict[int, asyncio.Event] = field(default_factory=dict)  # event index -> gate
     gzip: bool = False  # send the body gzip-encoded with Content-Encoding: gzip
     close_before_headers: bool = False  # read the request, then drop the connection
+    byte_pause_s: float | None = None  # send the body (JSON or SSE) one byte per write
+    cut_body_after: int | None = None  # JSON: full Content-Length, N bytes, then a reset
+    stall_body_after: int | None = None  # JSON: full Content-Length, N bytes, then silence
 
 
 @dataclass
@@ -84,6 +88,8 @@ class FakeUpstream:
         self.requests: list[Recorded] = []
         self.aborted = asyncio.Event()  # a client went away before a scripted answer was done
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
+        # Set: every answer waits for it (default answers stream their first event first).
+        self.gate: asyncio.Event | None = None
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -124,7 +130,10 @@ class FakeUpstream:
         queue = self._scripts.get(request.path)
         script = queue.popleft() if queue else None
         if script is None:
-            return self._default(request, bytes(body))
+            answer = self._default(request, bytes(body))
+            if self.gate is None:
+                return answer
+            return await self._gated(request, answer, self.gate)
         try:
             return await self._scripted(request, script)
         except (asyncio.CancelledError, ConnectionResetError):
@@ -148,7 +157,31 @@ class FakeUpstream:
         if script.gzip:
             payload = gzip.compress(payload)
             headers["Content-Encoding"] = "gzip"
-        return web.Response(status=script.status, body=payload, headers=headers)
+        if (script.byte_pause_s is None and script.cut_body_after is None
+                and script.stall_body_after is None):
+            return web.Response(status=script.status, body=payload, headers=headers)
+        response = web.StreamResponse(status=script.status, headers=headers)
+        response.content_length = len(payload)
+        await response.prepare(request)
+        if script.cut_body_after is not None or script.stall_body_after is not None:
+            sent = script.cut_body_after if script.cut_body_after is not None else (
+                script.stall_body_after or 0)
+            await response.write(payload[:sent])
+            if script.cut_body_after is not None:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await asyncio.Event().wait()  # until the client disconnects
+        await self._trickle(response, payload, script.byte_pause_s or 0.0)
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _trickle(response: web.StreamResponse, data: bytes, pause_s: float) -> None:
+        """Write `data` one byte per write (each its own chunk on the wire)."""
+        for index in range(len(data)):
+            await response.write(data[index:index + 1])
+            await asyncio.sleep(pause_s)
 
     async def _stream(self, request: web.Request, script: Script) -> web.StreamResponse:
         response = web.StreamResponse(status=script.status, headers={
@@ -164,12 +197,18 @@ class FakeUpstream:
                 return response
             if index == script.stall_after:
                 await asyncio.Event().wait()  # until the client disconnects
-            await response.write(event if isinstance(event, bytes) else
-                                 b"data: " + orjson.dumps(event) + b"\n\n")
+            raw = event if isinstance(event, bytes) else b"data: " + orjson.dumps(event) + b"\n\n"
+            if script.byte_pause_s is not None:
+                await self._trickle(response, raw, script.byte_pause_s)
+            else:
+                await response.write(raw)
             if script.sse_interval_s:
                 await asyncio.sleep(script.sse_interval_s)
         if script.done:
-            await response.write(b"data: [DONE]\n\n")
+            if script.byte_pause_s is not None:
+                await self._trickle(response, b"data: [DONE]\n\n", script.byte_pause_s)
+            else:
+                await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
 
@@ -210,6 +249,25 @@ class FakeUpstream:
                  "owned_by": "fake"}]})
         return web.json_response({"method": request.method, "path": request.raw_path,
                                   "body_bytes": len(body)})
+
+    @staticmethod
+    async def _gated(request: web.Request, answer: web.Response, gate: asyncio.Event
+                     ) -> web.StreamResponse:
+        """A default answer held by `gate`: a JSON body before its headers, a stream after its
+        first event (so a stream is under way while the test does something)."""
+        body = answer.body
+        assert isinstance(body, bytes)
+        if answer.content_type != "text/event-stream":
+            await gate.wait()
+            return answer
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = body.index(b"\n\n") + 2
+        await response.write(body[:first])
+        await gate.wait()
+        await response.write(body[first:])
+        await response.write_eof()
+        return response
 
     @staticmethod
     def _sse_response(events: list[Event]) -> web.Response:

@@ -26,7 +26,9 @@ from tests.fakes.upstream import chat_answer, chat_chunks
       "output_tokens_details": {"reasoning_tokens": 1}},
      Usage(9, 3, cached_tokens=2, reasoning_tokens=1)),  # Responses API
     ({"prompt_tokens": "7", "completion_tokens": -1, "cost": "x"}, Usage(0, 0)),  # junk
-], ids=["chat", "openrouter-details", "embeddings", "responses", "junk"])
+    ({"prompt_tokens": 7, "completion_tokens": 2**62, "cost": 1e300}, Usage(7, 0)),  # absurd
+    ({"prompt_tokens": 2**31 - 1, "cost": 999_999.0}, Usage(2**31 - 1, 0, cost_usd=999_999.0)),
+], ids=["chat", "openrouter-details", "embeddings", "responses", "junk", "absurd", "largest"])
 def test_parse_usage(usage: dict[str, object], expected: Usage) -> None:
     """Each usage shape maps onto the same Usage; junk values count as nothing."""
     assert parse_usage(usage) == expected
