@@ -11,8 +11,7 @@ used: it has no bound at all (no entry count, no byte size, no eviction), so a b
 grow until the pod is killed, and it expires each key with its own event-loop timer (one
 TimerHandle per entry, and a clock tests cannot move). `BoundedMemoryBackend` keeps entries in
 LRU order, evicts the least recently used while over `max_entries` or `max_bytes`, and expires
-lazily on read. Going through aiocache's public API costs about 2 µs a lookup (measured), under
-1 % of a hit.
+lazily on read. A lookup calls the backend's `_get` directly (see `MemoryStore.get`).
 """
 
 from __future__ import annotations
@@ -186,7 +185,10 @@ class MemoryStore:
         return None
 
     async def get(self, key: CacheKey) -> Entry | None:
-        entry: Entry | None = await self.cache.get(key.digest)
+        # The backend's own `_get`, on the hit path: aiocache's public `get` wraps it in an
+        # os.getenv("AIOCACHE_DISABLE") per call, a timeout wrapper, plugin hooks, key building
+        # and the serializer, 2.1 of its 2.3 µs (measured). Writes and purges keep the public API.
+        entry: Entry | None = await self.cache._get(key.digest)
         return entry
 
     async def put(self, key: CacheKey, entry: Entry) -> None:
