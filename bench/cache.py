@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
-import os
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import orjson
 from bench import drivers
 from bench.loadgen import percentile
 from bench.options import REPO
-from bench.processes import Fleet, Service, cpu_seconds, free_port
+from bench.processes import Fleet, Service, free_port
 from bench.targets import CHAT, sidecar_argv, sidecar_env
 from bench.upstream import MODEL, completion_body, stream_events
 from sidecar.cache.entry import ENTRY_OVERHEAD_BYTES, Entry
@@ -104,21 +103,12 @@ def closed_loop(driver: str, service: Service, body_path: Path, headers: Sequenc
                 ) -> tuple[float, float]:
     """(requests per second, CPU µs per request of the process under test)."""
     load = drivers.Load(f"{service.url}/v1/chat/completions", body_path, tuple(headers), cpus)
-    cpu = cpu_seconds(service.pid)
-    result = drivers.throughput(driver, load, concurrency=32, duration=seconds,
-                                workdir=workdir)
-    used = cpu_seconds(service.pid) - cpu
-    if result.non_2xx or result.errors:
-        raise RuntimeError(f"{service.name}: {result.non_2xx} non-2xx, {result.errors} errors")
-    return result.rps, used / max(result.requests, 1) * 1e6
+    rps, cpu_us, _ = drivers.measured_throughput(driver, service, load, seconds, workdir)
+    return rps, cpu_us
 
 
 def serve_and_measure(seconds: float, rounds: int, latency_requests: int) -> dict[str, Any]:
-    cpus = sorted(os.sched_getaffinity(0))
-    under = frozenset(cpus[:1]) if len(cpus) > 1 else None
-    load = frozenset(cpus[1:]) if len(cpus) > 1 else None
-    if load:
-        os.sched_setaffinity(0, load)
+    under, load = drivers.split_cpus()
     driver = drivers.pick("auto")
     log_dir = REPO / "bench" / "results" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

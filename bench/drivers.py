@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.processes import child_setup
+from bench.processes import Service, child_setup, cpu_seconds
 
 DRIVERS = ("wrk", "hey", "asyncio")
 _WRK_MARK = "BENCH_JSON "
@@ -196,3 +196,26 @@ def parse_hey(out: str, cpu_s: float = 0.0) -> Throughput:
     return Throughput("hey", float(rps.group(1)), sum(statuses.values()), float(total.group(1)),
                       non_2xx=sum(n for c, n in statuses.items() if not 200 <= c < 300),
                       errors=errors, cpu_s=cpu_s, latency_ms=latency)
+
+
+def split_cpus() -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """(the CPU for the process under test, the CPUs for the load), and moves this process to
+    the load's; (None, None) on one CPU. For the small benches; `python -m bench` plans its own."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    under, load = frozenset(cpus[:1]), frozenset(cpus[1:])
+    os.sched_setaffinity(0, load)
+    return under, load
+
+
+def measured_throughput(driver: str, service: Service, load: Load, seconds: float,
+                        workdir: Path) -> tuple[float, float, int]:
+    """A closed loop at 32 connections against `service`: (requests per second, its CPU µs
+    per request, requests). Any non-2xx answer or error fails the measurement."""
+    cpu = cpu_seconds(service.pid)
+    result = throughput(driver, load, concurrency=32, duration=seconds, workdir=workdir)
+    used = cpu_seconds(service.pid) - cpu
+    if result.non_2xx or result.errors:
+        raise RuntimeError(f"{service.name}: {result.non_2xx} non-2xx, {result.errors} errors")
+    return result.rps, used / max(result.requests, 1) * 1e6, result.requests

@@ -33,7 +33,7 @@ import orjson
 
 from bench import drivers
 from bench.options import REPO
-from bench.processes import Fleet, Service, cpu_seconds, free_port
+from bench.processes import Fleet, Service, free_port
 from bench.targets import CHAT, sidecar_argv, sidecar_env
 
 CONFIG = """\
@@ -73,21 +73,11 @@ def closed_loop(driver: str, service: Service, body: Path, cpus: frozenset[int] 
     """(requests per second, CPU µs per request of the sidecar, requests)."""
     load = drivers.Load(f"{service.url}/v1/chat/completions", body,
                         (("Authorization", "Bearer sk-bench"),), cpus)
-    cpu = cpu_seconds(service.pid)
-    result = drivers.throughput(driver, load, concurrency=32, duration=seconds,
-                                workdir=workdir)
-    used = cpu_seconds(service.pid) - cpu
-    if result.non_2xx or result.errors:
-        raise RuntimeError(f"{result.non_2xx} non-2xx, {result.errors} errors")
-    return result.rps, used / max(result.requests, 1) * 1e6, result.requests
+    return drivers.measured_throughput(driver, service, load, seconds, workdir)
 
 
 def measure(seconds: float, rounds: int) -> dict[str, Any]:
-    cpus = sorted(os.sched_getaffinity(0))
-    under = frozenset(cpus[:1]) if len(cpus) > 1 else None
-    load = frozenset(cpus[1:]) if len(cpus) > 1 else None
-    if load:
-        os.sched_setaffinity(0, load)
+    under, load = drivers.split_cpus()
     driver = drivers.pick("auto")
     log_dir = REPO / "bench" / "results" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,19 @@ def free_port() -> int:
         return port
 
 
+def wait_for_port(port: int, what: str, timeout: float = 10.0) -> None:
+    """Until something accepts TCP connections on the loopback port; RuntimeError after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{what} did not start")
+
+
 def child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
     """What a child runs before exec: pin its CPUs and ask to die with its parent."""
     def setup() -> None:

@@ -5,12 +5,10 @@ persistence: it holds only the cache, which may lose everything."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from bench.processes import free_port
+from bench.processes import free_port, wait_for_port
 
 
 def redis_binary() -> str | None:
@@ -44,14 +42,7 @@ class Redis:
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self._workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
+        wait_for_port(self.port, "redis-server")
 
     def kill(self) -> None:
         """SIGKILL: an outage, not a clean shutdown."""

