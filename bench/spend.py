@@ -32,7 +32,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.answer import observe
 from sidecar.call import Call, Reply
 from sidecar.config import Settings
-from sidecar.handler import finish
 from sidecar.pipeline import compose
 from sidecar.pipeline.spend import Spend
 from sidecar.spend.ledger import Row
@@ -102,7 +101,7 @@ async def drive(handler: Callable[[Call], Awaitable[Reply]], count: int, stream:
             async for _chunk in reply.chunks:
                 pass
         call.status = 200
-        finish(call)
+        call.finish()
     if ledger is not None:
         await ledger.flush()
     return (time.process_time() - started) / count * 1e6

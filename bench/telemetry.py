@@ -30,7 +30,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.call import Call, Reply, Usage
 from sidecar.config.telemetry import TelemetrySettings
-from sidecar.handler import finish
 from sidecar.pipeline.telemetry import Telemetry
 from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.genai import Upstreams
@@ -136,7 +135,7 @@ async def measure(config: dict[str, Any] | None, requests: int, stream: bool
             async for _ in reply.chunks:
                 pass
         call.status = 200
-        finish(call)
+        call.finish()
         return clock() - began
 
     for _ in range(min(2000, requests)):  # warm-up: caches, first labels

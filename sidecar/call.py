@@ -23,12 +23,12 @@ upstream errors included, travel as Replies. Exceptions are bugs.
 
 Post-work: a stage that takes on an obligation (a budget reservation, a span, a cache fill, a
 connection to release) registers a finisher on the Call *before* calling `next`, the way one
-writes `try/finally`. The handler runs every finisher exactly once, last registered first (so
-innermost first), after `outcome` and `status` are final, on every path: a body sent, a stream
-completed, the client gone before or during the stream, the upstream broken, a shutdown cut, a
-bug. Finishers are plain functions, not coroutines: they can never suspend, so they always run
-to the end, even in a cancelled task; slow work (a Redis write) is handed to the resource that
-owns it.
+writes `try/finally`. The handler runs every finisher exactly once (`Call.finish`), last
+registered first (so innermost first), after `outcome` and `status` are final, on every path: a
+body sent, a stream completed, the client gone before or during the stream, the upstream broken,
+a shutdown cut, a bug. Finishers are plain functions, not coroutines: they can never suspend, so
+they always run to the end, even in a cancelled task; slow work (a Redis write) is handed to the
+resource that owns it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
+import structlog
 from aiohttp import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -47,6 +48,8 @@ from sidecar.globs import Globs
 
 if TYPE_CHECKING:
     from sidecar.upstream.preferences import Preferences
+
+_log = structlog.get_logger("sidecar.call")
 
 # How the response's transfer ended (the status says whether it was an error):
 #   ok                  the whole reply reached the client
@@ -156,6 +159,16 @@ class Call:
     def provider(self) -> str | None:
         """The provider of the last attempt: the one whose answer the client got."""
         return self.attempts[-1].provider if self.attempts else None
+
+    def finish(self) -> None:
+        """Run the finishers once, innermost (last registered) first. One that fails is logged
+        and the rest still run."""
+        finishers, self.finishers = self.finishers, []
+        for finisher in reversed(finishers):
+            try:
+                finisher(self)
+            except Exception:
+                _log.exception("finisher_failed", request_id=self.request_id)
 
 
 @dataclass(slots=True)

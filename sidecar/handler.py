@@ -75,7 +75,7 @@ class ProxyHandler:
         finally:
             if not call.status:  # nothing reached the client
                 call.status = 500 if call.outcome == "internal_error" else CLIENT_CLOSED_REQUEST
-            finish(call)
+            call.finish()
             in_flight.discard(task)
 
 
@@ -87,17 +87,6 @@ def _failed(call: Call) -> SidecarError:
         return error
     _log.exception("unhandled_error", request_id=call.request_id)
     return internal_error(call)
-
-
-def finish(call: Call) -> None:
-    """Run the call's finishers once, innermost (last registered) first. One that fails is
-    logged and the rest still run."""
-    finishers, call.finishers = call.finishers, []
-    for finisher in reversed(finishers):
-        try:
-            finisher(call)
-        except Exception:
-            _log.exception("finisher_failed", request_id=call.request_id)
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:

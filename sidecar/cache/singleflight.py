@@ -221,7 +221,7 @@ class Flights:
             if self._flights.get(flight.key.digest) is flight and flight.entry is None:
                 del self._flights[flight.key.digest]
             flight.notify()
-            _run_finishers(own)
+            own.finish()
             if flight.entry is not None:
                 try:
                     await self._store.put(flight.key, flight.entry)
@@ -265,12 +265,3 @@ class Flights:
         if reply.status == 200 and ttl > 0:
             flight.entry = stream_entry(own, flight.chunks, now=self._store.clock(), ttl=ttl,
                                         max_bytes=self._max_entry_bytes)
-
-
-def _run_finishers(call: Call) -> None:
-    finishers, call.finishers = call.finishers, []
-    for finisher in reversed(finishers):
-        try:
-            finisher(call)
-        except Exception:
-            _log.exception("finisher_failed", request_id=call.request_id)

@@ -10,7 +10,6 @@ from sidecar.cache.store import MemoryStore
 from sidecar.call import Call, Reply
 from sidecar.config.cache import CacheSettings
 from sidecar.errors import UpstreamUnavailable
-from sidecar.handler import finish
 from sidecar.pipeline.cache import Cache
 from sidecar.telemetry.metrics import Metrics
 from tests.fakes.calls import make_call
@@ -45,7 +44,7 @@ async def test_each_candidate_is_keyed_as_itself_and_only_the_answer_is_stored()
         call.overrides = {}
         replies.append(await cache(call, answer_as_b))
     assert [r.status for r in replies] == [502, 200]
-    finish(call)
+    call.finish()
     assert len(store.cache) == 1
     assert [await store.purge(None), len(flights), flights.followers()] == [1, 0, 0]
 
@@ -67,5 +66,5 @@ async def test_a_leader_whose_reply_is_never_sent_releases_its_flight() -> None:
     cache, _, flights = stage()
     call = make_call(model="b")
     await cache(call, answer_as_b)
-    finish(call)
+    call.finish()
     assert flights.followers() == 0 and len(flights) == 0

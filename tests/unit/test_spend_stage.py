@@ -15,7 +15,6 @@ from multidict import CIMultiDict
 from sidecar.call import Call, Next, Reply, Usage
 from sidecar.config import Settings
 from sidecar.errors import UpstreamUnavailable
-from sidecar.handler import finish
 from sidecar.pipeline import compose
 from sidecar.pipeline.spend import Spend
 from sidecar.spend.ledger_sqlite import SqliteLedger
@@ -86,7 +85,7 @@ async def test_fallback_candidates_are_billed_as_their_own_models(stage: Spend,
     reply = await compose([Fallback("a/first", "b/second"), stage], terminal)(call)
     assert reply.status == 200
     assert call.response_headers["x-sidecar-cost-usd"] == "0.00004"  # 10 x 2 + 5 x 4 micro
-    finish(call)
+    call.finish()
     await stage.ledger.flush()
     (row,) = rows(tmp_path / "ledger.db")
     assert (row["model"], row["cost_nusd"], row["requested_model"]) == ("b/second", 40_000,
@@ -107,7 +106,7 @@ async def test_cache_hit_costs_nothing_and_counts_what_it_saved(stage: Spend,
     await compose([stage], hit)(call)
     assert (call.response_headers["x-sidecar-cost-usd"], call.cost_usd, call.saved_usd) == (
         "0", 0.0, pytest.approx(15e-6))
-    finish(call)
+    call.finish()
     await stage.ledger.flush()
     (row,) = rows(tmp_path / "ledger.db")
     assert (row["cache_hit"], row["cost_nusd"], row["saved_nusd"]) == (1, 0, 15_000)
@@ -131,7 +130,7 @@ async def test_a_cancelled_request_releases_its_hold(stage: Spend, tmp_path: Pat
     with pytest.raises(asyncio.CancelledError):
         await task
     call.outcome, call.status = "client_disconnected", 499
-    finish(call)
+    call.finish()
     await stage.ledger.flush()
     (row,) = rows(tmp_path / "ledger.db")
     assert (row["status"], row["cost_nusd"], row["estimated"]) == (499, 0, 0)
@@ -154,7 +153,7 @@ async def test_a_stream_never_read_is_billed_its_prompt_and_released(stage: Spen
     call.stream = True
     reply = await compose([stage], streamed)(call)
     assert reply.chunks is not None
-    finish(call)
+    call.finish()
     await stage.ledger.flush()
     (row,) = rows(tmp_path / "ledger.db")
     assert (row["estimated"], row["completion_tokens"]) == (1, 0)
