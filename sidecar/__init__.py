@@ -4,3 +4,4 @@ Importing this package configures nothing and starts nothing; see `sidecar.app.c
 """
 
 __version__ = "0.1.0"
+USER_AGENT = f"llm-sidecar/{__version__}"  # on the requests the sidecar makes itself

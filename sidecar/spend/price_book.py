@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 import structlog
 
+from sidecar import USER_AGENT
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
 from sidecar.spend.pricing import ModelPrice, Rates, parse_models, rates_from_usd
@@ -53,6 +54,8 @@ def price_sources(settings: Settings) -> list[PriceSource]:
     out = []
     for name, base_url, key, headers in found:
         extra = dict(headers)
+        if not any(name.lower() == "user-agent" for name in extra):  # the provider's own wins
+            extra["User-Agent"] = USER_AGENT
         if key is not None:
             extra["Authorization"] = f"Bearer {key.get_secret_value()}"
         out.append(PriceSource(name, base_url.rstrip("/") + "/models", extra))

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from sidecar import __version__
+from sidecar import USER_AGENT
 
 __all__ = ["Destination", "Transport", "make_transport"]
 
 Signal = Literal["traces", "metrics", "logs"]
-USER_AGENT = f"llm-sidecar/{__version__}"
 _GRPC_METHODS = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",

@@ -14,6 +14,7 @@ import openai
 import orjson
 import pytest
 
+from sidecar import __version__
 from tests.conftest import StartSidecar
 from tests.fakes.metered import Metered
 from tests.fakes.spend import MODEL, flush, get_json, priced, rows, sse_events
@@ -244,6 +245,7 @@ async def test_prices_come_from_the_upstream_models_list(start_sidecar: StartSid
     sidecar = await start_sidecar({"upstream": {"url": metered.url}, "spend": {
         "fetch_prices": True, "prices": {"other/*": {"prompt": 1e-6, "completion": 1e-6}}}})
     assert metered.model_fetches == 1
+    assert metered.model_fetch_agent == f"llm-sidecar/{__version__}"
     sdk = client(sidecar.url)
     raw = await sdk.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES)
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(30e-6 + 80e-6)

@@ -35,6 +35,7 @@ class Metered:
     gate: asyncio.Event | None = None
     bodies: list[dict[str, Any]] = field(default_factory=list)
     model_fetches: int = 0
+    model_fetch_agent: str | None = None
     url: str = ""
     _runner: web.AppRunner | None = None
     _arrivals: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -59,6 +60,7 @@ class Metered:
 
     async def _models(self, request: web.Request) -> web.Response:
         self.model_fetches += 1
+        self.model_fetch_agent = request.headers.get("User-Agent")
         return web.json_response({"data": self.models})
 
     def usage(self, completion: int) -> dict[str, Any]:

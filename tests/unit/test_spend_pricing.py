@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar import USER_AGENT
 from sidecar.call import Usage
 from sidecar.config import Settings
 from sidecar.spend.price_book import PriceBook, load_bundled, price_sources
@@ -121,4 +122,9 @@ def test_price_sources_carry_the_providers_credentials() -> None:
                                                      "headers": {"X-Title": "t"}}})
     (source,) = price_sources(settings)
     assert source.url == "https://up.example/api/v1/models"
-    assert source.headers == {"X-Title": "t", "Authorization": "Bearer sk-x"}
+    assert source.headers == {"X-Title": "t", "Authorization": "Bearer sk-x",
+                              "User-Agent": USER_AGENT}
+    settings = Settings.model_validate({"upstream": {"url": "https://up.example/api/v1",
+                                                     "headers": {"user-agent": "mine/1"}}})
+    (source,) = price_sources(settings)
+    assert source.headers == {"user-agent": "mine/1"}  # the provider's own, not a second one
