@@ -14,6 +14,7 @@ import gzip
 import random
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -68,7 +69,9 @@ def make_transport(destination: Destination) -> Transport:
     return HttpTransport(destination)
 
 
-class _Retrying:
+class _Retrying(ABC):
+    """The retry loop every transport shares; a subclass makes one attempt."""
+
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
         self._closed = threading.Event()
@@ -86,9 +89,9 @@ class _Retrying:
                 return error
             backoff *= 2
 
+    @abstractmethod
     def _attempt(self, payload: bytes, timeout: float) -> tuple[str | None, bool, float | None]:
         """(error or None, retryable, Retry-After seconds)."""
-        raise NotImplementedError
 
     def close(self) -> None:
         self._closed.set()
