@@ -126,8 +126,10 @@ class Run:
         the owner writes the row."""
         if not self.settled:
             meter = self.meter
-            if meter is not None:
-                self.settle(call, call.usage if meter.usage_seen else None, answered=True)
+            if meter is not None:  # usage as answer.observe read it: a usage chunk, or the
+                # Responses API's `response.completed` (which the meter does not see as usage)
+                usage = call.usage if call.usage is not self.before else None
+                self.settle(call, usage, answered=True)
             else:  # cancelled or failed before an answer came back: nothing to bill
                 self.settle(call, None, answered=False)
         if self.owner:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -98,6 +99,21 @@ async def test_cost_is_tokens_times_price(start_sidecar: StartSidecar, metered: 
     raw = await call_endpoint(client(sidecar.url), case.endpoint)
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(case.expected_usd)
     assert await total_cost(sidecar.url) == pytest.approx(case.expected_usd)
+
+
+async def test_streamed_responses_are_billed_from_their_usage(
+        start_sidecar: StartSidecar, metered: Metered, client: Any, tmp_path: Path) -> None:
+    """A Responses stream carries its usage inside `response.completed`, not in a chunk of
+    its own: that usage is the bill, not an estimate."""
+    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    stream = await client(sidecar.url).responses.create(model=MODEL, input="How much?",
+                                                        stream=True)
+    kinds = [event.type async for event in stream]
+    assert kinds[-1] == "response.completed"
+    assert await total_cost(sidecar.url) == pytest.approx(10e-6 + 40e-6)
+    await flush(sidecar)
+    (row,) = rows(tmp_path / "ledger.db")
+    assert (row["prompt_tokens"], row["completion_tokens"], row["estimated"]) == (10, 20, 0)
 
 
 async def test_upstream_usage_cost_wins(start_sidecar: StartSidecar, metered: Metered,

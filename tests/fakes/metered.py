@@ -97,6 +97,8 @@ class Metered:
                 {"object": "embedding", "index": 0, "embedding": [0.5]}],
                 "usage": {"prompt_tokens": self.prompt_tokens,
                           "total_tokens": self.prompt_tokens}})
+        if endpoint == "responses" and body.get("stream"):
+            return await self._responses_stream(request, model, tokens)
         if endpoint == "responses":
             return web.json_response({
                 "id": "resp_1", "object": "response", "created_at": 1700000000, "model": model,
@@ -122,6 +124,28 @@ class Metered:
         return web.json_response({"id": "x1", "object": obj, "created": 1700000000,
                                   "model": model, "choices": [choice],
                                   "usage": self.usage(tokens)})
+
+    async def _responses_stream(self, request: web.Request, model: str,
+                                tokens: int) -> web.StreamResponse:
+        """The Responses API's stream: its usage rides inside `response.completed`."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        shell = {"id": "resp_1", "object": "response", "created_at": 1700000000,
+                 "model": model, "status": "in_progress", "output": []}
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "sequence_number": 0, "response": shell}]
+        events += [{"type": "response.output_text.delta", "sequence_number": i + 1,
+                    "item_id": "m1", "output_index": 0, "content_index": 0, "delta": "a",
+                    "logprobs": []} for i in range(tokens)]
+        events.append({"type": "response.completed", "sequence_number": tokens + 1,
+                       "response": {**shell, "status": "completed", "usage": {
+                           "input_tokens": self.prompt_tokens, "output_tokens": tokens,
+                           "total_tokens": self.prompt_tokens + tokens}}})
+        for event in events:
+            await response.write(b"event: " + event["type"].encode() + b"\ndata: "
+                                 + orjson.dumps(event) + b"\n\n")
+        await response.write_eof()
+        return response
 
     async def _stream(self, request: web.Request, body: dict[str, Any], model: str,
                       tokens: int, endpoint: str) -> web.StreamResponse:
