@@ -99,7 +99,9 @@ class Fallback:
             if any(field in body for field in ROUTING_FIELDS):
                 call.body = {k: v for k, v in body.items() if k not in ROUTING_FIELDS}
                 call.body_changed = True
-        out: list[tuple[str, Preferences | None]] = []
+        # A dict keeps the first of each name, in order, and stops at MAX_CANDIDATES: the list
+        # is the client's, of any length (a scan per name would be quadratic in it).
+        chosen: dict[str, Preferences | None] = {}
         allowed = call.allowed_models
         refused = []
         for name in names:
@@ -108,14 +110,18 @@ class Fallback:
                 name, sort = split_suffix(name)
             if allowed is not None and not allowed.match(name):
                 refused.append(name)
-            elif all(name != seen for seen, _ in out):
-                out.append((name, None if prefs is None else _effective(prefs, sort)))
-        if not out:
+            elif name not in chosen:
+                chosen[name] = None if prefs is None else _effective(prefs, sort)
+                if len(chosen) == MAX_CANDIDATES:
+                    break
+        if not chosen:
             assert allowed is not None
+            shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more"
+                                               if len(refused) > 5 else "")
             raise ModelNotAllowed(f"Key '{call.key_name}' may not use any of the models "
-                                  f"{', '.join(refused)}; its allowed_models are "
+                                  f"{shown}; its allowed_models are "
                                   f"{', '.join(allowed.patterns)}.", param="model")
-        return out[:MAX_CANDIDATES]
+        return list(chosen.items())
 
     def _moves_on(self, reply: Reply) -> bool:
         error = reply.error

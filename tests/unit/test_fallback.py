@@ -134,3 +134,22 @@ async def test_candidates_are_bounded() -> None:
     nxt = Scripted(*[status(503) for _ in range(40)])
     await stage()(call, nxt)
     assert len(nxt.seen) == MAX_CANDIDATES
+
+
+async def test_a_long_models_list_keeps_the_first_distinct_names() -> None:
+    """Duplicates count once, in first-seen order, and a list of any length is read only up
+    to the bound (100,000 names, mostly repeats)."""
+    models = ["m1", "m0", "m1"] * 50_000 + [f"x{i}" for i in range(40)]
+    call = make_call(body={"model": "m0", "models": models}, model="m0")
+    nxt = Scripted(*[status(503) for _ in range(MAX_CANDIDATES)])
+    await stage()(call, nxt)
+    assert [model for model, _ in nxt.seen] == ["m0", "m1", *[f"x{i}" for i in
+                                                                range(MAX_CANDIDATES - 2)]]
+
+
+async def test_a_refusal_quotes_a_few_of_the_refused_names() -> None:
+    refused = make_call(body={"model": "closed/a", "models": [f"closed/{i}" for i in range(500)]},
+                        model="closed/a", allowed_models=Globs(["open/*"]), key_name="k")
+    reply = await stage()(refused, Scripted())
+    assert reply.status == 403 and reply.body is not None
+    assert b"closed/a, closed/0, closed/1, closed/2, closed/3 and 496 more" in reply.body
