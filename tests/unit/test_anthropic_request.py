@@ -232,6 +232,11 @@ def test_plan(body: dict[str, Any], plan: Plan) -> None:
     ({"response_format": {"type": "json_schema", "json_schema": {
         "name": "a", "schema": {"type": "array"}}}}, "response_format.json_schema.schema"),
     ({"response_format": {"type": "yaml"}}, "response_format"),
+    ({"response_format": "json_object"}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": "x"}}, "response_format"),
+    ({"reasoning": {"max_tokens": "x"}}, "reasoning.max_tokens"),
+    ({"reasoning": {"max_tokens": [1]}}, "reasoning.max_tokens"),
+    ({"reasoning": {"max_tokens": 0}}, "reasoning.max_tokens"),
     ({"response_format": {"type": "json_object"}, "reasoning": {"effort": "low"}},
      "response_format"),
     ({"response_format": {"type": "json_object"}, "thinking": {"type": "enabled",

@@ -148,6 +148,9 @@ def _thinking(body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
         shown = reasoning.get("exclude") is not True
         if reasoning.get("max_tokens") is not None:
             budget = reasoning["max_tokens"]
+            if type(budget) is not int or budget <= 0:
+                raise InvalidRequest("'reasoning.max_tokens' must be a positive integer.",
+                                     param="reasoning.max_tokens")
         elif reasoning.get("effort") is not None:
             effort = reasoning["effort"]
         elif "enabled" in reasoning:
@@ -236,19 +239,22 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
 def _answer_tool(response_format: Any) -> Block | None:
     """response_format as a tool: the model "calls" it with the answer as input, and the
     translation back makes that input the message content."""
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if response_format is None or kind == "text":
+    if response_format is None:
         return None
-    assert isinstance(response_format, dict)
+    if not isinstance(response_format, dict):
+        raise InvalidRequest("'response_format' must be an object: text, json_object, or "
+                             "json_schema with a schema.", param="response_format")
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
     if kind == "json_object":
         return {"name": JSON_TOOL, "input_schema": {"type": "object"},
                 "description": "Give your answer as a JSON object: call this tool with it."}
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, dict) else None
-    if kind != "json_schema" or not isinstance(schema, dict):
+    if kind != "json_schema" or not isinstance(spec, dict) or not isinstance(schema, dict):
         raise InvalidRequest("'response_format' must be text, json_object, or json_schema "
                              "with a schema.", param="response_format")
-    assert isinstance(spec, dict)
     if schema.get("type", "object") != "object":
         raise InvalidRequest("response_format.json_schema.schema must describe an object "
                              "(type: object) for Anthropic models, as OpenAI's strict mode "
