@@ -64,7 +64,8 @@ class Deps:
         `env`: where the standard OTEL_* variables are read (default: the process's)."""
         metrics = Metrics()
         telemetry = TelemetryExport(settings.telemetry, metrics,
-                                    os.environ if env is None else env)
+                                    os.environ if env is None else env,
+                                    zdr=settings.privacy.zdr)
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,

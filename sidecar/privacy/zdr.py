@@ -71,7 +71,7 @@ def withhold_exception_messages(logger: Any, method: str, event: MutableMapping[
     formatted by `format_exception`."""
     exc_info = event.pop("exc_info", None)
     if exc_info:
-        exc = _exception(exc_info)
+        exc = exception_of(exc_info)
         if exc is not None:
             event["exception"] = format_exception(exc)
     return event
@@ -97,7 +97,7 @@ def route_unraisable_to_logging() -> None:
     sys.unraisablehook = hook
 
 
-def _exception(exc_info: Any) -> BaseException | None:
+def exception_of(exc_info: Any) -> BaseException | None:
     if isinstance(exc_info, BaseException):
         return exc_info
     if isinstance(exc_info, tuple) and len(exc_info) == 3:

@@ -41,7 +41,9 @@ class TelemetryExport:
     name = "telemetry export"
 
     def __init__(self, settings: TelemetrySettings, metrics: Metrics,
-                 env: Mapping[str, str]) -> None:
+                 env: Mapping[str, str], *, zdr: bool = False) -> None:
+        """`zdr`: privacy.zdr; exported log records then withhold what the stdout lines do."""
+        self._zdr = zdr
         self.plan = plan = make_plan(settings, env)
         self.capture_content = settings.capture_content
         self._metrics = metrics
@@ -101,7 +103,7 @@ class TelemetryExport:
         for part in self._parts():
             part.start()
         if self.logs is not None:
-            self._handler = OtlpLogHandler(self._put_log)
+            self._handler = OtlpLogHandler(self._put_log, zdr=self._zdr)
             logging.getLogger().addHandler(self._handler)
         for warning in self.plan.warnings:
             _log.warning("telemetry_config", problem=warning)

@@ -18,6 +18,7 @@ from typing import Any
 
 from structlog.contextvars import get_contextvars
 
+from sidecar.privacy import zdr as zero_retention
 from sidecar.telemetry.logging import trace_fields
 from sidecar.telemetry.otlp import LogData
 
@@ -49,11 +50,14 @@ def access_sink(put: Callable[[LogData], None]) -> Callable[[str, dict[str, Any]
 
 
 class OtlpLogHandler(logging.Handler):
-    """Every record the root logger handles, queued as a LogData."""
+    """Every record the root logger handles, queued as a LogData. With `zdr`, the same rules
+    as the stdout lines (sidecar/privacy/zdr.py): exception messages withheld, a third-party
+    record's message cut to its first line."""
 
-    def __init__(self, put: Callable[[LogData], None]) -> None:
+    def __init__(self, put: Callable[[LogData], None], *, zdr: bool = False) -> None:
         super().__init__()
         self._put = put
+        self._zdr = zdr
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -61,8 +65,7 @@ class OtlpLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    @staticmethod
-    def _convert(record: logging.LogRecord) -> LogData:
+    def _convert(self, record: logging.LogRecord) -> LogData:
         level = record.levelname.lower()
         number, text = SEVERITY.get(level, (9, record.levelname))
         attributes: dict[str, Any] = {"logger": record.name}
@@ -74,14 +77,22 @@ class OtlpLogHandler(logging.Handler):
         else:
             fields = {**get_contextvars(), **trace_fields()}
             body = record.getMessage()
+            if self._zdr:
+                body = body.split("\n", 1)[0][:200]
         exc_info: Any = record.exc_info
         if exc_info is None and isinstance(record.msg, dict):
             flag = record.msg.get("exc_info")
             exc_info = sys.exc_info() if flag is True else flag if isinstance(flag, tuple) else None
         if exc_info and exc_info[0] is not None:
             attributes["exception.type"] = exc_info[0].__name__
-            attributes["exception.message"] = str(exc_info[1])
-            attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+            if self._zdr:
+                attributes["exception.message"] = zero_retention.WITHHELD
+                if (exc := zero_retention.exception_of(exc_info)) is not None:
+                    attributes["exception.stacktrace"] = zero_retention.format_exception(exc)
+            else:
+                attributes["exception.message"] = str(exc_info[1])
+                attributes["exception.stacktrace"] = "".join(
+                    traceback.format_exception(*exc_info))
         trace_id, span_id = _ids(fields)
         return LogData(int(record.created * 1e9), number, text, body, attributes,
                        trace_id, span_id)

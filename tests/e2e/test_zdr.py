@@ -32,6 +32,7 @@ from aiohttp import web
 from sidecar.call import Call, Next, Reply
 from sidecar.config import Settings
 from sidecar.config.schema import LogSettings
+from sidecar.deps import DEPS
 from sidecar.privacy.zdr import WITHHELD
 from sidecar.telemetry.logging import configure_logging
 from sidecar.upstream.client import UpstreamClient
@@ -210,12 +211,16 @@ def log_stream() -> Iterator[io.StringIO]:
 
 @pytest.mark.parametrize("zdr", [True, False])
 async def test_tracebacks_withhold_exception_messages_in_zdr(
-        start_sidecar: StartSidecar, log_stream: io.StringIO, zdr: bool) -> None:
+        otlp: OtlpReceiver, start_sidecar: StartSidecar, log_stream: io.StringIO,
+        zdr: bool) -> None:  # otlp first: it must outlive the sidecar's last export
     """A bug that raises with content in its message is logged with its traceback and type,
-    and in ZDR mode without the message; the client gets a 500 naming only the request id.
-    (Without ZDR the message is logged: the check can see a leak.)"""
+    and in ZDR mode without the message, on stdout and in the log records exported over OTLP;
+    the client gets a 500 naming only the request id. (Without ZDR the message is logged: the
+    check can see a leak.)"""
     configure_logging(LogSettings(level="debug"), stream=log_stream, zdr=zdr)
-    sidecar = await start_sidecar({"privacy": {"zdr": zdr}}, outer_stages=[Bug()])
+    sidecar = await start_sidecar({"privacy": {"zdr": zdr}, "telemetry": {"exporters": [
+        {"protocol": "http", "endpoint": otlp.url, "signals": ["logs"]}]}},
+        outer_stages=[Bug()])
     async with aiohttp.ClientSession() as http:
         async with http.post(sidecar.v1 + "/chat/completions", json={"x": CANARY}) as response:
             assert response.status == 500
@@ -226,6 +231,11 @@ async def test_tracebacks_withhold_exception_messages_in_zdr(
     assert "unhandled_error" in log and "ValueError" in log and "Traceback" in log
     assert (CANARY in log) is not zdr
     assert (WITHHELD in log) is zdr
+    assert await asyncio.to_thread(sidecar.app[DEPS].telemetry.flush, 5.0)
+    exported = b"".join(otlp.bodies)
+    assert b"unhandled_error" in exported and b"Traceback" in exported
+    assert (CANARY.encode() in exported) is not zdr
+    assert (WITHHELD.encode() in exported) is zdr
 
 
 async def test_zdr_header_on_every_proxied_response(start_sidecar: StartSidecar,
