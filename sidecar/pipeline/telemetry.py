@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from time import monotonic
 
 from sidecar.call import Call, Next, Reply
-from sidecar.sse import DONE
+from sidecar.sse import DONE, event_data, split_events
 from sidecar.telemetry import content, genai
 from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.logging import TRACE_IDS
@@ -167,16 +167,17 @@ async def _watch(chunks: AsyncIterator[bytes], times: array[float],
                  text: content.StreamText | None) -> AsyncGenerator[bytes, None]:
     append = times.append
     async for chunk in chunks:
-        # One time per event (chunks are whole events, several when they arrived together),
-        # not counting the final [DONE], which carries no output.
-        events = chunk.count(b"\n\n")
-        if events == 1:  # the usual case
-            if chunk != DONE:
+        # One time per event that carries data (chunks are whole events, several when they
+        # arrived together): not the final [DONE], nor keep-alive comments such as
+        # OpenRouter's ": OPENROUTER PROCESSING", sent while a model thinks.
+        if chunk.count(b"\n\n") == 1 and b"\r" not in chunk:  # the usual case: one event
+            if chunk != DONE and chunk[:1] != b":":
                 append(monotonic())
         else:
             now = monotonic()
-            for _ in range(max(events, 1) - chunk.endswith(DONE)):
-                append(now)
+            for event in split_events(chunk):
+                if event_data(event) not in (None, b"[DONE]"):
+                    append(now)
         if text is not None:
             text.feed(chunk)
         yield chunk

@@ -189,6 +189,30 @@ async def test_stream_span_carries_time_to_first_chunk_and_tokens(
     assert per_chunk.count == 5  # 6 events (4 deltas, the finish, the usage) after the first
 
 
+async def test_keep_alive_comments_are_not_chunks(
+        grpc_receiver: GrpcReceiver, start_sidecar: StartSidecar,
+        upstream: FakeUpstream) -> None:
+    """OpenRouter sends `: OPENROUTER PROCESSING` comments while a model thinks: the first
+    chunk is the first event with data, and comments are not output chunks."""
+    thinking = [b": OPENROUTER PROCESSING\n\n"] * 3
+    upstream.script("/chat/completions", Script(
+        sse=[*thinking, *chat_chunks("m", ["a", "b", "c", "d"])], sse_interval_s=0.05))
+    sidecar = await start_sidecar({"telemetry": {"exporters": [
+        {"protocol": "grpc", "endpoint": grpc_receiver.endpoint}]}})
+    async with client(sidecar) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True,
+            stream_options={"include_usage": True})
+        assert [chunk async for chunk in stream]
+    await flush(sidecar)
+    (chat,) = by_kind(grpc_receiver.spans(), CLIENT)
+    # three comments 50 ms apart came first: the first chunk is at least 150 ms in
+    assert attributes(chat.attributes)["gen_ai.response.time_to_first_chunk"] >= 0.15
+    metrics = grpc_receiver.metrics()
+    (per_chunk,) = metrics["gen_ai.client.operation.time_per_output_chunk"].histogram.data_points
+    assert per_chunk.count == 5  # as without the comments
+
+
 async def test_one_client_span_per_attempt(grpc_receiver: GrpcReceiver,
                                            start_sidecar: StartSidecar,
                                            upstream: FakeUpstream) -> None:
