@@ -145,3 +145,15 @@ async def test_responses_function_call_arguments_are_json_escaped() -> None:
     deltas = "".join(event_json(c)["delta"] for c in out[:2])
     assert orjson.loads(deltas) == {"pw": 'p"w\\rd'}
     assert orjson.loads(event_json(out[2])["arguments"]) == {"pw": 'p"w\\rd'}
+
+
+async def test_other_delta_fields_are_restored_as_in_a_json_answer() -> None:
+    """OpenRouter streams reasoning in `reasoning_details` as well as `reasoning`: a
+    placeholder there is restored, as it is in the same answer sent as JSON."""
+    out = await run([chat({"reasoning_details": [{"type": "reasoning.text",
+                                                  "text": "write to <EMAIL_1>"}]}),
+                     chat({}, "stop")])
+    data = event_json(out[0])
+    assert isinstance(data, dict)
+    assert data["choices"][0]["delta"]["reasoning_details"][0]["text"] == \
+        "write to jane@example.com"
