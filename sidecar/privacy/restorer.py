@@ -153,9 +153,10 @@ class StreamRestorer:
                 if not isinstance(delta.get("tool_calls"), list):
                     delta["tool_calls"] = []
                 delta["tool_calls"].append({"index": key[2], "function": {"arguments": tail}})
-        for key, value in delta.items():  # the rest whole (reasoning_details, audio,
+        for name, value in delta.items():  # the rest whole (reasoning_details, audio,
             # annotations): a placeholder split across their chunks is not held back
-            if key not in _CHAT_TEXT and key != "tool_calls" and isinstance(value, (dict, list)):
+            if name not in _CHAT_TEXT and name != "tool_calls" and isinstance(value,
+                                                                                 (dict, list)):
                 self._restorer.tree(value)
 
     def _flush_chat(self) -> bytes:
