@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from sidecar.answer import observe
 from sidecar.call import Call, Reply
-from sidecar.errors import NoProviderAvailable, UpstreamTimeout, UpstreamUnavailable
+from sidecar.errors import NoProviderAvailable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from sidecar.upstream import paths
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.models import merged_models
@@ -63,8 +63,6 @@ class Route:
             targets = self._router.candidates(model, call.preferences)
         except NoProviderAvailable as exc:
             return Reply.from_error(exc)
-        if not call.attempts:  # the first candidate model of this request
-            call.finishers.append(self._routing.finish)
         first = targets[0]
         if first.breaker.allow():  # the common case: the first try answers
             reply = await self._attempt(call, first, model)
@@ -148,6 +146,8 @@ class Route:
         return Reply.from_error(_all_open(model, targets))
 
     async def _attempt(self, call: Call, target: Target, model: str) -> Reply:
+        if not call.attempts:  # the request's first attempt, whichever candidate model: once
+            call.finishers.append(self._routing.finish)
         attempt = call.begin_attempt(target.name, model, time.monotonic())
         breaker = target.breaker
         try:
@@ -155,6 +155,12 @@ class Route:
         except BaseException:  # cancelled (the client left): a probe must not stay taken
             breaker.abandon()
             raise
+        if attempt.status == 0 and reply.error is not None and not isinstance(
+                reply.error, UpstreamError):
+            # refused by the provider before anything was sent (a field or path it cannot
+            # carry): says nothing of the upstream's health
+            breaker.abandon()
+            return reply
         if self._retry.retryable(reply):
             breaker.failure()
             target.stats.failed(model)

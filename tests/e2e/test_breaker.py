@@ -183,3 +183,58 @@ async def test_a_stream_broken_mid_way_counts_as_a_failure(start_sidecar: StartS
             break
     assert view["breaker"]["state"] == "open"
     assert view["averages"]["m"]["failures"] == 2
+
+
+async def test_a_broken_stream_counts_once_after_a_candidate_without_attempts(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """The first candidate model's only provider is open (no attempt made), the fallback
+    model's stream breaks: that is one failure of its provider, not one per candidate."""
+    primary, backup = await upstreams(2)
+    primary.script("/chat/completions", Script(status=503, json={}), Script(status=503, json={}))
+    backup.script("/chat/completions", Script(sse=chat_chunks("y", ["a", "b"]), drop_after=1))
+    sidecar = await start_sidecar({"providers": [provider("primary", primary, "x"),
+                                                 provider("backup", backup, "y")],
+                                   "breaker": BREAKER, "retry": {"attempts": 1}},
+                                  clock=FakeClock())
+    async with client(sidecar) as sdk:
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                await sdk.chat.completions.create(model="x", messages=CHAT)
+        assert (await providers_view(sidecar))["primary"]["breaker"]["state"] == "open"
+        stream = await sdk.chat.completions.create(model="x", messages=CHAT, stream=True,
+                                                   extra_body={"models": ["y"]})
+        with pytest.raises(openai.APIError):
+            async for _chunk in stream:
+                pass
+    for _ in range(100):  # the finisher runs just after the client saw the end
+        view = (await providers_view(sidecar))["backup"]
+        if view["averages"].get("y", {}).get("failures"):
+            break
+    assert view["averages"]["y"]["failures"] == 1
+    assert view["breaker"]["state"] == "closed"
+
+
+async def test_a_request_the_provider_refuses_itself_does_not_close_the_breaker(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """A `format: anthropic` provider refuses `n: 2` before sending anything: that says
+    nothing of the upstream's health, so it neither spends the half-open probe nor closes the
+    breaker; the next real request is the probe."""
+    (claude,) = await upstreams(1)
+    claude.script("/messages", *[Script(status=503, json={}) for _ in range(3)])
+    clock = FakeClock()
+    sidecar = await start_sidecar({"providers": [provider("claude", claude, format="anthropic",
+                                                          api_key="sk-ant")],
+                                   "breaker": BREAKER, "retry": {"attempts": 1}}, clock=clock)
+    async with client(sidecar) as sdk:
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                await sdk.chat.completions.create(model="m", messages=CHAT)
+        clock.advance(31)
+        with pytest.raises(openai.BadRequestError):
+            await sdk.chat.completions.create(model="m", messages=CHAT, n=2)
+        assert (await providers_view(sidecar))["claude"]["breaker"]["state"] != "closed"
+        sent = len(claude.requests)
+        with pytest.raises(openai.InternalServerError) as caught:  # the probe: a 503 again
+            await sdk.chat.completions.create(model="m", messages=CHAT)
+        assert caught.value.status_code == 503 and len(claude.requests) == sent + 1
+        assert (await providers_view(sidecar))["claude"]["breaker"]["state"] == "open"
