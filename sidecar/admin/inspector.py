@@ -25,10 +25,12 @@ import orjson
 from aiohttp import web
 
 from sidecar.admin.guard import COOKIE, Handler, token_matches
+from sidecar.call import new_request_id
 from sidecar.deps import DEPS
 from sidecar.errors import InvalidApiKey, NotFound
+from sidecar.headers import SERVER
 from sidecar.inspector import Inspector
-from sidecar.relay import error_response
+from sidecar.relay import REQUEST_ID_HEADER, error_response
 
 _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 _PAGE_HEADERS = {
@@ -86,11 +88,17 @@ async def events(request: web.Request) -> web.StreamResponse:
     inspector = _inspector(request)
     after = _int(request.headers.get("Last-Event-ID") or request.query.get("after"),
                  inspector.last_seq)
+    # The headers `logged` stamps after the handler: too late for a stream sent as it goes.
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
-                                           "X-Accel-Buffering": "no"})
+                                           "X-Accel-Buffering": "no", "Server": SERVER,
+                                           REQUEST_ID_HEADER: new_request_id()})
     await response.prepare(request)
-    await response.write(b"retry: 2000\n: connected\n\n")
+    hello = b"retry: 2000\n: connected\n\n"
+    if after > inspector.last_seq:  # ids of another process (a restart, another replica)
+        hello += b"event: reset\ndata: %d\n\n" % inspector.last_seq
+        after = 0
+    await response.write(hello)
     async for records, skipped in inspector.follow(after):
         parts = [r.event() for r in records]
         if skipped:
@@ -103,7 +111,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             await asyncio.wait_for(response.write(b"".join(parts) or b": ping\n\n"),
                                    timeout=inspector.write_timeout_s)
         except (TimeoutError, ConnectionResetError):
-            break  # a slow or gone page is dropped, never waited for
+            # A slow or gone page is dropped, never waited for: aborted, since ending the
+            # response would wait for the same full socket buffer.
+            if request.transport is not None:
+                request.transport.abort()
+            break
     return response
 
 

@@ -1,4 +1,5 @@
-"""The inspector's event stream on a real socket: a slow page is dropped, never waited for."""
+"""The inspector's event stream on a real socket: a slow page is dropped, never waited for;
+a page that follows another process's ids starts again."""
 
 from __future__ import annotations
 
@@ -47,4 +48,45 @@ async def test_a_slow_page_is_dropped_and_the_others_keep_receiving(
                 inspector.add(call)  # type: ignore[arg-type]
             chunk = await asyncio.wait_for(reader.content.readany(), timeout=10)
             assert b"event: request" in chunk
+    # dropped means closed by the server, not left waiting for the full socket until shutdown
+    # (the kernel's TCP table: the server's end of the stalled connection leaves ESTABLISHED)
+    for _ in range(500):
+        if not established(int(port), stalled.getsockname()[1]):
+            break
+        await asyncio.sleep(0.01)
+    assert not established(int(port), stalled.getsockname()[1])
     stalled.close()
+
+
+def established(local_port: int, remote_port: int) -> bool:
+    """Whether /proc/net/tcp has 127.0.0.1:local_port ↔ :remote_port in state ESTABLISHED."""
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            if (int(local.split(":")[1], 16) == local_port
+                    and int(remote.split(":")[1], 16) == remote_port):
+                return state == "01"
+    return False
+
+
+async def test_a_page_following_ids_of_another_process_is_told_to_start_again(
+        start_sidecar: StartSidecar) -> None:
+    """After a restart an open page reconnects with the old process's last id: it is sent a
+    `reset` and then this process's records from the first, with the sidecar's own headers."""
+    sidecar = await start_sidecar()
+    inspector = sidecar.app[DEPS].inspector
+    assert inspector is not None
+    inspector.interval_s = 0.01
+    async with aiohttp.ClientSession() as session:
+        async with session.get(sidecar.url + "/sidecar/events",
+                               headers={"Last-Event-ID": "5000"}) as reader:
+            assert reader.headers["Server"] == "llm-sidecar"
+            assert reader.headers["x-sidecar-request-id"]
+            for call in finished(1):
+                inspector.add(call)  # type: ignore[arg-type]
+            seen = b""
+            while b"event: request" not in seen:
+                seen += await asyncio.wait_for(reader.content.readany(), timeout=10)
+    assert b"event: reset\ndata: 0\n\n" in seen
+    assert seen.index(b"event: reset") < seen.index(b"event: request")
+    assert b"id: 1\n" in seen

@@ -121,6 +121,10 @@ function connect() {
     add([record]);
   });
   source.addEventListener("skipped", (event) => { skipped += Number(event.data); render(); });
+  // The sidecar restarted (or another replica answered): its ids start again from 1.
+  source.addEventListener("reset", () => {
+    lastSeq = 0; rows.length = 0; pending.length = 0; skipped = 0; render();
+  });
   source.addEventListener("budget", () => refreshSoon("budgets"));
   // New requests move the spend, cache and latency panels: refreshed at most once a second.
   source.addEventListener("request", () => { refreshSoon("spend"); refreshSoon("latency"); });
