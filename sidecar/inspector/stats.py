@@ -37,8 +37,8 @@ class ModelStats:
         minute = int(self._clock() // 60)
         buckets = self._models.get(model)
         if buckets is None:
-            if len(self._models) >= MAX_MODELS:
-                return
+            if len(self._models) >= MAX_MODELS and not self._forget(minute):
+                return  # MAX_MODELS models seen within the hour: this one is not counted
             buckets = self._models[model] = []
         if not buckets or buckets[-1].minute != minute:
             buckets.append(_Minute(minute))
@@ -48,6 +48,13 @@ class ModelStats:
         bucket.requests += 1
         bucket.errors += error
         bucket.counts[bisect.bisect_left(EDGES_MS, latency_ms)] += 1
+
+    def _forget(self, minute: int) -> bool:
+        """Drop the models without a request in the hour; whether that made room."""
+        for model in [m for m, b in self._models.items()
+                      if b[-1].minute <= minute - WINDOW_MINUTES]:
+            del self._models[model]
+        return len(self._models) < MAX_MODELS
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per model seen in the last hour: requests, error rate, p50 and p95 in ms."""

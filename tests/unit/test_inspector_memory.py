@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from sidecar.inspector import ContentStore, Inspector, ModelStats
+from sidecar.inspector.stats import MAX_MODELS
 from tests.fakes.calls import make_call
 
 
@@ -66,6 +67,20 @@ def test_stats_give_percentiles_and_error_rate_per_model_for_the_last_hour() -> 
     assert 50 <= row["p50_ms"] <= 50 * 1.25 and 95 <= row["p95_ms"] <= 95 * 1.25
     now[0] += 61 * 60
     assert stats.summary() == []
+
+
+def test_models_of_a_past_hour_make_room_for_new_ones() -> None:
+    """At most MAX_MODELS models are counted at once, but a burst of made-up names does not
+    turn the stats off for good: an hour later, their room goes to the models in use."""
+    now = [1_000_000.0]
+    stats = ModelStats(clock=lambda: now[0])
+    for i in range(MAX_MODELS):
+        stats.add(f"made-up-{i}", 5.0, error=True)
+    stats.add("real", 5.0, error=False)
+    assert "real" not in {row["model"] for row in stats.summary()}
+    now[0] += 61 * 60
+    stats.add("real", 5.0, error=False)
+    assert [row["model"] for row in stats.summary()] == ["real"]
 
 
 def test_content_store_is_bounded_in_items_and_bytes() -> None:
