@@ -32,7 +32,7 @@ from sidecar.cache.fill import json_entry, stream_entry
 from sidecar.cache.key import CacheKey
 from sidecar.cache.store import CacheStore
 from sidecar.call import Call, Next, Reply
-from sidecar.errors import SidecarError, UpstreamUnavailable
+from sidecar.errors import SidecarError, UpstreamError, UpstreamUnavailable
 
 _log = structlog.get_logger("sidecar.cache")
 
@@ -240,8 +240,14 @@ class Flights:
         flight.headers = reply.headers.copy()
         if reply.status >= 400 or reply.error is not None or reply.chunks is None:
             if reply.chunks is not None:  # an error answered as a stream: small, read it all
-                reply = Reply(reply.status, reply.headers, body=b"".join(
-                    [chunk async for chunk in reply.chunks]), error=reply.error)
+                try:
+                    body = b"".join([chunk async for chunk in reply.chunks])
+                except UpstreamError as exc:  # it broke off too: the break is the answer
+                    await reply.discard()
+                    flight.failed = True
+                    flight.reply = Reply.from_error(exc)
+                    return
+                reply = Reply(reply.status, reply.headers, body=body, error=reply.error)
             flight.reply = reply
             flight.failed = reply.status >= 400 or reply.error is not None
             if not flight.failed and ttl > 0 and reply.status == 200 and reply.body is not None:

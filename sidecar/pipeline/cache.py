@@ -139,10 +139,11 @@ class Cache:
 
     async def _lead(self, call: Call, next: Next, key: CacheKey, rules: Directives,
                     wants_usage: bool) -> Reply:
+        ttl = self._ttl if rules.ttl is None else rules.ttl
         flight = self._flights.launch(
-            key, call, next, ttl=self._ttl if rules.ttl is None else rules.ttl,
-            wants_usage=wants_usage,
-            joinable=not rules.no_cache or self._flights.find(key) is None)
+            key, call, next, ttl=ttl, wants_usage=wants_usage,
+            # ttl 0 stores nothing: a follower would wait for the whole call, then call again
+            joinable=ttl > 0 and (not rules.no_cache or self._flights.find(key) is None))
         follower = flight.follow(call)
         call.finishers.append(follower.detach)
         await flight.wait_answered()

@@ -202,3 +202,33 @@ async def test_when_every_client_leaves_the_upstream_call_is_cancelled(
     async with aiohttp.ClientSession() as session:
         _, headers, _ = await post(session, cached, STREAM)
     assert headers["x-sidecar-cache"] == "MISS"
+
+
+async def test_an_error_stream_that_breaks_off_is_answered_as_the_break(
+        cached: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """An error status sent as an event stream, cut before it ends: the client gets the
+    sidecar's own 502 for the break (it got the error status over an empty stream)."""
+    upstream.script("/chat/completions", Script(status=503, sse=[{"error": "busy"}],
+                                                drop_after=0))
+    status, _, answer = await post(http, cached, STREAM)
+    assert status == 502
+    assert orjson.loads(answer)["error"]["code"] == "upstream_unavailable"
+    await nothing_left(cached)
+
+
+async def test_requests_that_store_nothing_do_not_wait_for_each_other(
+        cached: RunningSidecar, upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """With `x-sidecar-cache-ttl: 0` nothing is stored, so an identical request in flight is
+    not followed (it would wait for the whole call and then call upstream anyway): both
+    reach the upstream while the first is still held."""
+    release = asyncio.Event()
+    upstream.script("/chat/completions", Script(json=tool_answer(), hold=release),
+                    Script(json=tool_answer()))
+    no_store = {"x-sidecar-cache-ttl": "0"}
+    first = asyncio.create_task(post(http, cached, CHAT, no_store))
+    await wait_until(lambda: chat_calls(upstream) == 1, "the first request is upstream")
+    second = await post(http, cached, CHAT, no_store)
+    assert second[0] == 200 and chat_calls(upstream) == 2
+    release.set()
+    assert (await first)[0] == 200
+    await nothing_left(cached)
