@@ -25,6 +25,7 @@ _DOUBLE = struct.Struct("<d").pack
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
 _KEY_CACHE_MAX = 4096  # attribute keys come from a fixed vocabulary; a cap in case they do not
+_CACHED_TEXT_MAX = 64  # longer string values are not cached (ids fit; content does not)
 
 # Wire types (protobuf encoding spec).
 VARINT, I64, LEN, I32 = 0, 1, 2, 5
@@ -128,7 +129,13 @@ class AttributeEncoder:
         for key, value in attributes.items():
             if value is None:
                 continue
-            cache_key = (key, type(value), value)
+            kind = type(value)
+            if kind is float or (kind is str and len(value) > _CACHED_TEXT_MAX):
+                # timings and costs never repeat; long text (captured content) would hold
+                # whole prompts in the cache: encoded every time
+                out.append(self._encode(key, value))
+                continue
+            cache_key = (key, kind, value)
             try:
                 encoded = done.get(cache_key)
             except TypeError:  # unhashable (a list, a dict): encoded every time

@@ -11,7 +11,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValueList
 
 from sidecar.telemetry import wire
 from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, Metrics
@@ -132,3 +132,19 @@ def test_the_metrics_registry_parses_back_with_otlp_names_and_buckets() -> None:
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
         "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024",
         "server.address": "api.openai.com", "server.port": 443}  # empty error.type left out
+
+
+def test_attribute_cache_keeps_neither_content_nor_figures() -> None:
+    """Repeating values are cached, but captured content (long text) and floats are encoded
+    each time: the cache cannot hold prompts, and ids of every request do not flush it."""
+    encoder = wire.AttributeEncoder(1)
+    prompt = "x" * 20_000
+    for i in range(10):
+        got = encoder.encode({"gen_ai.input.messages": prompt + str(i), "cost": i / 7,
+                              "gen_ai.operation.name": "chat", "n": 3})
+        decoded = KeyValueList.FromString(got)
+        assert [kv.key for kv in decoded.values] == ["gen_ai.input.messages", "cost",
+                                                     "gen_ai.operation.name", "n"]
+        assert decoded.values[0].value.string_value == prompt + str(i)
+        assert decoded.values[1].value.double_value == i / 7
+    assert len(encoder._done) == 2  # the operation name and the int
