@@ -129,6 +129,9 @@ class Call:
     saved_usd: float | None = None  # what a cache hit saved
     budget_remaining_usd: float | None = None  # the tightest budget that applies, after this
     redactions: int = 0
+    # pseudonymize mode: placeholder -> original value, so captured content (spans, the
+    # inspector) shows the answer as the upstream sent it, not as restored for the client
+    pseudonyms: dict[str, str] | None = None
     zdr: bool = False  # zero data retention: providers ask upstreams to retain nothing
     trace_id: str | None = None
     span_id: str | None = None

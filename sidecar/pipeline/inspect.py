@@ -15,6 +15,7 @@ import orjson
 
 from sidecar.call import Call, Next, Reply
 from sidecar.inspector import Inspector
+from sidecar.privacy.pseudonyms import pseudonymized
 from sidecar.sse import event_json, split_events
 
 
@@ -46,6 +47,8 @@ class Inspect:
             prompt = {k: call.body[k] for k in ("messages", "prompt", "input", "instructions")
                       if k in call.body}
             text = "".join(completion)
+            if call.pseudonyms:  # as the upstream answered, like the prompt shown
+                text = pseudonymized(text, call.pseudonyms, json=False)
             content.put(call.request_id, prompt, text, len(orjson.dumps(prompt)) + len(text))
 
 

@@ -69,6 +69,8 @@ class Privacy:
             call.raw_body = orjson.dumps(body)
             for entity, count in redaction.counts.items():
                 self._metrics.redacted(entity, count)
+        if redaction.originals:
+            call.pseudonyms = redaction.originals
         reply = await next(call)
         if redaction.originals and reply.error is None:
             restorer = Restorer(redaction.originals)

@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from time import monotonic
 
 from sidecar.call import Call, Next, Reply
+from sidecar.privacy.pseudonyms import pseudonymized
 from sidecar.sse import DONE, event_data, split_events
 from sidecar.telemetry import content, genai
 from sidecar.telemetry.exporting import TelemetryExport
@@ -101,6 +102,9 @@ class _Request:
             if call.status < 400:
                 captured.update(content.output_attribute(self.body, self.text,
                                                          call.finish_reason))
+                output = captured.get(content.OUTPUT)
+                if output is not None and call.pseudonyms:  # restored for the client only
+                    captured[content.OUTPUT] = pseudonymized(output, call.pseudonyms, json=True)
         put = stage.export.put_span
         for span in build_spans(call, trace, Clock.now(), end, stage.upstreams, stream,
                                 self.error_code, captured):

@@ -18,6 +18,8 @@ import orjson
 
 from sidecar.sse import event_json, split_events
 
+OUTPUT = "gen_ai.output.messages"
+
 __all__ = ["StreamText", "input_attributes", "output_attribute"]
 
 
@@ -102,7 +104,7 @@ def output_attribute(body: bytes | None, stream: StreamText | None,
                 "role": "assistant", "parts": _parts(choice.get("text"))}
             part["finish_reason"] = choice.get("finish_reason") or "stop"
             messages.append(part)
-    return {"gen_ai.output.messages": orjson.dumps(messages).decode()} if messages else {}
+    return {OUTPUT: orjson.dumps(messages).decode()} if messages else {}
 
 
 class StreamText:

@@ -23,7 +23,7 @@ from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKET
 from tests.conftest import StartSidecar
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver, attributes
 from tests.fakes.telemetry import CLIENT, SERVER, both, by_kind, client, flush
-from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.upstream import FakeUpstream, Script, chat_answer, chat_chunks
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -266,6 +266,29 @@ async def test_content_is_exported_only_when_capture_is_on(
     assert SECRET_PROMPT in got["gen_ai.input.messages"]
     assert "be brief" in got["gen_ai.system_instructions"]
     assert "Hello from the fake upstream" in got["gen_ai.output.messages"]
+
+
+async def test_captured_answers_keep_the_placeholders_the_upstream_saw(
+        grpc_receiver: GrpcReceiver, start_sidecar: StartSidecar,
+        upstream: FakeUpstream) -> None:
+    """In pseudonymize mode the client gets the answer restored, but a span's captured
+    output, like its input, holds the placeholders: no redacted value is exported."""
+    upstream.script("/chat/completions", Script(json=chat_answer("m", "Write to <EMAIL_1>.")))
+    sidecar = await start_sidecar({"privacy": {"redact": {"mode": "pseudonymize"}},
+                                   "telemetry": {"capture_content": True, "exporters": [
+                                       {"protocol": "grpc",
+                                        "endpoint": grpc_receiver.endpoint}]}})
+    async with client(sidecar) as sdk:
+        answer = await sdk.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": "mail jane.doe@example.com please"}])
+    assert answer.choices[0].message.content == "Write to jane.doe@example.com."
+    await flush(sidecar)
+    exported = b"".join(e.request.SerializeToString() for e in grpc_receiver.exports)
+    assert b"jane.doe@example.com" not in exported
+    (chat,) = by_kind(grpc_receiver.spans(), CLIENT)
+    got = attributes(chat.attributes)
+    assert "<EMAIL_1>" in got["gen_ai.input.messages"]
+    assert "Write to <EMAIL_1>." in got["gen_ai.output.messages"]
 
 
 async def test_access_and_error_lines_carry_trace_ids_and_go_out_as_otlp_logs(
