@@ -21,7 +21,6 @@ from sidecar.pipeline.read_body import too_deep
 from sidecar.relay import error_response, internal_error, send_reply
 from sidecar.runtime import Runtime
 
-MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 Pipeline = Callable[[Call], Awaitable[Reply]]
 _log = structlog.get_logger("sidecar.handler")
 

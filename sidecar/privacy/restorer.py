@@ -217,4 +217,3 @@ def _with_data(event: bytes, data: bytes, event_name: str | None = None) -> byte
         else:
             out.append(line)
     return b"\n".join(out) + b"\n\n"
-

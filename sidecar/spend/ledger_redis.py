@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import secrets
 import time
 from collections.abc import Callable
@@ -260,7 +261,8 @@ class RedisLedger:
         keys: list[str] = []
         budget_keys: list[str] = []
         args: list[Any] = [repr(now), repr(now + self._spend.reservation_ttl_s),
-                           secrets.token_hex(8), repr(ask.fixed), repr(ask.per_token),
+                           f"{random.getrandbits(64):016x}",  # a hold id, not a secret: no
+                           repr(ask.fixed), repr(ask.per_token),  # syscall per admission
                            ask.want, ask.prompt_tokens, ask.choices, len(ask.budgets), 0]
         for rule, value in ask.budgets:
             start = window_start(rule.window, now)

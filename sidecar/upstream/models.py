@@ -82,8 +82,7 @@ async def _fetch(client: UpstreamClient, target: Target, call: Call) -> list[dic
     except (UpstreamError, ValueError, AttributeError, zlib.error) as exc:  # not JSON, no dict
         return f"unreadable model list ({type(exc).__name__})"
     finally:
-        for finish in reversed(sub.finishers):
-            finish(sub)
+        sub.finish()
     if not isinstance(data, list):
         return "the answer has no 'data' list"
     return [entry for entry in data if isinstance(entry, dict)]

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from sidecar.errors import InvalidRequest, NotFound, SidecarError
 
-MODEL_ENDPOINTS = frozenset(("chat/completions", "completions", "embeddings", "responses"))
+MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 _DECODINGS = 3
 _SEPARATORS = re.compile(r"[/\\]")  # some servers (IIS, and Windows file paths) split on "\"
 

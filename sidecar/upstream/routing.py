@@ -17,23 +17,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sidecar.call import Call
 from sidecar.config.routing import ProviderSettings
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
+from sidecar.privacy.zdr import is_openrouter
 from sidecar.upstream.breaker import Breaker
 from sidecar.upstream.clock import Clock, SystemClock
 from sidecar.upstream.egress import egress_proxy, environment_proxies, redact
 from sidecar.upstream.providers import make_provider
 from sidecar.upstream.retry import RetryPolicy
 from sidecar.upstream.router import Router, Target
-
-
-def is_openrouter(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    return host == "openrouter.ai" or host.endswith(".openrouter.ai")
 
 
 @dataclass(slots=True)

@@ -13,10 +13,11 @@ from aiohttp.test_utils import make_mocked_request
 from pydantic import ValidationError
 
 from sidecar.admin import guard
+from sidecar.app import create_app
 from sidecar.config import Settings
 from sidecar.deps import DEPS, Deps
 from sidecar.errors import InvalidRequest, NotFound
-from sidecar.handler import MODEL_ENDPOINTS, header_text
+from sidecar.handler import header_text
 from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.refusals import AuthRefusals
 from sidecar.upstream import paths
@@ -78,8 +79,13 @@ def test_ordinary_passthrough_paths_pass(path: str) -> None:
 
 
 def test_the_path_rules_know_every_model_endpoint() -> None:
-    """upstream/paths.py refuses exactly the handler's model endpoints in disguise."""
-    assert frozenset(MODEL_ENDPOINTS) == paths.MODEL_ENDPOINTS
+    """upstream/paths.py refuses exactly the model endpoints the app routes through the
+    pipeline (one list now: the app's POST routes come from it)."""
+    app = create_app(Settings())
+    posted = {resource.canonical.removeprefix("/v1/") for resource in app.router.resources()
+              if resource.canonical.startswith("/v1/") and "{" not in resource.canonical
+              and any(route.method == "POST" for route in resource)}
+    assert posted == set(paths.MODEL_ENDPOINTS)
 
 
 def test_refusals_log_once_per_interval() -> None:
