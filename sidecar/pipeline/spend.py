@@ -89,7 +89,7 @@ class Spend:
         est = estimate(call.endpoint, raw, call.body,
                        default_tokens=self._settings.reserve_max_tokens,
                        image_tokens=self._settings.image_tokens,
-                       context_length=price.context_length)
+                       context_length=price.context_length, model=call.model)
         per_prompt, per_completion, per_request = price.worst(est.prompt_tokens)
         ask = Ask(budgets, limits, est.prompt_tokens * per_prompt + per_request,
                   per_completion * est.choices, est.want, est.prompt_tokens, est.choices,

@@ -55,7 +55,10 @@ class Estimate:
 
 
 def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens: int,
-             image_tokens: int, context_length: int | None) -> Estimate:
+             image_tokens: int, context_length: int | None,
+             model: str | None = None) -> Estimate:
+    """`model`: the candidate being priced (a route alias or a `models` list makes it differ
+    from the body's), else the body's."""
     fields = LIMIT_FIELDS.get(endpoint, ())
     field, asked = (fields[-1] if fields else None), None
     for name in fields:
@@ -69,12 +72,12 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
         if isinstance(value, int) and not isinstance(value, bool) and value > choices:
             choices = value
     want = 0 if field is None else (asked or default_tokens)
-    return Estimate(prompt_bound(endpoint, raw, body, image_tokens, context_length), want,
-                    field, asked, choices)
+    return Estimate(prompt_bound(endpoint, raw, body, image_tokens, context_length, model),
+                    want, field, asked, choices)
 
 
 def prompt_bound(endpoint: str, raw: bytes, body: dict[str, Any], image_tokens: int,
-                 context_length: int | None) -> int:
+                 context_length: int | None, model: str | None = None) -> int:
     bound = len(raw) + REQUEST_TOKENS
     if b'"image_url"' in raw:
         images = len(_IMAGE_KEY.findall(raw))
@@ -82,7 +85,7 @@ def prompt_bound(endpoint: str, raw: bytes, body: dict[str, Any], image_tokens: 
     if b'"tools"' in raw or b'"functions"' in raw:
         bound += TOOLS_TOKENS
     stored = (b'"file_id"' in raw or "plugins" in body
-              or str(body.get("model", "")).endswith(":online")
+              or str(body.get("model", "") if model is None else model).endswith(":online")
               or (endpoint == "responses" and any(body.get(k) for k in _STORED)))
     if stored:
         return context_length or bound + UNKNOWN_CONTEXT_TOKENS

@@ -90,6 +90,20 @@ def test_completion_limit(endpoint: str, body: dict[str, Any], field: str | None
     assert (est.field, est.asked, est.want, est.choices) == (field, asked, want, choices)
 
 
+def test_the_web_plugin_is_judged_on_the_candidate_priced() -> None:
+    """`:online` adds web results upstream: the candidate being priced decides, not the
+    body's model (a route alias, or the first of a `models` list)."""
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
+    raw = orjson.dumps(body)
+
+    def bound(model: str | None) -> int:
+        return estimate("chat/completions", raw, body, default_tokens=4096, image_tokens=0,
+                        context_length=128_000, model=model).prompt_tokens
+
+    assert bound("openai/gpt-4o:online") == 128_000  # the whole context may be filled
+    assert bound("openai/gpt-4o") == bound(None) < 1_000
+
+
 def at(text: str) -> float:
     return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S"))
 
