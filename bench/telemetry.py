@@ -31,10 +31,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.call import Call, Reply, Usage
 from sidecar.config.telemetry import TelemetrySettings
 from sidecar.pipeline.telemetry import Telemetry
-from sidecar.telemetry.exporting import TelemetryExport
 from sidecar.telemetry.genai import Upstreams
 from sidecar.telemetry.metrics import Metrics
-from sidecar.telemetry.otlp import SpanData, SpanEncoder, export_request
+from sidecar.telemetry.otlp.export import TelemetryExport
+from sidecar.telemetry.otlp.records import SpanData, SpanEncoder, export_request
 
 BODY = {"model": "openai/gpt-4o-mini", "temperature": 0.7, "max_tokens": 64,
         "messages": [{"role": "user", "content": "Write one sentence."}]}

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID_CONFIG
 
     from sidecar.server import run
-    from sidecar.telemetry.logging import configure_logging
+    from sidecar.telemetry.logs import configure_logging
 
     configure_logging(settings.telemetry.logs, zdr=settings.privacy.zdr)
     return run(settings)

@@ -21,9 +21,9 @@ from sidecar.inspector import Inspector
 from sidecar.spend.backends import open_ledger
 from sidecar.spend.ledger import Ledger
 from sidecar.spend.price_book import PriceBook
-from sidecar.telemetry.exporting import TelemetryExport
-from sidecar.telemetry.logging import AccessWriter
+from sidecar.telemetry.logs import AccessWriter
 from sidecar.telemetry.metrics import Metrics
+from sidecar.telemetry.otlp.export import TelemetryExport
 from sidecar.telemetry.refusals import AuthRefusals
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.clock import Clock

@@ -24,6 +24,9 @@ HOP_BY_HOP = (
 # The request headers the sidecar reads; a stage that reads a new one adds it here.
 SIDECAR_REQUEST_HEADERS = ("x-sidecar-user", "x-sidecar-tags", "x-sidecar-cache-ttl")
 SERVER = "llm-sidecar"  # the Server header on every response: no versions advertised
+REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: relay, not_found, admin
+PROVIDER_HEADER = "x-sidecar-provider"  # the provider whose answer the client got
+ATTEMPTS_HEADER = "x-sidecar-attempts"  # upstream tries it took
 # What the connection to the upstream sets for itself (aiohttp writes Host) or already handled.
 _REQUEST_DROP = (*HOP_BY_HOP, *SIDECAR_REQUEST_HEADERS, "host", "expect")
 _DECODED_BODY = ("content-length", "content-encoding", "accept-encoding")

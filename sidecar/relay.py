@@ -26,11 +26,8 @@ from sidecar.errors import (
     UpstreamError,
     render,
 )
-from sidecar.headers import SERVER
+from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
 
-REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: here, in not_found, in admin
-PROVIDER_HEADER = "x-sidecar-provider"
-ATTEMPTS_HEADER = "x-sidecar-attempts"
 _log = structlog.get_logger("sidecar.relay")
 
 

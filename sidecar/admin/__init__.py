@@ -25,9 +25,8 @@ from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE
-from sidecar.headers import SERVER
+from sidecar.headers import REQUEST_ID_HEADER, SERVER
 from sidecar.pipeline import PIPELINES
-from sidecar.relay import REQUEST_ID_HEADER
 from sidecar.runtime import RUNTIME
 from sidecar.telemetry.access import admin_line
 

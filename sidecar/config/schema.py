@@ -25,7 +25,7 @@ from sidecar.config.base import (
 )
 from sidecar.config.cache import CacheSettings
 from sidecar.config.privacy import PrivacySettings
-from sidecar.config.routing import (
+from sidecar.config.providers import (
     BreakerSettings,
     ProviderSettings,
     RetrySettings,

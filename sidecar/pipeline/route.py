@@ -32,8 +32,8 @@ from sidecar.upstream import paths
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.models import merged_models
 from sidecar.upstream.retry import retry_after
-from sidecar.upstream.router import Target
 from sidecar.upstream.routing import Routing
+from sidecar.upstream.targets import Target
 
 
 class Route:

@@ -24,9 +24,9 @@ from sidecar.call import Call, Next, Reply
 from sidecar.privacy.pseudonyms import pseudonymized
 from sidecar.sse import DONE, event_data, split_events
 from sidecar.telemetry import content, genai
-from sidecar.telemetry.exporting import TelemetryExport
-from sidecar.telemetry.logging import TRACE_IDS
+from sidecar.telemetry.logs import TRACE_IDS
 from sidecar.telemetry.metrics import GenAILabels, Metrics
+from sidecar.telemetry.otlp.export import TelemetryExport
 from sidecar.telemetry.spans import Clock, StreamTiming, attempt_error, attempt_window, build_spans
 from sidecar.telemetry.tracing import TraceContext, start_trace
 

@@ -1,7 +1,8 @@
-"""Redaction (detectors, redactor, restorer, fields) and zero data retention (zdr, policy).
+"""Redaction (detectors, checks, redactor, restorer, fields, pseudonyms) and the privacy report
+(policy). Nothing here is imported by the proxy core unless redaction is configured.
 
-Nothing here is imported by the proxy core unless privacy is configured, except `zdr`'s small
-helpers (providers ask it whether a base URL is OpenRouter's).
+Zero data retention lives where it acts: the ZDR stage in pipeline/privacy.py, the log rules in
+telemetry/withhold.py, OpenRouter's retention policy in upstream/openrouter.py.
 """
 
 __all__: list[str] = []

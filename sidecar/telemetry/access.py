@@ -3,7 +3,7 @@
 `AccessRecord` is the first finisher the handler registers, so it runs last, once, after every
 stage's finisher, on every path (see call.py). The line carries ids, sizes and timings only:
 never a key, a prompt or a completion, and the path without its query string (queries can carry
-secrets). Lines go through the batched `AccessWriter` (logging.py).
+secrets). Lines go through the batched `AccessWriter` (logs.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from time import monotonic
 from typing import Any
 
 from sidecar.call import Call
-from sidecar.telemetry.logging import AccessWriter
+from sidecar.telemetry.logs import AccessWriter
 from sidecar.telemetry.metrics import Metrics
 
 

@@ -1,7 +1,7 @@
 """Every instrument, in one place: names, units, help text, labels and buckets.
 
 One set of instruments, read two ways: Prometheus scrapes them at GET /metrics, and the OTLP
-metrics exporter (otlp_metrics.py) reads the same registry and sends it as OTLP metrics. The
+metrics exporter (otlp/metrics.py) reads the same registry and sends it as OTLP metrics. The
 instruments record into series.py (a few attribute writes each, no lock) and are exposed
 through prometheus_client's registry and text format: prometheus_client's own instruments take
 a lock per `inc()` and scan buckets in Python per `observe()` (0.5 to 3 µs each, about 10 µs

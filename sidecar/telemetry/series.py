@@ -11,7 +11,7 @@ from other threads (telemetry drops, counted by exporter threads) takes a lock: 
 
 The Collector yields the same metric families prometheus_client's instruments would (counter
 samples `<name>_total`, histogram `_bucket`/`_sum`/`_count` with `le`), so the exposition at
-/metrics and the OTLP encoder (otlp_metrics.py), which both read `registry.collect()`, are
+/metrics and the OTLP encoder (otlp/metrics.py), which both read `registry.collect()`, are
 unchanged.
 """
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sidecar.call import Attempt, Call
 from sidecar.telemetry import genai
-from sidecar.telemetry.otlp import CLIENT, SERVER, STATUS_ERROR, SpanData, SpanEvent
+from sidecar.telemetry.otlp.records import CLIENT, SERVER, STATUS_ERROR, SpanData, SpanEvent
 from sidecar.telemetry.tracing import TraceContext
 
 __all__ = ["Clock", "StreamTiming", "attempt_window", "build_spans"]

@@ -12,7 +12,7 @@ Edges peers get wrong, handled here: no sample yet is `None` (never a zero that 
 a sample with no duration or no tokens is skipped (no division by zero, no infinite speed); an
 average whose last sample is older than `STALE_S` counts as unknown again, so a provider that was
 slow once is measured again instead of being starved for ever (`sort` ranks unknown as the best
-known value, ties broken by weight: see router.py).
+known value, ties broken by weight: see targets.py).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.call import Call, Reply
 from sidecar.errors import JSON_CONTENT_TYPE, UpstreamError, UpstreamUnavailable
 from sidecar.upstream.client import UpstreamClient
-from sidecar.upstream.router import Target
 from sidecar.upstream.routing import Routing
+from sidecar.upstream.targets import Target
 
 
 async def merged_models(client: UpstreamClient, routing: Routing, call: Call) -> Reply:

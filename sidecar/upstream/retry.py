@@ -19,7 +19,7 @@ from collections.abc import Callable
 from multidict import CIMultiDict
 
 from sidecar.call import Reply
-from sidecar.config.routing import RetrySettings
+from sidecar.config.providers import RetrySettings
 from sidecar.errors import UpstreamError
 
 

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.call import Call
-from sidecar.config.routing import ProviderSettings
+from sidecar.config.providers import ProviderSettings
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
-from sidecar.privacy.zdr import is_openrouter
 from sidecar.upstream.breaker import Breaker
 from sidecar.upstream.clock import Clock, SystemClock
 from sidecar.upstream.egress import egress_proxy, environment_proxies, redact
+from sidecar.upstream.openrouter import is_openrouter
 from sidecar.upstream.providers import make_provider
 from sidecar.upstream.retry import RetryPolicy
-from sidecar.upstream.router import Router, Target
+from sidecar.upstream.targets import Router, Target
 
 
 @dataclass(slots=True)

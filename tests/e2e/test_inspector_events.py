@@ -10,7 +10,7 @@ import aiohttp
 
 from sidecar.deps import DEPS
 from tests.conftest import StartSidecar
-from tests.unit.test_inspector_memory import finished
+from tests.fakes.calls import finished
 
 
 async def test_a_slow_page_is_dropped_and_the_others_keep_receiving(

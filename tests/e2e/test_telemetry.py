@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidecar.call import Call, Next, Reply
 from sidecar.config.schema import LogSettings
 from sidecar.deps import DEPS
-from sidecar.telemetry.logging import configure_logging
+from sidecar.telemetry.logs import configure_logging
 from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS
 from tests.conftest import StartSidecar
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver, attributes

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.deps import DEPS
 from sidecar.pipeline import PIPELINES
-from sidecar.telemetry.exporting import PENDING_BATCHES
+from sidecar.telemetry.otlp.export import PENDING_BATCHES
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.otlp import BlackHole, GrpcReceiver, HttpReceiver, attributes
 from tests.fakes.telemetry import CLIENT, SERVER, by_kind, client, flush

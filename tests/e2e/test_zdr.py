@@ -33,8 +33,8 @@ from sidecar.call import Call, Next, Reply
 from sidecar.config import Settings
 from sidecar.config.schema import LogSettings
 from sidecar.deps import DEPS
-from sidecar.privacy.zdr import WITHHELD
-from sidecar.telemetry.logging import configure_logging
+from sidecar.telemetry.logs import configure_logging
+from sidecar.telemetry.withhold import WITHHELD
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.providers import OpenAIProvider
 from tests.conftest import StartSidecar, free_port

@@ -22,6 +22,17 @@ def make_call(headers: dict[str, str] | None = None, model: str | None = "openai
     return call
 
 
+def finished(n: int, **fields: object) -> list[object]:
+    """`n` finished calls (status 200) with ids r0, r1, ..."""
+    calls = []
+    for i in range(n):
+        call = make_call(**fields)  # type: ignore[arg-type]
+        call.request_id = f"r{i}"
+        call.status = 200
+        calls.append(call)
+    return calls
+
+
 async def ok(call: Call) -> Reply:
     """A terminal that answers 200 "upstream"."""
     return Reply(200, CIMultiDict(), body=b"upstream")

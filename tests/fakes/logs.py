@@ -13,7 +13,7 @@ import orjson
 import structlog
 
 from sidecar.config.schema import LogSettings
-from sidecar.telemetry.logging import configure_logging
+from sidecar.telemetry.logs import configure_logging
 
 
 @contextmanager

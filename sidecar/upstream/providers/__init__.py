@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
-from sidecar.config.routing import ProviderSettings
+from sidecar.config.providers import ProviderSettings
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.providers.openai import OpenAIProvider
 

@@ -17,9 +17,9 @@ from aiohttp import StreamReader
 from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
-from sidecar.privacy.zdr import is_openrouter, openrouter_body
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.openrouter import is_openrouter, openrouter_body
 
 
 class OpenAIProvider:
