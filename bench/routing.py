@@ -76,7 +76,7 @@ def routing_handler(config: dict[str, Any]) -> Handler:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=False))
-    return compose(stages, Route(deps.upstream, routing, observe=False).model)
+    return compose(stages, Route(deps.upstream, routing).model)
 
 
 def core_handler() -> Handler:

@@ -2,8 +2,8 @@
 
 1. CPU per request of the spend stage: pricing, the worst-case bound, admission (holds against
    budgets and a rate limit), settling, the ledger row (queued, then written by the ledger's
-   thread: counted, process CPU time covers every thread) and answer.observe (which route runs
-   only when a stage reads usage). The same requests through the bare terminal give the
+   thread: counted, process CPU time covers every thread) and the answer stage (present only
+   when a stage reads the answer). The same requests through the bare terminal give the
    baseline; the difference is spend's cost. Scenarios: no budgets, two budgets and a rate
    limit, and a 20-chunk stream with the meter (usage chunk stripped).
 2. Ledger start-up with N rows (default 1,000,000): the time from `start()` to ready, i.e.
@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.answer import observe
 from sidecar.call import Call, Reply
 from sidecar.config import Settings
 from sidecar.pipeline import compose
+from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.spend import Spend
 from sidecar.spend.ledger import Row
 from sidecar.spend.ledger_sqlite import SqliteLedger
@@ -84,12 +84,6 @@ async def stream_terminal(call: Call) -> Reply:
                  sse=True)
 
 
-def observed(terminal: Callable[[Call], Awaitable[Reply]]) -> Callable[[Call], Awaitable[Reply]]:
-    async def route(call: Call) -> Reply:
-        return observe(call, await terminal(call))
-    return route
-
-
 async def drive(handler: Callable[[Call], Awaitable[Reply]], count: int, stream: bool,
                 ledger: SqliteLedger | None) -> float:
     """Process CPU µs per request (all threads, the ledger's writer included)."""
@@ -119,7 +113,8 @@ async def scenario(name: str, spend: dict[str, Any], stream: bool, count: int,
     try:
         terminal = stream_terminal if stream else body_terminal
         bare = compose([], terminal)
-        metered = compose([Spend(settings.spend, book, ledger, metrics)], observed(terminal))
+        metered = compose([Spend(settings.spend, book, ledger, metrics), ReadAnswer()],
+                          terminal)
         await drive(bare, count // 10, stream, None)  # warm-up
         await drive(metered, count // 10, stream, ledger)
         base, with_spend = [], []

@@ -1,9 +1,11 @@
 """Read what every feature needs from an answer, once: usage, finish reason, the serving model.
 
-Route calls `observe` on each provider reply to a model endpoint; a cache hit replays through it
-too. JSON answers are parsed once here; an event stream is watched event by event as it passes
-(nothing is held back). Spend, telemetry, the cache and the access line then read
-`call.usage`, `call.finish_reason` and `call.response_model` instead of parsing again.
+The answer stage (pipeline/answer.py) calls `observe` on each upstream reply to a model
+endpoint, with the `Answer` record it put on the Call. JSON answers are parsed once here; an
+event stream is watched event by event as it passes (nothing is held back). Spend, telemetry,
+the cache, the inspector and the access line then read `call.answer` instead of parsing again.
+An error answer is not an answer: only the `usage` an upstream may put in it is kept (a failure
+costs what the upstream says it cost).
 
 Shapes understood: chat completions and completions (`choices[].finish_reason`, `usage` with
 `prompt_tokens_details` / `completion_tokens_details`, OpenRouter's `usage.cost`), embeddings
@@ -18,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.call import Call, Reply, Usage
+from sidecar.call import Answer, Reply, Usage
 from sidecar.sse import event_json, split_events
 
 _RESPONSE_STATUS = {"completed": "stop", "incomplete": "length", "failed": "error",
@@ -31,50 +33,63 @@ _MAX_TOKENS = 2**31
 _MAX_COST_USD = 1e6
 
 
-def observe(call: Call, reply: Reply) -> Reply:
-    """Note the answer's facts on the call; a stream is wrapped, never buffered."""
-    if reply.status >= 400:
-        return reply
+def observe(answer: Answer, reply: Reply) -> Reply:
+    """Note the reply's facts in `answer`; a stream is wrapped, never buffered."""
     if reply.body is not None:
+        if reply.status >= 400:
+            if b'"usage"' in reply.body:
+                answer.usage = reported_usage(reply.body)
+            return reply
         try:
             data = orjson.loads(reply.body)
         except orjson.JSONDecodeError:
             return reply
         if isinstance(data, dict):
-            note(call, data)
-    elif reply.sse and reply.chunks is not None:
-        reply.chunks = _watch(call, reply.chunks)
+            note(answer, data)
+    elif reply.sse and reply.chunks is not None and reply.status < 400:
+        reply.chunks = _watch(answer, reply.chunks)
     return reply
 
 
-async def _watch(call: Call, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+async def _watch(answer: Answer, chunks: AsyncIterator[bytes]
+                 ) -> AsyncGenerator[bytes, None]:
     async for chunk in chunks:
         for event in split_events(chunk):
             data = event_json(event)
             if isinstance(data, dict):
-                note(call, data)
+                note(answer, data)
         yield chunk
 
 
-def note(call: Call, data: dict[str, Any]) -> None:
+def note(answer: Answer, data: dict[str, Any]) -> None:
     """Take usage, finish reason, model and id from one answer or one stream chunk."""
     if isinstance(response := data.get("response"), dict):  # Responses API stream event
         data = response
     if isinstance(model := data.get("model"), str):
-        call.response_model = model
+        answer.model = model
     if isinstance(answer_id := data.get("id"), str):
-        call.response_id = answer_id
+        answer.id = answer_id
     choices = data.get("choices")
     if isinstance(choices, list):
         for choice in choices:
             if isinstance(choice, dict) and isinstance(reason := choice.get("finish_reason"),
                                                        str):
-                call.finish_reason = reason
+                answer.finish_reason = reason
     elif isinstance(status := data.get("status"), str) and status in _RESPONSE_STATUS:
-        call.finish_reason = _RESPONSE_STATUS[status]
+        answer.finish_reason = _RESPONSE_STATUS[status]
     usage = data.get("usage")
     if isinstance(usage, dict):
-        call.usage = parse_usage(usage)
+        answer.usage = parse_usage(usage)
+
+
+def reported_usage(body: bytes) -> Usage | None:
+    """The `usage` an upstream put in an error answer."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    return parse_usage(usage) if isinstance(usage, dict) else None
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:

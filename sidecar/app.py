@@ -18,13 +18,13 @@ from sidecar.admin import add_admin_routes, add_probe_routes, logged
 from sidecar.call import Stage
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
+from sidecar.endpoints import MODEL_ENDPOINTS
 from sidecar.handler import ProxyHandler, not_found
 from sidecar.pipeline import PIPELINES, build_pipeline
 from sidecar.pipeline.cache import STATUS_HEADER as CACHE_STATUS_HEADER
 from sidecar.runtime import RUNTIME, Runtime
 from sidecar.telemetry.access import AccessRecord
 from sidecar.upstream.clock import Clock
-from sidecar.upstream.paths import MODEL_ENDPOINTS
 
 _log = structlog.get_logger("sidecar.app")
 

@@ -21,7 +21,7 @@
 
 Upstream errors that arrive as HTTP responses are not in this tree: they pass through with their
 own status and body. Before the first byte an error becomes a JSON response (`render`); once a
-stream has started it becomes a final SSE event carrying the same payload (see relay.py).
+stream has started it becomes a final SSE event carrying the same payload (see handler.py).
 """
 
 from __future__ import annotations

@@ -1,32 +1,47 @@
-"""aiohttp request → Call → pipeline → relay → finishers.
+"""The HTTP edge: aiohttp request → Call → pipeline → Reply → client → finishers.
 
 The handler does no work a stage could do: it builds the Call (headers, the unread body, ids),
 runs the pipeline, sends the Reply, and then, exactly once and on every path, runs the Call's
 finishers. Its own finisher, registered first and so run last, writes the access line and the
 request metrics. Every response, errors included, carries `x-sidecar-request-id`.
+
+Sending (`send_reply`) is done here rather than by handing aiohttp a Response to send later, so
+when it returns the body is gone and the finishers that run next see the final `status`,
+`bytes_out` and `outcome`. Each chunk is written the moment it arrives (no buffering beyond one
+partial SSE event). If the upstream breaks mid-stream, an event stream ends with a final error
+event the OpenAI SDKs raise; any other stream is cut (connection aborted) so the client cannot
+mistake a truncated body for a whole one. If the client goes away, the stream is closed at once,
+which closes the upstream request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from multidict import CIMultiDict
 
-from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Reply, new_request_id
-from sidecar.errors import NotFound, SidecarError
+from sidecar import sse
+from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Next, Reply, new_request_id
+from sidecar.errors import (
+    JSON_CONTENT_TYPE,
+    InternalError,
+    NotFound,
+    SidecarError,
+    UpstreamError,
+    render,
+)
+from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
 from sidecar.pipeline.read_body import too_deep
-from sidecar.relay import error_response, internal_error, send_reply
 from sidecar.runtime import Runtime
 
-Pipeline = Callable[[Call], Awaitable[Reply]]
 _log = structlog.get_logger("sidecar.handler")
 
 
 class ProxyHandler:
-    def __init__(self, model: Pipeline, passthrough: Pipeline, runtime: Runtime,
+    def __init__(self, model: Next, passthrough: Next, runtime: Runtime,
                  record: Finisher, model_headers: dict[str, str] | None = None) -> None:
         self._model = model
         self._passthrough = passthrough
@@ -49,7 +64,7 @@ class ProxyHandler:
             call.content = request.content
         return await self._serve(request, call, self._passthrough)
 
-    async def _serve(self, request: web.Request, call: Call, pipeline: Pipeline
+    async def _serve(self, request: web.Request, call: Call, pipeline: Next
                      ) -> web.StreamResponse:
         """Run the call, relay the reply, then finish the call whatever happened."""
         task = asyncio.current_task()
@@ -122,3 +137,94 @@ def header_text(value: str) -> str:
     if value.isascii():
         return value
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+
+async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.StreamResponse:
+    """Send `reply`; set `call.status` (once the status line went out), `bytes_out`,
+    `first_byte_at` and `outcome` as it goes. Raises only CancelledError (the handler accounts
+    for it) and bugs."""
+    headers = reply.headers
+    headers["Server"] = SERVER
+    headers[REQUEST_ID_HEADER] = call.request_id
+    if attempts := call.attempts:
+        headers[PROVIDER_HEADER] = attempts[-1].provider
+        headers[ATTEMPTS_HEADER] = str(len(attempts))
+    if call.response_headers:
+        headers.update(call.response_headers)
+    if reply.chunks is None:
+        response: web.StreamResponse = web.Response(status=reply.status, headers=headers,
+                                                    body=reply.body)
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionResetError:
+            call.outcome = "client_disconnected"
+            return response
+        call.status = reply.status
+        call.first_byte_at = time.monotonic()
+        call.bytes_out = len(reply.body or b"")
+        return response
+    return await _stream(request, call, reply, headers)
+
+
+async def _stream(request: web.Request, call: Call, reply: Reply, headers: CIMultiDict[str]
+                  ) -> web.StreamResponse:
+    response = web.StreamResponse(status=reply.status, headers=headers)
+    chunks = reply.chunks
+    assert chunks is not None
+    written = 0
+    try:
+        await response.prepare(request)
+        call.status = reply.status
+        async for chunk in chunks:
+            if not written:
+                call.first_byte_at = time.monotonic()
+            await response.write(chunk)
+            written += len(chunk)
+    except ConnectionResetError:
+        call.outcome = "client_disconnected"
+        return response
+    except Exception as exc:  # the upstream broke mid-stream, or a bug in a stage's chunk work
+        error: SidecarError
+        if isinstance(exc, UpstreamError):
+            call.outcome, error = "upstream_broke", exc
+        else:
+            _log.exception("stream_failed", request_id=call.request_id)
+            call.outcome, error = "internal_error", internal_error(call)
+        if not reply.sse or not response.prepared:
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        written += await _write_quietly(response, call, sse.encode(error.payload()))
+    finally:
+        call.bytes_out = written
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    if call.outcome != "client_disconnected":
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            call.outcome = "client_disconnected"
+    return response
+
+
+def internal_error(call: Call) -> InternalError:
+    return InternalError(f"The sidecar failed unexpectedly; its log has the details under "
+                         f"request id {call.request_id}.")
+
+
+def error_response(error: SidecarError) -> web.Response:
+    """A local error outside the proxy pipeline (unknown route, admin auth), with its own id."""
+    return web.Response(status=error.status, body=render(error), content_type=JSON_CONTENT_TYPE,
+                        headers={REQUEST_ID_HEADER: new_request_id(), "Server": SERVER})
+
+
+async def _write_quietly(response: web.StreamResponse, call: Call, data: bytes) -> int:
+    try:
+        await response.write(data)
+    except ConnectionResetError:
+        call.outcome = "client_disconnected"
+        return 0
+    return len(data)

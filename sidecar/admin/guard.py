@@ -13,8 +13,8 @@ from aiohttp import web
 
 from sidecar.deps import DEPS
 from sidecar.errors import InvalidApiKey
+from sidecar.handler import error_response
 from sidecar.headers import sent_bytes
-from sidecar.relay import error_response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "llm_sidecar_admin"

@@ -28,9 +28,9 @@ from sidecar.admin.guard import COOKIE, Handler, token_matches
 from sidecar.call import new_request_id
 from sidecar.deps import DEPS
 from sidecar.errors import InvalidApiKey, NotFound
+from sidecar.handler import error_response
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
 from sidecar.inspector import Inspector
-from sidecar.relay import error_response
 
 _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 _PAGE_HEADERS = {

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.upstream.paths import MODEL_ENDPOINTS
+from sidecar.endpoints import MODEL_ENDPOINTS
 
 JSON = "application/json"
 _ERROR_CODES = {  # status -> the codes the sidecar itself answers it with (INTERFACE.md §3)

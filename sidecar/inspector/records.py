@@ -69,19 +69,21 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
     Positional and without helpers: it runs for every request (about 2 µs)."""
     ended = monotonic() if now is None else now
     started = call.started
-    usage = call.usage
+    usage = call.answer.usage
+    bill = call.bill
     attempts = call.attempts
     failed = [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error}
               for a in attempts[:-1]] if len(attempts) > 1 else []
     first = call.first_byte_at
     return RequestRecord(
         seq, wall() - (ended - started), call.request_id, call.method,
-        call.endpoint or "passthrough", call.requested_model, call.response_model,
+        call.endpoint or "passthrough", call.requested_model, call.answer.model,
         attempts[-1].provider if attempts else None, call.status, call.outcome,
         round((ended - started) * 1000, 3),
         None if first is None else round((first - started) * 1000, 3), call.stream,
         usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None,
-        call.cost_usd, call.saved_usd, call.budget_remaining_usd, call.cache_status,
+        bill.cost_usd if bill else None, bill.saved_usd if bill else None,
+        bill.remaining_usd if bill else None, call.cache_status,
         call.redactions, len(attempts), failed, call.key_name, call.user, list(call.tags),
         call.trace_id)
 

@@ -41,6 +41,9 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class Auth:
+    name = "auth"
+    reads_answer = False
+
     def __init__(self, settings: AuthSettings, refusals: AuthRefusals) -> None:
         self._refusals = refusals  # counts and logs (rate-limited) each 401
         self._keys = {

@@ -2,12 +2,12 @@
 
 The candidates are the body's `models` (OpenRouter's field; the `model` first, then the list) or,
 when `model` names a configured `routes` alias, that route. Each candidate is a separate run of
-the rest of the pipeline (spend, cache, route): `call.model` is set to it and `call.overrides`
-cleared first, so each candidate is priced, cached, redacted and billed as the model it really
-is. The next candidate is tried only when the previous one failed before its first byte: a
-transport failure, a retryable status (`retry.on_status`) once its providers were exhausted, or
-no provider serving it. An answer that started, or any other error (400, 402 budget, 429 local
-rate limit), is the answer.
+the rest of the pipeline (spend, cache, route): `call.model` is set to it, and
+`call.overrides` and `call.answer` cleared first, so each candidate is priced, cached, redacted
+and billed as the model it really is. The next candidate is tried only when the previous one
+failed before its first byte: a transport failure, a retryable status (`retry.on_status`) once
+its providers were exhausted, or no provider serving it. An answer that started, or any other
+error (400, 402 budget, 429 local rate limit), is the answer.
 
 For local providers this stage also consumes OpenRouter's routing fields: `models`, `provider`
 (parsed into `call.preferences` for the router) and `route` leave the body, and routing suffixes
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sidecar.call import Call, Next, Reply
+from sidecar.call import Answer, Call, Next, Reply
 from sidecar.errors import (
     InvalidRequest,
     ModelNotAllowed,
@@ -70,6 +70,7 @@ class Fallback:
         for candidate, prefs in candidates:
             call.model = candidate
             call.overrides = {}
+            call.answer = Answer()  # nothing of a failed candidate's answer carries over
             call.preferences = prefs
             reply = await next(call)
             if not self._moves_on(reply):

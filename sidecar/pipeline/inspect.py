@@ -21,7 +21,7 @@ from sidecar.sse import event_json, split_events
 
 class Inspect:
     name = "inspect"
-    reads_answer = True  # the list shows tokens: answer.observe fills call.usage
+    reads_answer = True  # the list shows tokens and the answering model
 
     def __init__(self, inspector: Inspector) -> None:
         self._inspector = inspector

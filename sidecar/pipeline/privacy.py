@@ -34,6 +34,7 @@ ZDR_HEADER = "x-sidecar-zdr"
 
 class Privacy:
     name = "privacy"
+    reads_answer = False
 
     def __init__(self, settings: RedactSettings, metrics: Metrics) -> None:
         self._mode = settings.mode
@@ -89,6 +90,7 @@ class Privacy:
 
 class ZeroRetention:
     name = "zdr"
+    reads_answer = False
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         call.zdr = True

@@ -36,6 +36,7 @@ _CONTAINERS = (dict, list)
 
 class ReadBody:
     name = "read_body"
+    reads_answer = False
 
     def __init__(self, max_body_bytes: int, aliases: Collection[str] = ()) -> None:
         self._limit = max_body_bytes

@@ -29,11 +29,11 @@ from functools import partial
 import orjson
 import structlog
 
-from sidecar.answer import parse_usage
-from sidecar.call import Call, Next, Reply, Usage
+from sidecar.call import Call, Next, Reply
 from sidecar.config.spend import SpendSettings
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
-from sidecar.spend.bill import Bill, Run, make_row
+from sidecar.spend.bill import Books, Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Refusal
@@ -46,7 +46,6 @@ from sidecar.telemetry.metrics import Metrics
 COST_HEADER = "x-sidecar-cost-usd"
 REMAINING_HEADER = "x-sidecar-budget-remaining-usd"
 WARNING_HEADER = "x-sidecar-budget-warning"
-_STREAM_USAGE = ("chat/completions", "completions")  # endpoints with stream_options
 _FREE = ModelPrice(Rates(), "default")
 _log = structlog.get_logger("sidecar.spend")
 _NOTED_LIMIT = 1_000  # distinct names remembered for one-time log lines
@@ -54,7 +53,7 @@ _NOTED_LIMIT = 1_000  # distinct names remembered for one-time log lines
 
 class Spend:
     name = "spend"
-    reads_answer = True  # answer.observe fills call.usage and call.finish_reason
+    reads_answer = True  # the answer's usage is what it bills
 
     def __init__(self, spend: SpendSettings, prices: PriceBook, ledger: Ledger,
                  metrics: Metrics) -> None:
@@ -68,8 +67,8 @@ class Spend:
             None if unknown == "block" else _FREE if unknown == "free"
             else ModelPrice(rates_from_usd(**unknown.model_dump()), "default"))
         self._fail_closed = spend.on_ledger_error == "fail_closed"
-        self._bills: dict[str, Bill] = {}  # request id -> its bill, while in flight
         self._noted: set[tuple[str, ...]] = set()
+        self._books = Books(ledger, metrics, self._note)
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ledger = self.ledger
@@ -108,11 +107,7 @@ class Spend:
                 return self._refuse(decision, ask)
             grant = decision
 
-        bill = self._bills.get(call.request_id)
-        owner = bill is None
-        if bill is None:
-            bill = self._bills[call.request_id] = Bill(ask.now)
-        run = Run(self, call, price, est, grant, bill, owner, unguarded)
+        run = Run(self._books, call, ask.now, price, est, grant, unguarded)
         call.finishers.append(run.finish)  # before next: settled or released on every path
         if grant is not None:
             self._apply(call, est, grant, blocking)
@@ -121,7 +116,7 @@ class Spend:
         endpoint = call.endpoint
         options = call.body.get("stream_options")
         asked_usage = isinstance(options, dict) and options.get("include_usage") is True
-        streamed_usage = call.stream and endpoint in _STREAM_USAGE
+        streamed_usage = call.stream and ENDPOINTS[endpoint].stream_usage
         if streamed_usage and not asked_usage:
             call.overrides["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                                 "include_usage": True}
@@ -131,10 +126,10 @@ class Spend:
         run.hit = call.cache_status == "HIT"
         headers = call.response_headers
         if reply.chunks is None:
-            usage = call.usage if call.usage is not run.before else None
-            if usage is None and reply.status >= 400 and reply.body and b'"usage"' in reply.body:
-                usage = reported_usage(reply.body)  # a failure costs what the upstream said
-            run.settle(call, usage, answered=False)
+            # the answer stage read this candidate's usage (a failure's too: it costs what
+            # the upstream said), or the cache took the entry's
+            run.settle(call, call.answer.usage, answered=False)
+            bill = run.bill
             headers[COST_HEADER] = usd_text(bill.cost)
             if bill.remaining is not None:
                 headers[REMAINING_HEADER] = usd_text(bill.remaining)
@@ -206,15 +201,6 @@ class Spend:
             "fail_closed, so requests are refused until it can (the sidecar's log says why)."),
             headers={"Retry-After": "1"})
 
-    def write_row(self, call: Call, bill: Bill) -> None:
-        self._bills.pop(call.request_id, None)
-        self.ledger.record(make_row(call, bill))
-
-    def over_reservation(self, call: Call, model: str, cost: int, held: int) -> None:
-        """The upstream billed more than the worst case held: the price book is off."""
-        self._note("spend_over_reservation", model, level="warning",
-                   cost_usd=to_usd(cost), held_usd=to_usd(held), request_id=call.request_id)
-
     def _note(self, event: str, name: str, level: str = "info", **fields: object) -> None:
         """Log `event` once per name (bounded), not once per request."""
         key = (event, name)
@@ -225,12 +211,3 @@ class Spend:
         self._noted.add(key)
         getattr(_log, level)(event, name=name, **fields)
 
-
-def reported_usage(body: bytes) -> Usage | None:
-    """The `usage` an upstream put in an error answer (answer.observe skips errors)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    return parse_usage(usage) if isinstance(usage, dict) else None

@@ -1,56 +1,58 @@
-"""One request's bill, and one spend run (a fallback candidate) that adds to it.
+"""One spend run (a fallback candidate) and how it adds to the request's bill.
 
 The fallback stage may run spend once per candidate model. Each `Run` prices, holds and settles
 its own candidate as the model it really is: a candidate that failed costs what its upstream
 reported, else 0; a cache hit costs 0 and saves what the answer would have cost. All runs add to
-the request's `Bill`; the first run owns it and, being the first to register its finisher (so
-the last to run it), writes the request's one ledger row after every run has settled.
+the request's `Bill` (`call.bill`, call.py); the first run creates it and, being the first to
+register its finisher (so the last to run it), writes the request's one ledger row after every
+run has settled, even if settling failed.
+
+A run settles into `Books` (the ledger, the metrics, the one-line-per-name log) given by the
+spend stage: nothing here reaches back into the stage.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sidecar.call import Call, Usage
+from sidecar.call import Bill, Call, Usage
 from sidecar.spend.estimate import Estimate
-from sidecar.spend.ledger import Row
+from sidecar.spend.ledger import Ledger, Row
 from sidecar.spend.policy import BudgetRule, Grant
 from sidecar.spend.pricing import ModelPrice, to_usd
 from sidecar.spend.stream import StreamMeter
-
-if TYPE_CHECKING:
-    from sidecar.pipeline.spend import Spend
+from sidecar.telemetry.metrics import Metrics
 
 
-@dataclass(slots=True)
-class Bill:
-    ts: float  # Unix time the request was first admitted
-    cost: int = 0  # nano-dollars, every run together
-    saved: int = 0
-    usage: Usage | None = None  # the last settled run's (the answer the client got)
-    estimated: bool = False
-    capped: bool = False
-    hit: bool = False
-    remaining: int | None = None
+@dataclass(frozen=True, slots=True)
+class Books:
+    """Where a run settles: the ledger (holds and rows), the spend metrics, and a log line
+    written once per name (`note(event, name, level, **fields)`)."""
+
+    ledger: Ledger
+    metrics: Metrics
+    note: Callable[..., None]
 
 
 class Run:
-    __slots__ = ("before", "bill", "est", "grant", "hit", "meter", "model", "owner", "price",
-                 "settled", "stage", "told", "unguarded")
+    __slots__ = ("bill", "books", "est", "grant", "hit", "meter", "model", "owner", "price",
+                 "settled", "told", "unguarded")
 
-    def __init__(self, stage: Spend, call: Call, price: ModelPrice, est: Estimate,
-                 grant: Grant | None, bill: Bill, owner: bool,
-                 unguarded: list[tuple[BudgetRule, str]] | None = None) -> None:
-        self.stage = stage
+    def __init__(self, books: Books, call: Call, now: float, price: ModelPrice, est: Estimate,
+                 grant: Grant | None, unguarded: list[tuple[BudgetRule, str]] | None = None
+                 ) -> None:
+        self.books = books
         self.model = call.model or ""
         self.price = price
         self.est = est
         self.grant = grant
-        self.bill = bill
-        self.owner = owner
-        self.before = call.usage  # to tell this candidate's usage from an earlier one's
+        self.owner = call.bill is None
+        if call.bill is None:
+            call.bill = Bill(now)
+        self.bill = call.bill
         self.meter: StreamMeter | None = None
         self.hit = False
         self.settled = False
@@ -76,9 +78,10 @@ class Run:
 
     def answer_cost_usd(self, call: Call) -> float:
         """usage.cost for a client that asked for usage (the upstream's usage is on the call)."""
-        if self.hit or call.usage is None:
+        usage = call.answer.usage
+        if self.hit or usage is None:
             return 0.0
-        return to_usd(self.price.cost(call.usage))
+        return to_usd(self.price.cost(usage))
 
     def settle(self, call: Call, usage: Usage | None, answered: bool) -> None:
         """Turn the hold into the real cost, once. `answered`: the upstream started an answer
@@ -98,16 +101,19 @@ class Run:
         capped = (self.grant is not None and self.grant.capped) or bool(
             self.meter and self.meter.cut)
         tokens = usage.prompt_tokens + usage.completion_tokens if usage else 0
-        stage = self.stage
+        books = self.books
         if self.grant is not None:
-            remaining = stage.ledger.settle(self.grant, cost, tokens)
+            remaining = books.ledger.settle(self.grant, cost, tokens)
             bill.remaining = remaining if remaining is not None else bill.remaining
         elif self.unguarded and cost > 0:
-            stage.ledger.charge(self.unguarded, bill.ts, cost)
+            books.ledger.charge(self.unguarded, bill.ts, cost)
         if cost > 0:
-            stage.metrics.spent(self.model, to_usd(cost))
+            books.metrics.spent(self.model, to_usd(cost))
             if self.grant is not None and cost > self.grant.cost:
-                stage.over_reservation(call, self.model, cost, self.grant.cost)
+                # The upstream billed more than the worst case held: the price book is off.
+                books.note("spend_over_reservation", self.model, "warning",
+                           cost_usd=to_usd(cost), held_usd=to_usd(self.grant.cost),
+                           request_id=call.request_id)
         bill.cost += cost
         bill.saved += saved
         bill.hit |= self.hit
@@ -115,25 +121,20 @@ class Run:
         bill.capped |= capped
         if usage is not None:
             bill.usage = usage
-        call.cost_usd = to_usd(bill.cost)
-        if bill.hit:
-            call.saved_usd = to_usd(bill.saved)
-        if bill.remaining is not None:
-            call.budget_remaining_usd = to_usd(bill.remaining)
 
     def finish(self, call: Call) -> None:
         """The finisher: settle what the response side could not (streams, cancellations), and
-        the owner writes the row."""
-        if not self.settled:
-            meter = self.meter
-            if meter is not None:  # usage as answer.observe read it: a usage chunk, or the
-                # Responses API's `response.completed` (which the meter does not see as usage)
-                usage = call.usage if call.usage is not self.before else None
-                self.settle(call, usage, answered=True)
-            else:  # cancelled or failed before an answer came back: nothing to bill
-                self.settle(call, None, answered=False)
-        if self.owner:
-            self.stage.write_row(call, self.bill)
+        the owner writes the row, whatever settling did."""
+        try:
+            if not self.settled:
+                # a stream: usage as the answer stage read it (a usage chunk, or the Responses
+                # API's `response.completed`); else cancelled or failed before an answer came
+                # back: nothing to bill
+                streamed = self.meter is not None
+                self.settle(call, call.answer.usage if streamed else None, answered=streamed)
+        finally:
+            if self.owner:
+                self.books.ledger.record(make_row(call, self.bill))
 
 
 def make_row(call: Call, bill: Bill) -> Row:

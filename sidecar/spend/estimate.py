@@ -30,18 +30,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sidecar.endpoints import ENDPOINTS
+
 TOOLS_TOKENS = 1_024
 REQUEST_TOKENS = 16
 UNKNOWN_CONTEXT_TOKENS = 1_000_000  # the largest context windows offered today
 _DATA_IMAGE = re.compile(rb'"data:image/[^"]*"')
 _IMAGE_KEY = re.compile(rb'"image_url"\s*:')  # one per image: chat parts and Responses inputs
-# The field that limits the answer's length, by endpoint, in the order the client may use them.
-LIMIT_FIELDS: dict[str, tuple[str, ...]] = {
-    "chat/completions": ("max_completion_tokens", "max_tokens"),
-    "completions": ("max_tokens",),
-    "responses": ("max_output_tokens",),
-    "embeddings": (),
-}
 _STORED = ("previous_response_id", "conversation", "prompt")
 
 
@@ -59,7 +54,8 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
              model: str | None = None) -> Estimate:
     """`model`: the candidate being priced (a route alias or a `models` list makes it differ
     from the body's), else the body's."""
-    fields = LIMIT_FIELDS.get(endpoint, ())
+    row = ENDPOINTS.get(endpoint)
+    fields = row.limit_fields if row is not None else ()
     field, asked = (fields[-1] if fields else None), None
     for name in fields:
         value = body.get(name)

@@ -7,8 +7,9 @@ mapped into the error tree here, so the rest of the code sees `UpstreamUnavailab
 `UpstreamTimeout`, never aiohttp's types.
 
 Every response opened here is released exactly once: `read` releases it, `Body.aclose()` and
-`Body.release()` close or release it, and both are safe to call again. Route registers a
-finisher that calls `release()`, so a stream that never started still gives its connection back.
+`Body.release()` close or release it, and both are safe to call again. The provider that opened
+a streamed answer registers `Body.finish` as a finisher of the call, so a stream that never
+started still gives its connection back.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class Routing:
                 target.stats.failed(last.model)
                 return
             target.breaker.success()  # complete, or the client left: the provider worked
-        usage = call.usage
+        usage = call.answer.usage
         if call.outcome != "ok" or usage is None or not 200 <= last.status < 300:
             return
         end = last.ended if last.ended is not None else time.monotonic()

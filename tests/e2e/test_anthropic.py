@@ -63,7 +63,8 @@ class AnswerProbe:
         self.seen: list[tuple[Usage | None, str | None]] = []
 
     async def __call__(self, call: Call, next: Next) -> Reply:
-        call.finishers.append(lambda c: self.seen.append((c.usage, c.finish_reason)))
+        call.finishers.append(lambda c: self.seen.append((c.answer.usage,
+                                                          c.answer.finish_reason)))
         return await next(call)
 
 

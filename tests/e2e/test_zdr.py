@@ -193,6 +193,7 @@ async def _wait_ready(url: str) -> None:
 class Bug:
     """A stage with a bug whose exception message carries the request's content."""
 
+    reads_answer = False
     name = "bug"
 
     async def __call__(self, call: Call, next: Next) -> Reply:

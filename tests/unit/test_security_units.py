@@ -16,6 +16,7 @@ from sidecar.admin import guard
 from sidecar.app import create_app
 from sidecar.config import Settings
 from sidecar.deps import DEPS, Deps
+from sidecar.endpoints import MODEL_ENDPOINTS
 from sidecar.errors import InvalidRequest, NotFound
 from sidecar.handler import header_text
 from sidecar.telemetry.metrics import Metrics
@@ -85,7 +86,7 @@ def test_the_path_rules_know_every_model_endpoint() -> None:
     posted = {resource.canonical.removeprefix("/v1/") for resource in app.router.resources()
               if resource.canonical.startswith("/v1/") and "{" not in resource.canonical
               and any(route.method == "POST" for route in resource)}
-    assert posted == set(paths.MODEL_ENDPOINTS)
+    assert posted == set(MODEL_ENDPOINTS)
 
 
 def test_refusals_log_once_per_interval() -> None:
