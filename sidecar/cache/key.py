@@ -27,7 +27,7 @@ import orjson
 
 from sidecar.call import Call
 
-# Request fields that do not change the answer, each with its reason (the README lists them).
+# Request fields that do not change the answer, each with its reason (docs/cache.md lists them).
 EXCLUDED: dict[str, str] = {
     "stream": "transport shape: a hit is served as a stream or as JSON, whichever was asked",
     "stream_options": "transport shape (include_usage only adds the usage chunk, kept apart)",

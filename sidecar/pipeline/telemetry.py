@@ -11,7 +11,7 @@ threads. A stream is watched event by event (arrival times for time to first chu
 chunk; the text too, only when content capture is on), never buffered.
 
 Present when traces are exported, content is captured, or metrics are read (Prometheus or
-OTLP); absent when all are off. What it costs is in README "Telemetry" (bench/telemetry.py).
+OTLP); absent when all are off. What it costs is in docs/telemetry.md (bench/telemetry.py).
 """
 
 from __future__ import annotations

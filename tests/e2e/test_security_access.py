@@ -272,8 +272,8 @@ async def test_malformed_requests_get_aiohttps_own_400_without_a_traceback(
         served: RunningSidecar) -> None:
     """A request aiohttp cannot parse (bad request line, a header with a bare CR, a header
     value that is not valid) is answered by aiohttp itself, before any route: a plain 400 that
-    closes the connection, with no traceback. (Its Server header is aiohttp's: README
-    "Security" says why it is left so.)"""
+    closes the connection, with no traceback. (Its Server header is aiohttp's:
+    docs/security.md says why it is left so.)"""
     port = int(served.url.rsplit(":", 1)[1])
     for raw in (b"GET /v1/models HTTP/1.1 extra\r\n\r\n",
                 b"GET /v1/models HTTP/1.1\r\nX-A: a\rInjected: 1\r\n\r\n",
