@@ -15,6 +15,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.auto.pins import Pins
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
@@ -54,8 +55,9 @@ class Deps:
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
-    prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
+    prices: PriceBook | None = None  # None with spend.ledger: off and no auto router
     ledger: Ledger | None = None
+    pins: Pins | None = None  # auto routers' session pins: plain state, kept across requests
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -78,8 +80,11 @@ class Deps:
             deps.cache = build_store(settings, metrics)
             deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
         deps.ledger = open_ledger(settings, metrics)
-        if deps.ledger is not None:
+        # auto routers read context windows and their baselines' prices from it, spend or not
+        if deps.ledger is not None or settings.auto.routers:
             deps.prices = PriceBook(settings, upstream)
+        if settings.auto.routers:
+            deps.pins = Pins(settings.auto.max_sessions, deps.routing.clock.now)
         return deps
 
     def resources(self) -> list[Resource]:
@@ -88,8 +93,10 @@ class Deps:
         log's last lines; the price book fetches through the upstream pool, so it starts after
         it; flights close before the store they fill and the upstream pool they read."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
-        if self.prices is not None and self.ledger is not None:
-            out += [self.prices, self.ledger]
+        if self.prices is not None:
+            out.append(self.prices)
+        if self.ledger is not None:
+            out.append(self.ledger)
         if self.cache is not None and self.flights is not None:
             out += [self.cache, self.flights]
         if self.inspector is not None:
