@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
                        help="admin token for --url (default: $SIDECAR_ADMIN_TOKEN)")
 
+    from sidecar.auto.explain import add_parser as add_auto
+
+    add_auto(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args, config_path)
     if args.command == "usage":
         return _usage(args, config_path)
+    if args.command == "auto":
+        return _auto(args, config_path)
     overrides = {"listen.host": args.host, "listen.port": args.port,
                  "upstream.url": args.upstream}
     settings = _load_or_report(config_path, overrides)
@@ -105,6 +110,13 @@ def _usage(args: argparse.Namespace, config_path: str | None) -> int:
         return report(args, None)
     settings = _load_or_report(config_path, {})
     return EXIT_INVALID_CONFIG if settings is None else report(args, settings)
+
+
+def _auto(args: argparse.Namespace, config_path: str | None) -> int:
+    from sidecar.auto.explain import run as explain
+
+    settings = _load_or_report(config_path, {})
+    return EXIT_INVALID_CONFIG if settings is None else explain(args, settings)
 
 
 def _check_config(path: str) -> int:
