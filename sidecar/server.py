@@ -3,7 +3,9 @@
 On a signal the sidecar stops accepting connections, reports not-ready, lets in-flight requests
 and streams finish for up to `listen.shutdown_grace_s`, cancels what is left (the sidecar does
 this itself: aiohttp alone would give such handlers a second grace period), then closes the
-upstream pool. The admin listener stays up during the drain so probes can see it.
+upstream pool. The admin listener stays up during the drain so probes can see it. The start
+log warns when the admin routes are refused for want of `admin.token` (naming the setting) and
+when `admin.insecure_no_token_on_network` serves them to the network without one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 from aiohttp import web
 
 from sidecar import __version__
+from sidecar.admin import ADMIN
 from sidecar.app import create_admin_app, create_app, make_runner
 from sidecar.config.schema import Settings
 from sidecar.pipeline import PIPELINES
@@ -44,8 +47,10 @@ async def serve(settings: Settings) -> int:
     aiohttp_grace = grace + 1.0
     runners = [make_runner(app, shutdown_timeout=aiohttp_grace)]
     listeners = [(settings.listen.host, settings.listen.port)]
+    admin = app
     if settings.admin.port is not None:
-        runners.append(make_runner(create_admin_app(app), shutdown_timeout=aiohttp_grace))
+        admin = create_admin_app(app)
+        runners.append(make_runner(admin, shutdown_timeout=aiohttp_grace))
         listeners.append((settings.admin.host, settings.admin.port))
     try:
         for runner, (host, port) in zip(runners, listeners, strict=True):
@@ -66,6 +71,8 @@ async def serve(settings: Settings) -> int:
              upstream=settings.upstream.url, stages=app[PIPELINES].stage_names,
              startup_ms=round((time.monotonic() - began) * 1000, 1))
     log.info("privacy", **startup_fields(settings))
+    if (notice := admin[ADMIN].start_notice()) is not None:
+        log.warning(notice.event, **notice.fields)
     await stop.wait()
 
     runtime = app[RUNTIME]

@@ -54,7 +54,10 @@ def _object(**properties: Any) -> dict[str, Any]:
 
 
 _ARRAY_OF_OBJECTS = {"type": "array", "items": OBJECT}
-_ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token")}
+_ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token"),
+                 "403": {"description": "admin.token is not set and this listener is not "
+                                        "loopback (`admin_token_required`)",
+                         "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 _PROXY_ERRORS = {str(s): _error(s, "refused or failed by the sidecar")
                  for s in (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)}
 
@@ -197,7 +200,9 @@ def describe(app: web.Application) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "llm-sidecar", "version": __version__,
                  "description": "The sidecar's own routes. Admin routes need "
-                                "`Authorization: Bearer <admin.token>` when a token is set."},
+                                "`Authorization: Bearer <admin.token>` when a token is set; "
+                                "without one they are served on a loopback listener only "
+                                "(README, Security)."},
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR},

@@ -49,13 +49,28 @@ class ListenSettings(Section):
 
 
 class AdminSettings(Section):
+    """Who may call the admin routes is decided in sidecar/admin/guard.py (its table): on a
+    listener that is not loopback they need `token`, unless the opt-out is on."""
+
     host: str = "127.0.0.1"
     port: Port | None = None
     token: SecretStr | None = None
+    # /metrics needs the token too; off, it stays scrapable without one (counters only).
+    metrics_require_token: bool = False
+    # Serve the admin routes without a token on a listener that is not loopback: for a port that
+    # something else guards (a NetworkPolicy). A long name on purpose; warned about at start.
+    insecure_no_token_on_network: bool = False
     ui: bool = True  # the request inspector at /sidecar/ui and its event stream
     ui_requests: Annotated[int, Field(gt=0, le=100_000)] = 1000  # recent requests kept in memory
 
     _token = field_validator("token", mode="before")(empty_is_none)
+
+    @model_validator(mode="after")
+    def _metrics_token(self) -> AdminSettings:
+        if self.metrics_require_token and self.token is None:
+            raise ValueError("metrics_require_token is true but token is not set: every scrape "
+                             "of /metrics would be refused (is its environment variable set?)")
+        return self
 
 
 class UpstreamSettings(Section):
