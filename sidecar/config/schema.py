@@ -36,7 +36,8 @@ from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
 __all__ = [
     "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
-    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "RetrySettings",
+    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "ReloadSettings",
+    "RetrySettings",
     "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
@@ -121,6 +122,13 @@ class AuthSettings(Section):
         return self
 
 
+class ReloadSettings(Section):
+    """Live reload (sidecar/live.py): SIGHUP, `POST /sidecar/reload`, and the file watch."""
+
+    watch: bool = True  # reload when the config file's content changes (a ConfigMap update)
+    poll_s: PositiveSeconds = 2.0  # how often the file is read to see whether it changed
+
+
 def default_state_dir() -> Path:
     return Path("~/.local/state/llm-sidecar").expanduser()
 
@@ -140,6 +148,7 @@ class Settings(Section):
     spend: SpendSettings = Field(default_factory=SpendSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
     state_dir: Path = Field(default_factory=default_state_dir)
 
     @model_validator(mode="after")
