@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
 from sidecar.config.base import (
     Port,
@@ -95,6 +95,10 @@ class AuthKey(Section):
     token: SecretStr
     tags: list[str] = Field(default_factory=list)
     allowed_models: list[str] = Field(default_factory=lambda: ["*"])
+    # A rotation window: the key is refused (401, saying why) before not_before and from
+    # not_after on; two keys valid at once let clients move from one to the other.
+    not_before: AwareDatetime | None = None
+    not_after: AwareDatetime | None = None
 
     @field_validator("token")
     @classmethod
@@ -102,6 +106,12 @@ class AuthKey(Section):
         if not value.get_secret_value():
             raise ValueError("must not be empty (is its environment variable set?)")
         return value
+
+    @model_validator(mode="after")
+    def _window(self) -> AuthKey:
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError("not_after must be later than not_before")
+        return self
 
 
 class AuthSettings(Section):

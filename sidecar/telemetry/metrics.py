@@ -106,7 +106,7 @@ INSTRUMENTS = (
          "Values redacted from requests, by entity type.", ("entity",)),
     _own("llm_sidecar_auth_failures", "counter", "{request}",
          "Requests refused for their credentials, by scope (proxy: auth.keys; admin: "
-         "admin.token) and reason (missing, invalid).", ("scope", "reason")),
+         "admin.token) and reason (missing, invalid, expired).", ("scope", "reason")),
     _own("llm_sidecar_config_reloads", "counter", "{reload}",
          "Live reloads of the configuration, by result: ok (applied), invalid (refused: the "
          "running configuration keeps serving).", ("result",)),

@@ -300,3 +300,24 @@ async def test_sighup_the_watch_and_the_reload_command_on_the_real_process(
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_an_expired_key_gets_a_401_saying_so_and_its_successor_serves(
+        reloadable: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Rotation with an overlap: the old key past its not_after gets 401 naming the key and
+    when it expired; a key before its not_before is refused saying when it starts; the new key
+    in its window is served."""
+    rotation = {"required": True, "keys": [
+        {"name": "old", "token": "tok-old", "not_after": "2020-01-01T00:00:00Z"},
+        {"name": "new", "token": "tok-new", "not_before": "2020-01-01T00:00:00Z"},
+        {"name": "later", "token": "tok-later", "not_before": "2999-01-01T00:00:00+00:00"}]}
+    sidecar = await reloadable(base(upstream, tmp_path, auth=rotation))
+    async with sdk(sidecar.url, "tok-old") as old, sdk(sidecar.url, "tok-new") as new, \
+            sdk(sidecar.url, "tok-later") as later:
+        with pytest.raises(openai.AuthenticationError) as expired:
+            await old.chat.completions.create(model="m", messages=CHAT)
+        assert "'old' expired at 2020-01-01T00:00:00Z" in str(expired.value.body)
+        with pytest.raises(openai.AuthenticationError) as early:
+            await later.chat.completions.create(model="m", messages=CHAT)
+        assert "not valid before 2999-01-01T00:00:00Z" in str(early.value.body)
+        assert (await new.chat.completions.create(model="m", messages=CHAT)).choices
