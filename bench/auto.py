@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.auto_labelled import TIERS, Case, load
-from bench.routing import Handler, StubProvider, new_call, serve
+from bench.routing import Handler, StubProvider, new_call
 from sidecar.auto.classify import features
 from sidecar.auto.pins import Pins
 from sidecar.auto.router import Router
@@ -35,7 +35,7 @@ from sidecar.auto.shapes import read
 from sidecar.auto.tiers import decide
 from sidecar.call import Usage
 from sidecar.config import Settings
-from sidecar.config.auto import Prefer, RouterSettings, TierModels
+from sidecar.config.auto import RouterSettings, TierModels
 from sidecar.deps import Deps
 from sidecar.pipeline import compose
 from sidecar.pipeline.auto import Auto

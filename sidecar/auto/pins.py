@@ -52,6 +52,12 @@ class Pins:
     def __len__(self) -> int:
         return len(self._pins)
 
+    def resize(self, max_sessions: int) -> None:
+        """A live reload's new `auto.max_sessions`: the oldest pins beyond it are forgotten."""
+        self.max_sessions = max_sessions
+        while len(self._pins) > max_sessions:
+            self._pins.popitem(last=False)
+
     def floor(self, key: PinKey, idle_s: float) -> Tier | None:
         """The session's pinned tier while its pin is alive, else None (an expired pin is
         dropped)."""

@@ -13,7 +13,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import RunningSidecar, StartSidecar
+from tests.conftest import StartSidecar
 from tests.fakes.auto import ASKS, PRICES, ROUTER, TIERS, VARIANTS, ask, auto_config, sdk
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy import FakeProxy

@@ -48,9 +48,10 @@ async def status_of(method: str, url: str, headers: dict[str, str] | None = None
 @pytest.mark.parametrize("admin_port", [False, True], ids=["main-listener", "admin-listener"])
 async def test_every_admin_route_needs_the_token(start_sidecar: StartSidecar,
                                                  admin_port: bool) -> None:
-    """Every admin route answers 401 without the token, with a wrong one, with a wrong scheme,
-    with bytes that are not UTF-8, and with the right token in the wrong place; with it, not."""
-    config: dict[str, Any] = {"admin": {"token": TOKEN}}
+    """Every admin route (/metrics too, with metrics_require_token) answers 401 without the
+    token, with a wrong one, with a wrong scheme, with bytes that are not UTF-8, and with the
+    right token in the wrong place; with it, not."""
+    config: dict[str, Any] = {"admin": {"token": TOKEN, "metrics_require_token": True}}
     if admin_port:
         config["admin"]["port"] = free_port()
     sidecar = await start_sidecar(config)
