@@ -133,6 +133,29 @@ async def test_prefer_moves_the_same_request(start_sidecar: StartSidecar,
     assert [sent_model(upstream, i) for i in range(3)] == served
 
 
+@pytest.mark.parametrize(("endpoint", "body", "tier"), [
+    ("completions", {"prompt": "Q: Prove that the sum of two odd integers is even.\nA:"},
+     "reasoning"),
+    ("responses", {"input": "Say hello in Japanese."}, "simple"),
+    ("responses", {"input": [{"role": "user", "content": "Summarize the failing tests."},
+                             {"type": "function_call_output", "call_id": "a", "output": "ok"}],
+                   "tools": [{"type": "function", "name": "run_tests"}]}, "complex"),
+], ids=["completions", "responses", "responses_agent"])
+async def test_other_endpoints_are_read_in_their_own_shape(
+        start_sidecar: StartSidecar, upstream: FakeUpstream, endpoint: str,
+        body: dict[str, Any], tier: str) -> None:
+    """Completions and the Responses API go through the same router: the upstream is asked
+    for the tier's model on the same endpoint, with the rest of the body as sent."""
+    sidecar = await start_sidecar(auto_config("defaults"))
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{sidecar.v1}/{endpoint}", json={"model": ROUTER, **body}) as response:
+        assert response.status == 200
+        assert response.headers["x-sidecar-auto-tier"] == tier
+    sent = orjson.loads(upstream.last.body)
+    assert upstream.last.path == f"/{endpoint}"
+    assert sent == {**body, "model": TIERS[tier][0]}
+
+
 async def test_other_models_pass_untouched(start_sidecar: StartSidecar,
                                            upstream: FakeUpstream) -> None:
     """A request naming a model goes as sent: no tier header, the client's exact bytes."""
