@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.config import ConfigError, Settings, load_settings
+from sidecar.inject.command import add_inject_parser
 from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
                        help="admin token for --url (default: $SIDECAR_ADMIN_TOKEN)")
 
+    add_inject_parser(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -71,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "inject":
+        from sidecar.inject.command import run as run_inject
+
+        return run_inject(args)
     config_path = args.config or os.environ.get("SIDECAR_CONFIG") or None
     if args.command == "health":
         return _health(args, config_path)
