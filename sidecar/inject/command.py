@@ -28,7 +28,8 @@ v1; POST /inject for pod labels, POST /inject/namespace for namespace labels, GE
 Pod annotations override per pod: llm-sidecar.io/config-map, llm-sidecar.io/image,
 llm-sidecar.io/secret, llm-sidecar.io/{cpu,memory}-{request,limit}; llm-sidecar.io/inject:
 "false" opts a pod out. Each flag can also be set by the environment variable shown."""
-EPILOG = """failures: the webhook configuration's failurePolicy decides what the API server does when it
+EPILOG = """\
+failures: the webhook configuration's failurePolicy decides what the API server does when it
 gets no answer (injector down, timeout, TLS error): Ignore creates the pod without the sidecar,
 Fail refuses it. --fail-closed decides what the injector answers when it fails itself while
 deciding: admit without the sidecar (default, with a warning) or refuse. Invalid llm-sidecar.io

@@ -40,21 +40,31 @@ INJECTOR: web.AppKey[Injector] = web.AppKey("injector", Injector)
 
 
 class ServingCertificate:
-    """The server's TLS context, re-loaded when the certificate or key file changes.
+    """The server's TLS context, with the certificate re-loaded when its files change.
 
-    Kubelet updates a mounted Secret by swapping a symlink, so both files change at once; a
-    pair that fails to load (a key not matching yet) keeps the old pair and is tried again at
-    the next check. New connections use the new pair, open ones keep theirs."""
+    Kubelet updates a mounted Secret by swapping a symlink, so both files change at once. Each
+    new pair is loaded into a fresh context and handed to new handshakes by the listening
+    context's SNI callback (called for every ClientHello, with or without a server name):
+    loading into the live context instead would leave it half changed when the pair does not
+    match (OpenSSL takes the certificate before it checks the key). A pair that fails to load
+    keeps the old one serving and is tried again at the next check; open connections keep
+    theirs."""
 
     def __init__(self, cert_file: Path, key_file: Path) -> None:
         self.cert_file, self.key_file = cert_file, key_file
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.loaded = ""  # digest of the pair in use
         self.problem = ""  # why the last load failed
-        if not self.check():
+        self.current: ssl.SSLContext | None = None
+        if not self.check() or self.current is None:
             raise ValueError(f"cannot load the serving certificate {cert_file} with key "
                              f"{key_file}: {self.problem}")
+        self.context: ssl.SSLContext = self.current  # the one the listener holds
+        self.context.sni_callback = self._select
+
+    def _select(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,
+                context: ssl.SSLContext) -> None:
+        if self.current is not None and self.current is not context:
+            connection.context = self.current
 
     def check(self) -> bool:
         """Load the files if they changed; True when the loaded pair is the current one."""
@@ -62,7 +72,9 @@ class ServingCertificate:
             digest = self._digest()
             if digest == self.loaded:
                 return True
-            self.context.load_cert_chain(self.cert_file, self.key_file)
+            fresh = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            fresh.minimum_version = ssl.TLSVersion.TLSv1_2
+            fresh.load_cert_chain(self.cert_file, self.key_file)
         except (OSError, ssl.SSLError) as exc:
             self.problem = str(exc)
             if self.loaded:
@@ -71,7 +83,7 @@ class ServingCertificate:
             return False
         if self.loaded:
             log.info("certificate_reloaded", cert_file=str(self.cert_file))
-        self.loaded, self.problem = digest, ""
+        self.current, self.loaded, self.problem = fresh, digest, ""
         return True
 
     def _digest(self) -> str:
