@@ -1,0 +1,599 @@
+"""scripts/image-check: build the image with podman on a stand-in base and exercise it.
+
+Run through scripts/image-check (which checks for root and installs podman and debootstrap).
+Standard library only: it runs on a fresh machine's python3, before any virtualenv exists.
+
+Steps, each a failure with a message when it does not hold:
+ 1. base   - a stand-in for python:3.11-slim-bookworm from Debian's packages (debootstrap),
+             as two images: "build" (python3, venv, pip) for the build stage and "python"
+             (python3 alone) for the final one; rootfs tarballs cached between runs.
+ 2. build  - podman build --isolation=chroot, this machine's pip configuration and CA passed
+             as build secrets (with a random canary in each, so a copy in the image is found).
+ 3. run    - version, check-config of the default config, inject --help: from the image's
+             filesystem (podman image mount), with its env, as its user (chroot --userspec).
+ 4. serve  - the entrypoint + cmd on a read-only bind mount of that filesystem, /tmp and the
+             state volume as tmpfs, in a private network namespace (ports 4141/4142 are free
+             there, whatever runs on this machine): /healthz on every exposed port, the image's
+             HEALTHCHECK command, the ledger written to the volume, exit 0 on SIGTERM.
+ 5. audit  - no compiler, no pip, and no canary, no extra CA certificate, no index password in
+             any layer, in the image config or its history.
+ 6. size   - the image, its base, and the layers the Dockerfile adds (raw and gzip-compressed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = "bookworm"
+BUILD_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates", "passwd")
+# Removed from the build rootfs to make the final stage's base: python3 without pip, as the
+# Dockerfile leaves python:slim (which it rids of pip, setuptools and wheel).
+PIP_PACKAGES = ("python3-pip", "python3-venv", "python3.11-venv", "python3-pip-whl",
+                "python3-setuptools-whl", "python3-setuptools", "python3-wheel",
+                "python3-pkg-resources", "python3-distutils", "python3-lib2to3")
+# python:slim's PATH and LANG: the Dockerfile's ENV PATH builds on the base's.
+BASE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
+BASE_VERSION = "1"  # bump to rebuild every cached stand-in
+COMPILERS = re.compile(r"(?:[\w.-]+-linux-gnu-)?(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|tcc|"
+                       r"ld|as|ld\.bfd|ld\.gold)(?:-\d+(?:\.\d+)*)?")
+UID = "10001:10001"
+
+
+class CheckFailed(Exception):
+    """One check did not hold; the message says which and why."""
+
+
+def log(message: str) -> None:
+    print(f"image-check: {message}", flush=True)
+
+
+def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, text=True, capture_output=True, **kwargs)
+    if result.returncode != 0:
+        raise CheckFailed(f"{' '.join(argv[:4])}... exited {result.returncode}:\n"
+                          f"{(result.stdout + result.stderr)[-3000:]}")
+    return result
+
+
+# ---- 1. the stand-in base ----
+
+def base_key(mirror: str) -> str:
+    text = "|".join([BASE_VERSION, SUITE, mirror, *BUILD_PACKAGES, *PIP_PACKAGES, *BASE_ENV])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def image_exists(name: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", name]).returncode == 0
+
+
+def stand_in_base(cache: Path, mirror: str, fresh: bool) -> tuple[str, str]:
+    """(build image, python image), imported from the cached tarballs, made when missing."""
+    key = base_key(mirror)
+    names = (f"localhost/llm-sidecar-standin-build:{key}",
+             f"localhost/llm-sidecar-standin-python:{key}")
+    tars = (cache / f"standin-{key}-build.tar", cache / f"standin-{key}-python.tar")
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "lock", "w") as lock:  # one debootstrap at a time per cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fresh:
+            for tar in tars:
+                tar.unlink(missing_ok=True)
+            for name in names:
+                subprocess.run(["podman", "rmi", "--force", name], capture_output=True)
+        if not all(t.exists() for t in tars):
+            make_base_tarballs(cache, mirror, tars)
+        for name, tar in zip(names, tars, strict=True):
+            if not image_exists(name):
+                changes = [arg for env in BASE_ENV for arg in ("--change", f"ENV {env}")]
+                run(["podman", "import", *changes, "--change", 'CMD ["python3"]', str(tar),
+                     name])
+    return names
+
+
+def make_base_tarballs(cache: Path, mirror: str, tars: tuple[Path, Path]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=cache))
+    try:
+        rootfs = work / "rootfs"
+        log(f"debootstrap {SUITE} ({', '.join(BUILD_PACKAGES)}) from {mirror}: a few minutes, "
+            f"once")
+        run(["debootstrap", "--variant=minbase", f"--include={','.join(BUILD_PACKAGES)}",
+             SUITE, str(rootfs), mirror])
+        shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+        (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True)
+        for lists in (rootfs / "var/lib/apt/lists").glob("*_*"):
+            lists.unlink()
+        (rootfs / "usr/bin/python").symlink_to("python3")  # python:slim has `python`
+        run(["tar", "-C", str(rootfs), "-cf", str(tars[0]) + ".part", "."])
+        run(["chroot", str(rootfs), "dpkg", "--purge", *PIP_PACKAGES])
+        run(["tar", "-C", str(rootfs), "-cf", str(tars[1]) + ".part", "."])
+        for tar in tars:
+            os.replace(str(tar) + ".part", tar)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- 2. the build, with pip's configuration as secrets ----
+
+def pip_settings(listing: str) -> dict[str, dict[str, str]]:
+    """`pip config list` output as {section: {key: value}}; env values (":env:") apply to
+    every command, as pip applies them, so they go to [global] over the files' values."""
+    sections: dict[str, dict[str, str]] = {}
+    env: dict[str, str] = {}
+    for line in listing.splitlines():
+        match = re.fullmatch(r"(?P<section>:env:|[\w-]+)\.(?P<key>[\w-]+)='(?P<value>.*)'",
+                             line.strip())
+        if not match:
+            continue
+        if match["section"] == ":env:":
+            env[match["key"]] = match["value"]
+        else:
+            sections.setdefault(match["section"], {})[match["key"]] = match["value"]
+    sections.setdefault("global", {}).update(env)
+    return sections
+
+
+def local_path(value: str) -> str | None:
+    if value.startswith("file:"):
+        return urllib.parse.urlparse(value).path
+    return value if value.startswith("/") else None
+
+
+def build_pip_config(sections: dict[str, dict[str, str]], canary: str
+                     ) -> tuple[str, str | None, list[str]]:
+    """(pip.conf text for the build, the CA file named by `cert`, notes). Local paths cannot
+    be seen inside the build: `cert` travels as its own secret, other local files and
+    directories (a find-links folder, a file:// index, a constraints file) are left out."""
+    config = configparser.ConfigParser(interpolation=None)
+    notes: list[str] = []
+    ca_file = None
+    for section, values in sections.items():
+        for key, value in values.items():
+            if key == "cert":
+                ca_file = value
+                continue
+            kept = [v for v in value.split() if local_path(v) is None]
+            for dropped in (v for v in value.split() if local_path(v) is not None):
+                notes.append(f"pip {section}.{key} {dropped}: a local path, left out of the "
+                             f"build (it cannot see this machine's files)")
+            if kept:
+                if not config.has_section(section):
+                    config.add_section(section)
+                config.set(section, key, " ".join(kept))
+    lines = [f"# image-check canary {canary}"]
+    for section in config.sections():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value}" for key, value in config.items(section, raw=True)]
+    return "\n".join(lines) + "\n", ca_file, notes
+
+
+def index_passwords(sections: dict[str, dict[str, str]]) -> list[str]:
+    """Passwords inside index URLs (https://user:token@host/): they must not reach the image."""
+    found = []
+    for values in sections.values():
+        for value in values.values():
+            for word in value.split():
+                password = urllib.parse.urlparse(word).password
+                if password and len(password) >= 6:
+                    found.append(password)
+    return found
+
+
+def build(tag: str, bases: tuple[str, str], secrets_dir: Path, canaries: dict[str, str],
+          no_cache: bool) -> dict[str, Any]:
+    """Build the image; return what the audit looks for (canaries, extra CA bodies)."""
+    listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], text=True,
+                             capture_output=True).stdout
+    sections = pip_settings(listing)
+    pip_conf, ca_file, notes = build_pip_config(sections, canaries["pip.conf"])
+    for note in notes:
+        log(note)
+    # --format docker: OCI images drop HEALTHCHECK and STOPSIGNAL, which the Dockerfile sets.
+    argv = ["podman", "build", "--isolation=chroot", "--format", "docker", "--layers",
+            *(["--no-cache"] if no_cache else []), "--pull=never",
+            "--build-arg", f"BUILD_IMAGE={bases[0]}", "--build-arg", f"PYTHON_IMAGE={bases[1]}",
+            "--tag", tag, "--file", str(ROOT / "Dockerfile")]
+    (secrets_dir / "pip.conf").write_text(pip_conf)
+    argv += ["--secret", f"id=pip.conf,src={secrets_dir / 'pip.conf'}"]
+    ca_text = ""
+    if ca_file:
+        ca_text = Path(ca_file).read_text()
+        # PEM readers skip text outside BEGIN/END blocks: the canary does not change the CA.
+        (secrets_dir / "pip-ca").write_text(ca_text.rstrip("\n") +
+                                            f"\n# image-check canary {canaries['pip-ca']}\n")
+        argv += ["--secret", f"id=pip-ca,src={secrets_dir / 'pip-ca'}"]
+    log(f"podman build (secrets: pip.conf{', pip-ca from ' + ca_file if ca_file else ''})")
+    began = time.monotonic()
+    result = subprocess.run([*argv, str(ROOT)], text=True, capture_output=True)
+    if result.returncode != 0:
+        raise CheckFailed(f"the image does not build:\n{(result.stdout + result.stderr)[-4000:]}")
+    log(f"built {tag} in {time.monotonic() - began:.0f} s")
+    return {"ca_text": ca_text, "passwords": index_passwords(sections)}
+
+
+# ---- 3. run commands from the image's filesystem ----
+
+def inspect(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(run(["podman", "image", "inspect", name]).stdout)[0]
+    return data
+
+
+def container_env(config: dict[str, Any], root: Path) -> dict[str, str]:
+    """The image's Env, plus HOME from its passwd entry, as a container runtime sets them."""
+    env = dict(item.split("=", 1) for item in config.get("Env") or [])
+    uid = (config.get("User") or "0").split(":")[0]
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) > 5 and fields[2] == uid:
+            env.setdefault("HOME", fields[5])
+    return env
+
+
+def in_image(root: Path, config: dict[str, Any], argv: list[str]) -> list[str]:
+    """argv run inside `root` as the image's user, in its WORKDIR, with only its env."""
+    env = container_env(config, root)
+    workdir = config.get("WorkingDir") or "/"
+    return ["env", "-i", *(f"{k}={v}" for k, v in env.items()), "chroot",
+            f"--userspec={config['User']}", str(root), "/bin/sh", "-c", 'cd "$0" && exec "$@"',
+            workdir, *argv]
+
+
+def run_commands(root: Path, config: dict[str, Any], version: str) -> None:
+    out = run(in_image(root, config, ["llm-sidecar", "version"])).stdout.strip()
+    if out != f"llm-sidecar {version}":
+        raise CheckFailed(f"`llm-sidecar version` printed {out!r}, not llm-sidecar {version}")
+    log(f"{out} (as uid {config['User']})")
+    path = config_env(config)["SIDECAR_CONFIG"]
+    out = run(in_image(root, config, ["llm-sidecar", "check-config", path])).stdout.strip()
+    log(f"check-config: {out}")
+    run(in_image(root, config, ["llm-sidecar", "inject", "--help"]))
+    log("inject --help: ok")
+
+
+def config_env(config: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in config.get("Env") or [])
+
+
+# ---- 4. serve on a read-only copy, inside private mount and network namespaces ----
+
+def serve_check(root: Path, config_file: Path) -> None:
+    """Re-run this script inside new mount and network namespaces (see serve_inside)."""
+    result = subprocess.run(["unshare", "--mount", "--net", "--fork", "--propagation",
+                             "private", sys.executable, __file__, "--serve-inside", str(root),
+                             str(config_file)], text=True, capture_output=True, timeout=300)
+    sys.stdout.write(result.stdout)
+    if result.returncode != 0:
+        raise CheckFailed(f"serve on a read-only filesystem failed:\n"
+                          f"{(result.stdout + result.stderr)[-4000:]}")
+
+
+def loopback_up() -> None:
+    """A new network namespace's lo is down; SIOCSIFFLAGS brings it up (no `ip` needed)."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def serve_inside(image_root: Path, config_file: Path) -> int:
+    config: dict[str, Any] = json.loads(config_file.read_text())
+    loopback_up()
+    root = Path(tempfile.mkdtemp(prefix="image-check-ro-"))
+    run(["mount", "--bind", str(image_root), str(root)])
+    run(["mount", "-o", "remount,bind,ro", str(root)])
+    try:
+        (root / "image-check-write-probe").write_text("x")
+        raise CheckFailed("the read-only copy is writable")
+    except OSError:
+        pass
+    user = config["User"].split(":")
+    volumes = list(config.get("Volumes") or {})
+    for volume in volumes:  # the image's VOLUMEs, as a runtime gives them (owned by its user)
+        run(["mount", "-t", "tmpfs", "-o", f"uid={user[0]},gid={user[1]},mode=0700", "tmpfs",
+             str(root / volume.lstrip("/"))])
+    run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(root / "tmp")])
+    run(["mount", "-t", "proc", "proc", str(root / "proc")])
+    run(["mount", "--rbind", "/dev", str(root / "dev")])
+    argv = in_image(root, config, [*(config.get("Entrypoint") or []),
+                                   *(config.get("Cmd") or [])])
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # the sidecar logs "listening" once both listeners are up
+            lines.append(line)
+            if '"event":"listening"' in line.replace(" ", ""):
+                break
+        else:
+            raise CheckFailed(f"serve exited {server.wait()} before listening:\n"
+                              f"{''.join(lines)[-3000:]}")
+        ports = sorted(int(p.split("/")[0]) for p in config.get("ExposedPorts") or {})
+        for port in ports:
+            status = http_status(f"http://127.0.0.1:{port}/healthz")
+            if status != 200:
+                raise CheckFailed(f"/healthz on port {port} answered {status}")
+        log(f"serve (read-only root, uid {config['User']}): /healthz 200 on ports "
+            f"{', '.join(map(str, ports))}")
+        test = (config.get("Healthcheck") or {}).get("Test") or []
+        if test[:1] != ["CMD"]:
+            raise CheckFailed(f"no exec-form HEALTHCHECK in the image: {test}")
+        out = run(in_image(root, config, test[1:])).stdout.strip()
+        log(f"HEALTHCHECK {' '.join(test[1:])}: {out}")
+        written = [str(p.relative_to(root)) for v in volumes
+                   for p in (root / v.lstrip("/")).iterdir()]
+        log(f"written to the state volume by uid {config['User']}: {', '.join(written)}")
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+        if code != 0:
+            raise CheckFailed(f"serve exited {code} on SIGTERM")
+        log("SIGTERM: exit 0")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return 0
+
+
+# ---- 5. audit: compilers, pip, secrets ----
+
+def tools_found(root: Path) -> tuple[list[str], list[str]]:
+    """(compilers, pip installations) in a filesystem tree."""
+    compilers, pips = [], []
+    for directory, subdirs, files in os.walk(root):
+        relative = "/" + os.path.relpath(directory, root).lstrip(".")
+        if relative.startswith(("/proc", "/sys", "/dev")):
+            subdirs[:] = []
+            continue
+        for name in files:
+            path = Path(directory) / name
+            executable = os.access(path, os.X_OK) and not path.is_dir()
+            if executable and relative.endswith("/bin") and COMPILERS.fullmatch(name):
+                compilers.append(f"{relative}/{name}")
+            if executable and relative.endswith("/bin") and re.fullmatch(r"pip[\d.]*", name):
+                pips.append(f"{relative}/{name}")
+        for name in subdirs:
+            if name == "pip" and relative.endswith(("site-packages", "dist-packages")):
+                pips.append(f"{relative}/{name}")
+    return compilers, pips
+
+
+def ca_bodies(ca_text: str, base_bundle: str) -> list[str]:
+    """One distinctive line of each certificate in the passed CA that the base does not have:
+    the last full line, inside the signature (the first lines encode the issuer, shared by
+    certificates of one authority)."""
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----\n(.*?)-----END CERTIFICATE-----",
+                        ca_text, re.S)
+    extra = [b for b in blocks if b not in base_bundle]
+    return [b.splitlines()[-2] for b in extra if len(b.splitlines()) > 2]
+
+
+def scan_archive(archive: Path, needles: dict[str, bytes]) -> list[str]:
+    """Where each needle occurs in a docker-archive: layer files and JSON (config, history)."""
+    found = []
+    longest = max(len(n) for n in needles.values())
+    with tarfile.open(archive) as outer:
+        for member in outer:
+            if not member.isfile():
+                continue
+            stream = outer.extractfile(member)
+            assert stream is not None
+            if member.name.endswith(".json"):
+                text = stream.read()
+                found += [f"{label} in {member.name}" for label, needle in needles.items()
+                          if needle in text]
+                continue
+            if not member.name.endswith(".tar"):
+                continue
+            with tarfile.open(fileobj=stream, mode="r|*") as layer:
+                for entry in layer:
+                    if entry.isfile():
+                        found += [f"{label} in {member.name}:/{entry.name}"
+                                  for label in scan_file(layer, entry, needles, longest)]
+    return found
+
+
+def scan_file(layer: tarfile.TarFile, entry: tarfile.TarInfo, needles: dict[str, bytes],
+              longest: int) -> Iterator[str]:
+    handle = layer.extractfile(entry)
+    assert handle is not None
+    tail = b""
+    seen = set()
+    while True:
+        chunk = handle.read(1 << 20)
+        if not chunk:
+            break
+        window = tail + chunk
+        for label, needle in needles.items():
+            if label not in seen and needle in window:
+                seen.add(label)
+                yield label
+        tail = window[-longest:]
+
+
+def audit(archive: Path, root: Path, config: dict[str, Any], base: str,
+          canaries: dict[str, str], built: dict[str, Any]) -> None:
+    compilers, pips = tools_found(root)
+    if compilers:
+        raise CheckFailed(f"compilers in the image: {', '.join(compilers)}")
+    if pips:
+        raise CheckFailed(f"pip in the image: {', '.join(pips)}")
+    probe = subprocess.run(in_image(root, config, ["python3", "-c", "import pip"]),
+                           capture_output=True)
+    if probe.returncode == 0:
+        raise CheckFailed("`python3 -c 'import pip'` works in the image")
+    log("no compiler, no pip")
+    base_root = Path(run(["podman", "image", "mount", base]).stdout.strip())
+    try:
+        bundle = (base_root / "etc/ssl/certs/ca-certificates.crt").read_text(errors="replace")
+    finally:
+        run(["podman", "image", "unmount", base])
+    needles = {f"canary of {name}": value.encode() for name, value in canaries.items()}
+    extra = ca_bodies(built["ca_text"], bundle)
+    needles.update({f"extra CA certificate {i + 1}": b.encode() for i, b in enumerate(extra)})
+    needles.update({f"index password {i + 1}": p.encode()
+                    for i, p in enumerate(built["passwords"])})
+    found = scan_archive(archive, needles)
+    if found:
+        raise CheckFailed("secrets passed to the build are in the image: " + "; ".join(found))
+    if (root / "run/secrets").exists() and any((root / "run/secrets").iterdir()):
+        raise CheckFailed("/run/secrets is not empty in the image")
+    log(f"no secret in any layer, the config or the history ({len(needles)} needles: the "
+        f"canaries, {len(extra)} CA certificate(s) not in the base, "
+        f"{len(built['passwords'])} index password(s))")
+
+
+# ---- 6. size ----
+
+def sizes(archive: Path, tag: str, base: str, root: Path) -> dict[str, Any]:
+    """The image and its base as podman counts them; the layers the Dockerfile adds (those not
+    in the base), raw and gzip-compressed as a registry would store them; the venv."""
+    image, base_info = inspect(tag), inspect(base)
+    base_layers = {layer.split(":")[1] for layer in base_info["RootFS"]["Layers"]}
+    raw = compressed = added = 0
+    with tarfile.open(archive) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+        for name in manifest[0]["Layers"]:
+            if Path(name).name.split(".")[0] in base_layers:
+                continue
+            member = outer.getmember(name)
+            added, raw = added + 1, raw + member.size
+            compressed += gzip_size(outer.extractfile(member))
+    site = next((root / "opt/llm-sidecar/lib").glob("python3*")) / "site-packages"
+    packages = sorted(((du(p), p.name) for p in site.iterdir()
+                       if p.is_dir() and not p.name.endswith("-info")), reverse=True)[:5]
+    return {"image_mb": image["Size"] / 1e6, "base_mb": base_info["Size"] / 1e6,
+            "added_layers": added, "added_mb": raw / 1e6, "added_gzip_mb": compressed / 1e6,
+            "venv_mb": du(root / "opt/llm-sidecar") / 1e6,
+            "largest_packages": [(name, round(size / 1e6, 1)) for size, name in packages]}
+
+
+def gzip_size(source: Any) -> int:
+    """Bytes of the stream once gzip-compressed (level 6, as registries' clients do)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    size = 0
+    while True:
+        chunk = source.read(1 << 20)
+        if not chunk:
+            return size + len(compressor.flush())
+        size += len(compressor.compress(chunk))
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+# ---- main ----
+
+def main() -> int:
+    if sys.version_info < (3, 10):  # noqa: UP036 - a fresh machine's python3, not the venv
+        log("needs Python 3.10 or newer (Debian 12 has 3.11)")
+        return 1
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-inside":
+        try:
+            return serve_inside(Path(sys.argv[2]), Path(sys.argv[3]))
+        except (CheckFailed, subprocess.SubprocessError, OSError) as exc:
+            print(f"image-check: FAILED: serve: {exc}", flush=True)
+            return 1
+    parser = argparse.ArgumentParser(prog="scripts/image-check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
+        "LLM_SIDECAR_IMAGE_CACHE", Path.home() / ".cache" / "llm-sidecar-image")),
+        help="where the stand-in base tarballs are kept (default ~/.cache/llm-sidecar-image, "
+             "or $LLM_SIDECAR_IMAGE_CACHE)")
+    parser.add_argument("--mirror", default=os.environ.get("DEBIAN_MIRROR",
+                                                           "http://deb.debian.org/debian"),
+                        help="Debian mirror for debootstrap (default deb.debian.org, or "
+                             "$DEBIAN_MIRROR)")
+    parser.add_argument("--tag", help="image name (default localhost/llm-sidecar:check-<id of "
+                                      "this checkout>)")
+    parser.add_argument("--fresh-base", action="store_true",
+                        help="make the stand-in base again (debootstrap) instead of the cache")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="build every layer again (podman build --no-cache)")
+    args = parser.parse_args()
+    tag = args.tag or ("localhost/llm-sidecar:check-" +
+                       hashlib.sha256(str(ROOT).encode()).hexdigest()[:8])
+    version = re.search(r'__version__ = "([^"]+)"',
+                        (ROOT / "sidecar/__init__.py").read_text())
+    assert version is not None
+    began, step = time.monotonic(), "base"
+    mounted = False
+    work = Path(tempfile.mkdtemp(prefix="image-check-"))
+    try:
+        bases = stand_in_base(args.cache, args.mirror, args.fresh_base)
+        log(f"stand-in base: {bases[1]} (build stage: {bases[0]})")
+        step = "build"
+        canaries = {name: secrets.token_hex(16) for name in ("pip.conf", "pip-ca")}
+        (secrets_dir := work / "secrets").mkdir(mode=0o700)
+        built = build(tag, bases, secrets_dir, canaries, args.no_cache)
+        step = "inspect"
+        image = inspect(tag)
+        config = dict(image["Config"])
+        # podman reports a docker-format HEALTHCHECK beside the config, docker inside it
+        config.setdefault("Healthcheck", image.get("Healthcheck"))
+        if config.get("User") != UID:
+            raise CheckFailed(f"the image's USER is {config.get('User')!r}, not {UID}")
+        root = Path(run(["podman", "image", "mount", tag]).stdout.strip())
+        mounted = True
+        step = "run"
+        run_commands(root, config, version.group(1))
+        step = "serve"
+        (work / "config.json").write_text(json.dumps(config))
+        serve_check(root, work / "config.json")
+        step = "audit"
+        archive = work / "image.tar"
+        run(["podman", "save", "--format", "docker-archive", "-o", str(archive), tag])
+        audit(archive, root, config, bases[1], canaries, built)
+        step = "size"
+        figures = sizes(archive, tag, bases[1], root)
+    except (CheckFailed, subprocess.SubprocessError, OSError) as exc:
+        log(f"FAILED at {step}: {exc}")
+        return 1
+    finally:
+        if mounted:
+            subprocess.run(["podman", "image", "unmount", tag], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"size: {figures['image_mb']:.0f} MB ({figures['base_mb']:.0f} MB stand-in base + "
+        f"{figures['added_mb']:.1f} MB in {figures['added_layers']} layers of ours, "
+        f"{figures['added_gzip_mb']:.1f} MB gzip-compressed); the venv "
+        f"{figures['venv_mb']:.0f} MB, largest: " +
+        ", ".join(f"{name} {size} MB" for name, size in figures["largest_packages"]))
+    log(f"ok: {tag} in {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
