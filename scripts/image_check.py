@@ -105,7 +105,9 @@ def stand_in_base(cache: Path, mirror: str, fresh: bool) -> tuple[str, str]:
             for name in names:
                 subprocess.run(["podman", "rmi", "--force", name], capture_output=True)
         if not all(t.exists() for t in tars):
+            began = time.monotonic()
             make_base_tarballs(cache, mirror, tars)
+            log(f"stand-in base made in {time.monotonic() - began:.0f} s, cached in {cache}")
         for name, tar in zip(names, tars, strict=True):
             if not image_exists(name):
                 changes = [arg for env in BASE_ENV for arg in ("--change", f"ENV {env}")]

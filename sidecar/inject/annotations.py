@@ -92,7 +92,8 @@ def read_overrides(annotations: Mapping[str, str]) -> tuple[Overrides, list[str]
     if problems:
         raise AnnotationError("; ".join(problems))
     unknown = sorted(k for k in annotations if k.startswith(PREFIX) and k not in KNOWN)
-    warnings = [f"unknown annotation {k} ignored (known: {', '.join(sorted(KNOWN))})"
+    # Kubernetes asks for warnings of at most 120 characters: the known names are in --help.
+    warnings = [f"unknown annotation {k} ignored (a typo? `llm-sidecar inject --help` lists them)"
                 for k in unknown]
     return Overrides(config_map=config_map, image=image, secret=secret,
                      resources=resources), warnings

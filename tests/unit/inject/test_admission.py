@@ -292,6 +292,7 @@ def test_unknown_annotations_are_warned_about() -> None:
     assert verdict.outcome == "injected"
     assert any("unknown annotation llm-sidecar.io/configmap" in w
                for w in response["warnings"])
+    assert all(len(w) <= 120 for w in response["warnings"])  # Kubernetes' advice
 
 
 def test_a_port_the_sidecar_binds_is_warned_about() -> None:
