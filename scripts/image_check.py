@@ -2,6 +2,9 @@
 
 Run through scripts/image-check (which checks for root and installs podman and debootstrap).
 Standard library only: it runs on a fresh machine's python3, before any virtualenv exists.
+Helpers: image_secrets.py (pip's configuration as build secrets, the secret scan),
+image_run.py (commands and the entrypoint run from the image's filesystem), image_contents.py
+(compilers, pip, sizes).
 
 Steps, each a failure with a message when it does not hold:
  1. base   - a stand-in for python:3.11-slim-bookworm from Debian's packages (debootstrap),
@@ -23,7 +26,6 @@ Steps, each a failure with a message when it does not hold:
 from __future__ import annotations
 
 import argparse
-import configparser
 import fcntl
 import hashlib
 import json
@@ -31,21 +33,16 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
-import struct
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from image_contents import du, largest_packages, layer_sizes, tools_found
+from image_run import CheckFailed, config_env, in_image, inspect, log, run, serve_inside
+from image_secrets import build_pip_config, ca_bodies, index_passwords, pip_settings, scan_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "bookworm"
@@ -58,25 +55,7 @@ PIP_PACKAGES = ("python3-pip", "python3-venv", "python3.11-venv", "python3-pip-w
 # python:slim's PATH and LANG: the Dockerfile's ENV PATH builds on the base's.
 BASE_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 BASE_VERSION = "1"  # bump to rebuild every cached stand-in
-COMPILERS = re.compile(r"(?:[\w.-]+-linux-gnu-)?(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|tcc|"
-                       r"ld|as|ld\.bfd|ld\.gold)(?:-\d+(?:\.\d+)*)?")
 UID = "10001:10001"
-
-
-class CheckFailed(Exception):
-    """One check did not hold; the message says which and why."""
-
-
-def log(message: str) -> None:
-    print(f"image-check: {message}", flush=True)
-
-
-def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, text=True, capture_output=True, **kwargs)
-    if result.returncode != 0:
-        raise CheckFailed(f"{' '.join(argv[:4])}... exited {result.returncode}:\n"
-                          f"{(result.stdout + result.stderr)[-3000:]}")
-    return result
 
 
 # ---- 1. the stand-in base ----
@@ -140,70 +119,6 @@ def make_base_tarballs(cache: Path, mirror: str, tars: tuple[Path, Path]) -> Non
 
 # ---- 2. the build, with pip's configuration as secrets ----
 
-def pip_settings(listing: str) -> dict[str, dict[str, str]]:
-    """`pip config list` output as {section: {key: value}}; env values (":env:") apply to
-    every command, as pip applies them, so they go to [global] over the files' values."""
-    sections: dict[str, dict[str, str]] = {}
-    env: dict[str, str] = {}
-    for line in listing.splitlines():
-        match = re.fullmatch(r"(?P<section>:env:|[\w-]+)\.(?P<key>[\w-]+)='(?P<value>.*)'",
-                             line.strip())
-        if not match:
-            continue
-        if match["section"] == ":env:":
-            env[match["key"]] = match["value"]
-        else:
-            sections.setdefault(match["section"], {})[match["key"]] = match["value"]
-    sections.setdefault("global", {}).update(env)
-    return sections
-
-
-def local_path(value: str) -> str | None:
-    if value.startswith("file:"):
-        return urllib.parse.urlparse(value).path
-    return value if value.startswith("/") else None
-
-
-def build_pip_config(sections: dict[str, dict[str, str]], canary: str
-                     ) -> tuple[str, str | None, list[str]]:
-    """(pip.conf text for the build, the CA file named by `cert`, notes). Local paths cannot
-    be seen inside the build: `cert` travels as its own secret, other local files and
-    directories (a find-links folder, a file:// index, a constraints file) are left out."""
-    config = configparser.ConfigParser(interpolation=None)
-    notes: list[str] = []
-    ca_file = None
-    for section, values in sections.items():
-        for key, value in values.items():
-            if key == "cert":
-                ca_file = value
-                continue
-            kept = [v for v in value.split() if local_path(v) is None]
-            for dropped in (v for v in value.split() if local_path(v) is not None):
-                notes.append(f"pip {section}.{key} {dropped}: a local path, left out of the "
-                             f"build (it cannot see this machine's files)")
-            if kept:
-                if not config.has_section(section):
-                    config.add_section(section)
-                config.set(section, key, " ".join(kept))
-    lines = [f"# image-check canary {canary}"]
-    for section in config.sections():
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {value}" for key, value in config.items(section, raw=True)]
-    return "\n".join(lines) + "\n", ca_file, notes
-
-
-def index_passwords(sections: dict[str, dict[str, str]]) -> list[str]:
-    """Passwords inside index URLs (https://user:token@host/): they must not reach the image."""
-    found = []
-    for values in sections.values():
-        for value in values.values():
-            for word in value.split():
-                password = urllib.parse.urlparse(word).password
-                if password and len(password) >= 6:
-                    found.append(password)
-    return found
-
-
 def build(tag: str, bases: tuple[str, str], secrets_dir: Path, canaries: dict[str, str],
           no_cache: bool) -> dict[str, Any]:
     """Build the image; return what the audit looks for (canaries, extra CA bodies)."""
@@ -238,31 +153,6 @@ def build(tag: str, bases: tuple[str, str], secrets_dir: Path, canaries: dict[st
 
 # ---- 3. run commands from the image's filesystem ----
 
-def inspect(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(run(["podman", "image", "inspect", name]).stdout)[0]
-    return data
-
-
-def container_env(config: dict[str, Any], root: Path) -> dict[str, str]:
-    """The image's Env, plus HOME from its passwd entry, as a container runtime sets them."""
-    env = dict(item.split("=", 1) for item in config.get("Env") or [])
-    uid = (config.get("User") or "0").split(":")[0]
-    for line in (root / "etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if len(fields) > 5 and fields[2] == uid:
-            env.setdefault("HOME", fields[5])
-    return env
-
-
-def in_image(root: Path, config: dict[str, Any], argv: list[str]) -> list[str]:
-    """argv run inside `root` as the image's user, in its WORKDIR, with only its env."""
-    env = container_env(config, root)
-    workdir = config.get("WorkingDir") or "/"
-    return ["env", "-i", *(f"{k}={v}" for k, v in env.items()), "chroot",
-            f"--userspec={config['User']}", str(root), "/bin/sh", "-c", 'cd "$0" && exec "$@"',
-            workdir, *argv]
-
-
 def run_commands(root: Path, config: dict[str, Any], version: str) -> None:
     out = run(in_image(root, config, ["llm-sidecar", "version"])).stdout.strip()
     if out != f"llm-sidecar {version}":
@@ -273,10 +163,6 @@ def run_commands(root: Path, config: dict[str, Any], version: str) -> None:
     log(f"check-config: {out}")
     run(in_image(root, config, ["llm-sidecar", "inject", "--help"]))
     log("inject --help: ok")
-
-
-def config_env(config: dict[str, Any]) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in config.get("Env") or [])
 
 
 # ---- 4. serve on a read-only copy, inside private mount and network namespaces ----
@@ -292,158 +178,7 @@ def serve_check(root: Path, config_file: Path) -> None:
                           f"{(result.stdout + result.stderr)[-4000:]}")
 
 
-def loopback_up() -> None:
-    """A new network namespace's lo is down; SIOCSIFFLAGS brings it up (no `ip` needed)."""
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, siocgifflags, request))[1]
-        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH22x", b"lo", flags | iff_up))
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def serve_inside(image_root: Path, config_file: Path) -> int:
-    config: dict[str, Any] = json.loads(config_file.read_text())
-    loopback_up()
-    root = Path(tempfile.mkdtemp(prefix="image-check-ro-"))
-    run(["mount", "--bind", str(image_root), str(root)])
-    run(["mount", "-o", "remount,bind,ro", str(root)])
-    try:
-        (root / "image-check-write-probe").write_text("x")
-        raise CheckFailed("the read-only copy is writable")
-    except OSError:
-        pass
-    user = config["User"].split(":")
-    volumes = list(config.get("Volumes") or {})
-    for volume in volumes:  # the image's VOLUMEs, as a runtime gives them (owned by its user)
-        run(["mount", "-t", "tmpfs", "-o", f"uid={user[0]},gid={user[1]},mode=0700", "tmpfs",
-             str(root / volume.lstrip("/"))])
-    run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(root / "tmp")])
-    run(["mount", "-t", "proc", "proc", str(root / "proc")])
-    run(["mount", "--rbind", "/dev", str(root / "dev")])
-    argv = in_image(root, config, [*(config.get("Entrypoint") or []),
-                                   *(config.get("Cmd") or [])])
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    try:
-        assert server.stdout is not None
-        for line in server.stdout:  # the sidecar logs "listening" once both listeners are up
-            lines.append(line)
-            if '"event":"listening"' in line.replace(" ", ""):
-                break
-        else:
-            raise CheckFailed(f"serve exited {server.wait()} before listening:\n"
-                              f"{''.join(lines)[-3000:]}")
-        ports = sorted(int(p.split("/")[0]) for p in config.get("ExposedPorts") or {})
-        for port in ports:
-            status = http_status(f"http://127.0.0.1:{port}/healthz")
-            if status != 200:
-                raise CheckFailed(f"/healthz on port {port} answered {status}")
-        log(f"serve (read-only root, uid {config['User']}): /healthz 200 on ports "
-            f"{', '.join(map(str, ports))}")
-        test = (config.get("Healthcheck") or {}).get("Test") or []
-        if test[:1] != ["CMD"]:
-            raise CheckFailed(f"no exec-form HEALTHCHECK in the image: {test}")
-        out = run(in_image(root, config, test[1:])).stdout.strip()
-        log(f"HEALTHCHECK {' '.join(test[1:])}: {out}")
-        written = [str(p.relative_to(root)) for v in volumes
-                   for p in (root / v.lstrip("/")).iterdir()]
-        log(f"written to the state volume by uid {config['User']}: {', '.join(written)}")
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=60)
-        if code != 0:
-            raise CheckFailed(f"serve exited {code} on SIGTERM")
-        log("SIGTERM: exit 0")
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    return 0
-
-
 # ---- 5. audit: compilers, pip, secrets ----
-
-def tools_found(root: Path) -> tuple[list[str], list[str]]:
-    """(compilers, pip installations) in a filesystem tree."""
-    compilers, pips = [], []
-    for directory, subdirs, files in os.walk(root):
-        relative = "/" + os.path.relpath(directory, root).lstrip(".")
-        if relative.startswith(("/proc", "/sys", "/dev")):
-            subdirs[:] = []
-            continue
-        for name in files:
-            path = Path(directory) / name
-            executable = os.access(path, os.X_OK) and not path.is_dir()
-            if executable and relative.endswith("/bin") and COMPILERS.fullmatch(name):
-                compilers.append(f"{relative}/{name}")
-            if executable and relative.endswith("/bin") and re.fullmatch(r"pip[\d.]*", name):
-                pips.append(f"{relative}/{name}")
-        for name in subdirs:
-            if name == "pip" and relative.endswith(("site-packages", "dist-packages")):
-                pips.append(f"{relative}/{name}")
-    return compilers, pips
-
-
-def ca_bodies(ca_text: str, base_bundle: str) -> list[str]:
-    """One distinctive line of each certificate in the passed CA that the base does not have:
-    the last full line, inside the signature (the first lines encode the issuer, shared by
-    certificates of one authority)."""
-    blocks = re.findall(r"-----BEGIN CERTIFICATE-----\n(.*?)-----END CERTIFICATE-----",
-                        ca_text, re.S)
-    extra = [b for b in blocks if b not in base_bundle]
-    return [b.splitlines()[-2] for b in extra if len(b.splitlines()) > 2]
-
-
-def scan_archive(archive: Path, needles: dict[str, bytes]) -> list[str]:
-    """Where each needle occurs in a docker-archive: layer files and JSON (config, history)."""
-    found = []
-    longest = max(len(n) for n in needles.values())
-    with tarfile.open(archive) as outer:
-        for member in outer:
-            if not member.isfile():
-                continue
-            stream = outer.extractfile(member)
-            assert stream is not None
-            if member.name.endswith(".json"):
-                text = stream.read()
-                found += [f"{label} in {member.name}" for label, needle in needles.items()
-                          if needle in text]
-                continue
-            if not member.name.endswith(".tar"):
-                continue
-            with tarfile.open(fileobj=stream, mode="r|*") as layer:
-                for entry in layer:
-                    if entry.isfile():
-                        found += [f"{label} in {member.name}:/{entry.name}"
-                                  for label in scan_file(layer, entry, needles, longest)]
-    return found
-
-
-def scan_file(layer: tarfile.TarFile, entry: tarfile.TarInfo, needles: dict[str, bytes],
-              longest: int) -> Iterator[str]:
-    handle = layer.extractfile(entry)
-    assert handle is not None
-    tail = b""
-    seen = set()
-    while True:
-        chunk = handle.read(1 << 20)
-        if not chunk:
-            break
-        window = tail + chunk
-        for label, needle in needles.items():
-            if label not in seen and needle in window:
-                seen.add(label)
-                yield label
-        tail = window[-longest:]
-
 
 def audit(archive: Path, root: Path, config: dict[str, Any], base: str,
           canaries: dict[str, str], built: dict[str, Any]) -> None:
@@ -483,38 +218,12 @@ def sizes(archive: Path, tag: str, base: str, root: Path) -> dict[str, Any]:
     """The image and its base as podman counts them; the layers the Dockerfile adds (those not
     in the base), raw and gzip-compressed as a registry would store them; the venv."""
     image, base_info = inspect(tag), inspect(base)
-    base_layers = {layer.split(":")[1] for layer in base_info["RootFS"]["Layers"]}
-    raw = compressed = added = 0
-    with tarfile.open(archive) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
-        for name in manifest[0]["Layers"]:
-            if Path(name).name.split(".")[0] in base_layers:
-                continue
-            member = outer.getmember(name)
-            added, raw = added + 1, raw + member.size
-            compressed += gzip_size(outer.extractfile(member))
-    site = next((root / "opt/llm-sidecar/lib").glob("python3*")) / "site-packages"
-    packages = sorted(((du(p), p.name) for p in site.iterdir()
-                       if p.is_dir() and not p.name.endswith("-info")), reverse=True)[:5]
+    added, raw, compressed = layer_sizes(archive, base_info["RootFS"]["Layers"])
+    packages = largest_packages(root / "opt/llm-sidecar")
     return {"image_mb": image["Size"] / 1e6, "base_mb": base_info["Size"] / 1e6,
             "added_layers": added, "added_mb": raw / 1e6, "added_gzip_mb": compressed / 1e6,
             "venv_mb": du(root / "opt/llm-sidecar") / 1e6,
-            "largest_packages": [(name, round(size / 1e6, 1)) for size, name in packages]}
-
-
-def gzip_size(source: Any) -> int:
-    """Bytes of the stream once gzip-compressed (level 6, as registries' clients do)."""
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    size = 0
-    while True:
-        chunk = source.read(1 << 20)
-        if not chunk:
-            return size + len(compressor.flush())
-        size += len(compressor.compress(chunk))
-
-
-def du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+            "largest_packages": packages}
 
 
 # ---- main ----

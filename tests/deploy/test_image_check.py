@@ -20,15 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "image_check.py"
 
 
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("image_check", SCRIPT)
+def load_script(name: str) -> ModuleType:
+    """One of the script's helper modules (standard library only, importable alone)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-check = load_script()
+secrets_ = load_script("image_secrets")
+contents = load_script("image_contents")
 
 # What `pip config list` prints on a machine like the CI's: files, then the environment.
 LISTING = """\
@@ -45,7 +47,7 @@ install.no-compile='false'
 
 def test_pip_settings_merge_files_and_environment() -> None:
     """Sections keep their keys; :env: values override [global] as pip applies them."""
-    sections = check.pip_settings(LISTING)
+    sections = secrets_.pip_settings(LISTING)
     assert sections["global"]["default-timeout"] == "180"
     assert sections["global"]["cert"] == "/etc/ssl/certs/ca-certificates.crt"
     assert sections["install"] == {"no-compile": "false"}
@@ -54,7 +56,7 @@ def test_pip_settings_merge_files_and_environment() -> None:
 def test_the_builds_pip_conf_keeps_network_settings_and_carries_a_canary() -> None:
     """Local paths are left out with a note each, the CA file is returned apart (its own
     secret), network URLs and plain values are kept, and the canary heads the file."""
-    text, ca_file, notes = check.build_pip_config(check.pip_settings(LISTING), "c4n4ry")
+    text, ca_file, notes = secrets_.build_pip_config(secrets_.pip_settings(LISTING), "c4n4ry")
     assert ca_file == "/etc/ssl/certs/ca-certificates.crt"
     assert text.splitlines()[0] == "# image-check canary c4n4ry"
     assert "extra-index-url = https://user:s3cr3t-token@pypi.corp.example/simple" in text
@@ -62,7 +64,7 @@ def test_the_builds_pip_conf_keeps_network_settings_and_carries_a_canary() -> No
     for local in ("/opt/wheels", "/opt/pypi/simple", "/etc/xdg/pip/constraints.txt", "cert"):
         assert local not in text.split("canary", 1)[1]
     assert len(notes) == 3 and all("a local path, left out of the build" in n for n in notes)
-    assert check.index_passwords(check.pip_settings(LISTING)) == ["s3cr3t-token"]
+    assert secrets_.index_passwords(secrets_.pip_settings(LISTING)) == ["s3cr3t-token"]
 
 
 def archive_with(tmp_path: Path, files: dict[str, bytes], config: bytes = b"{}") -> Path:
@@ -89,7 +91,7 @@ def test_the_scan_finds_a_needle_across_a_read_boundary(tmp_path: Path) -> None:
     needle = b"0123456789abcdef0123456789abcdef"
     big = b"x" * ((1 << 20) - 10) + needle + b"y" * 100
     archive = archive_with(tmp_path, {"usr/share/big.bin": big, "etc/ok": b"nothing"})
-    assert check.scan_archive(archive, {"canary of pip.conf": needle}) == [
+    assert secrets_.scan_archive(archive, {"canary of pip.conf": needle}) == [
         "canary of pip.conf in l1.tar:/usr/share/big.bin"]
 
 
@@ -97,20 +99,20 @@ def test_the_scan_reads_the_config_and_history_too(tmp_path: Path) -> None:
     """A secret passed as a build ARG lands in the config JSON's history: found there."""
     archive = archive_with(tmp_path, {"etc/ok": b"fine"},
                            config=b'{"history": [{"created_by": "ARG TOKEN=s3cr3t-token"}]}')
-    assert check.scan_archive(archive, {"index password 1": b"s3cr3t-token"}) == [
+    assert secrets_.scan_archive(archive, {"index password 1": b"s3cr3t-token"}) == [
         "index password 1 in abc.json"]
 
 
 def test_a_clean_archive_has_no_findings(tmp_path: Path) -> None:
     """Nothing found when no needle is there."""
     archive = archive_with(tmp_path, {"etc/passwd": b"root:x:0:0"})
-    assert check.scan_archive(archive, {"canary": b"not-there-at-all"}) == []
+    assert secrets_.scan_archive(archive, {"canary": b"not-there-at-all"}) == []
 
 
 def test_ca_certificates_the_base_lacks_are_the_ones_looked_for() -> None:
     """Of a CA bundle passed to the build, only certificates not in the base's bundle count."""
     ours, theirs = trustme.CA().cert_pem.bytes().decode(), trustme.CA().cert_pem.bytes().decode()
-    bodies = check.ca_bodies(ours + theirs, base_bundle=theirs)
+    bodies = secrets_.ca_bodies(ours + theirs, base_bundle=theirs)
     assert len(bodies) == 1 and bodies[0] in ours and bodies[0] not in theirs
 
 
@@ -131,7 +133,7 @@ def test_compilers_and_pip_are_found_in_a_tree(tmp_path: Path) -> None:
     (tmp_path / "usr/share/pip").mkdir(parents=True)
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/cc").write_text("not a program")
-    compilers, pips = check.tools_found(tmp_path)
+    compilers, pips = contents.tools_found(tmp_path)
     assert sorted(compilers) == ["/usr/bin/cc", "/usr/bin/gcc-12",
                                  "/usr/bin/x86_64-linux-gnu-gcc-12"]
     assert sorted(pips) == ["/usr/lib/python3.11/site-packages/pip", "/usr/local/bin/pip3"]
@@ -141,7 +143,7 @@ def test_a_clean_tree_has_no_compiler_or_pip(tmp_path: Path) -> None:
     """A venv with only the sidecar's packages reports nothing."""
     executable(tmp_path / "opt/llm-sidecar/bin/llm-sidecar")
     (tmp_path / "opt/llm-sidecar/lib/python3.11/site-packages/aiohttp").mkdir(parents=True)
-    assert check.tools_found(tmp_path) == ([], [])
+    assert contents.tools_found(tmp_path) == ([], [])
 
 
 def test_ci_runs_the_image_check_after_the_test_command() -> None:
