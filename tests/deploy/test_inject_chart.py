@@ -24,6 +24,10 @@ import yaml
 from cryptography import x509
 
 from sidecar.cli import _parser
+from sidecar.inject.admission import Injector
+from sidecar.inject.patch import Defaults
+from sidecar.inject.review import parse_review, review_response
+from sidecar.inject.server import create_inject_app
 from sidecar.inject.template import load_template
 from tests.conftest import free_port, merge
 from tests.deploy.conftest import (
@@ -187,10 +191,6 @@ def write_packaged_template() -> None:
 def test_the_rendered_template_loads_and_injects_a_valid_pod(tmp_path: Path) -> None:
     """The template of the 'everything' values is accepted by the injector and gives valid
     pods."""
-    from sidecar.inject.admission import Injector
-    from sidecar.inject.patch import Defaults
-    from sidecar.inject.review import parse_review, review_response
-
     path = tmp_path / "template.yaml"
     path.write_text(yaml.safe_dump(template_of(render(INJECTOR_SETS["with-everything"]))))
     injector = Injector(load_template(path), Defaults())
@@ -235,10 +235,6 @@ def test_two_webhooks_select_labelled_namespaces_and_labelled_pods() -> None:
 
 def test_the_webhook_paths_are_the_servers_routes() -> None:
     """Both clientConfig paths are POST routes of the injector's app."""
-    from sidecar.inject.admission import Injector
-    from sidecar.inject.patch import Defaults
-    from sidecar.inject.server import create_inject_app
-
     app = create_inject_app(Injector(load_template(), Defaults()))
     routes = {(r.method, r.resource.canonical) for r in app.router.routes()
               if r.resource is not None}

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from sidecar.inject.admission import Injector
 from sidecar.inject.patch import Defaults
+from sidecar.inject.review import parse_review
 from sidecar.inject.server import ServingCertificate, create_inject_app
 from sidecar.inject.template import load_template
 from tests.conftest import free_port
@@ -345,8 +346,6 @@ async def test_the_injected_sidecar_runs_and_the_app_reaches_it(
     injector = Injector(load_template(chart_template(tmp_path, proxy_port, admin_port)),
                         Defaults())
     pod = deployment_pod()
-    from sidecar.inject.review import parse_review
-
     verdict = injector.review(parse_review(json.dumps(review(pod)).encode()), "pod")
     assert verdict.patch is not None
     response = {"patchType": "JSONPatch",
