@@ -5,7 +5,8 @@
 - *path* is the upstream-relative path with its query (`/chat/completions`), so endpoints never
   share entries and a query that changes the answer (Azure's `api-version`) is part of the key.
 - *identity* keeps tenants apart: the local key's name when `auth.required`, else the client's
-  `Authorization` header (hashed here with the rest, never stored), unless
+  `Authorization` header, or its `x-api-key` (Anthropic's SDKs), hashed here with the rest and
+  never stored, unless
   `cache.shared_namespace` is true.
 - *the effective request* is the body with this attempt's `overrides` on top (spend may cap
   `max_tokens` there, which changes the answer), `model` set to the model being tried (a fallback
@@ -122,4 +123,7 @@ def _identity(call: Call, shared: bool) -> bytes:
     if call.key_name is not None:
         return b"key:" + call.key_name.encode()
     auth = call.headers.get("Authorization")
-    return b"auth:" + auth.encode("utf-8", "surrogateescape") if auth else b"anonymous"
+    if auth:
+        return b"auth:" + auth.encode("utf-8", "surrogateescape")
+    key = call.headers.get("x-api-key")  # Anthropic's SDKs send their key here instead
+    return b"x-api-key:" + key.encode("utf-8", "surrogateescape") if key else b"anonymous"

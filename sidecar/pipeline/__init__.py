@@ -35,7 +35,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
                providers (pipeline/route.py)
 
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
-telemetry to auth) ending in `Route.forward`, which streams both ways.
+telemetry to auth) ending in `Route.forward`, which streams both ways. A model endpoint that is
+free (`billed: False` in endpoints.py: /v1/messages/count_tokens) runs the `free` list: the
+same stages up to fallback, then route; no spend (nothing to price, hold or record), no cache
+and no answer stage (its answer is a count, not a completion).
 """
 
 from __future__ import annotations
@@ -72,9 +75,10 @@ def compose(stages: Sequence[Stage], terminal: Next) -> Next:
 
 @dataclass(frozen=True, slots=True)
 class Pipelines:
-    model: Next  # chat/completions, completions, embeddings, responses
+    model: Next  # chat/completions, completions, embeddings, responses, messages
     passthrough: Next  # every other /v1/* path
     stage_names: tuple[str, ...]
+    free: Next | None = None  # model endpoints that are not billed (messages/count_tokens)
 
 
 PIPELINES = web.AppKey("pipelines", Pipelines)
@@ -121,6 +125,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
+    free = list(stages)  # what a free endpoint needs: the caller, its body, redaction, routing
     if deps.ledger is not None and deps.prices is not None:
         stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
     if deps.cache is not None and deps.flights is not None:
@@ -132,4 +137,5 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         model=compose(stages, route.model),
         passthrough=compose(before_body, route.forward),
         stage_names=(*(stage.name for stage in stages), route.name),
+        free=compose(free, route.model),
     )
