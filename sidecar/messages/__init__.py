@@ -9,10 +9,11 @@
                  been, and a stored stream folded into one message
     fields.py    where redaction finds the text of a Messages body
     restorer.py  placeholders restored in an Anthropic answer, JSON or streamed
-    count.py     /v1/messages/count_tokens answered without an upstream that has it
-    content.py   the text telemetry and the inspector capture, when capture is on
 
-Which endpoint speaks which wire is the `wire` column of endpoints.py. Translation to and from
+Which endpoint speaks which wire is the `wire` column of endpoints.py; errors take Anthropic's
+shape in errors.py, content capture reads Anthropic's bodies in telemetry/content.py and
+pipeline/inspect.py, and count_tokens without an Anthropic upstream is answered by
+upstream/providers/messages.py. Translation to and from
 OpenAI-format upstreams is upstream/messages/ (the other direction: upstream/anthropic/).
 Pure functions over parsed JSON, following Anthropic's documentation (version 2023-06-01).
 """

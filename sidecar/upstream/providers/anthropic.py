@@ -16,7 +16,7 @@ sends its own; a client's `anthropic-beta` header passes through.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from urllib.parse import quote, unquote
 
 import orjson
@@ -131,7 +131,8 @@ class AnthropicProvider:
             return Reply(response.status, reply_headers, body=raw)
         chunks = Body(response, self._where)
         call.finishers.append(chunks.finish)  # releases the connection even if never read
-        return Reply(response.status, reply_headers, chunks=frame_events(chunks), sse=True)
+        return Reply(response.status, reply_headers, chunks=_whole(chunks, self._where),
+                     sse=True)
 
     async def _native(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         """Anthropic's own API, for Anthropic-format clients: bytes through both ways."""
@@ -238,6 +239,24 @@ def _refused(attempt: Attempt, error: SidecarError) -> Reply:
     attempt.error = error.code
     attempt.ended = time.monotonic()
     return Reply.from_error(error)
+
+
+async def _whole(chunks: Body, where: str) -> AsyncGenerator[bytes, None]:
+    """A native event stream, event by event, that must end with message_stop (or an error
+    event): one that stops before is a failure, so the client never takes it for whole."""
+    ended = False
+    events = frame_events(chunks)
+    try:
+        async for chunk in events:
+            # An event line starts the chunk or follows a newline (JSON escapes its own).
+            lines = b"\n" + chunk
+            ended = ended or b"\nevent: message_stop" in lines or b"\nevent: error" in lines
+            yield chunk
+    finally:
+        await events.aclose()
+    if not ended:
+        raise UpstreamUnavailable(f"Upstream {where} ended the stream before its message_stop "
+                                  "event: the answer is incomplete.")
 
 
 async def _upload(content: StreamReader) -> AsyncIterator[bytes]:
