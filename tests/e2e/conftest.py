@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.metered import Metered
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver
 
@@ -16,6 +17,15 @@ from tests.fakes.otlp import GrpcReceiver, HttpReceiver
 @pytest.fixture
 async def metered() -> AsyncIterator[Metered]:
     fake = Metered()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def anthropic_fake() -> AsyncIterator[FakeAnthropic]:
+    """A fake of Anthropic's Messages API (tests/fakes/anthropic.py) on loopback."""
+    fake = FakeAnthropic()
     await fake.start()
     yield fake
     await fake.close()
