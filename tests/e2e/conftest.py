@@ -49,7 +49,8 @@ async def http_receiver() -> AsyncIterator[HttpReceiver]:
 
 @pytest.fixture(autouse=True)
 def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see only the OTEL_* variables they set themselves."""
+    """Tests see only the OTEL_* variables they set themselves, and no ANTHROPIC_* ones (the
+    Anthropic SDK would send a key or a base URL from them)."""
     for name in list(os.environ):
-        if name.startswith("OTEL_"):
+        if name.startswith(("OTEL_", "ANTHROPIC_")):
             monkeypatch.delenv(name)

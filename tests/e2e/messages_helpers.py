@@ -27,9 +27,15 @@ def providers(anthropic_url: str, openai_url: str) -> dict[str, Any]:
         {"name": "chat", "base_url": openai_url, "api_key": CHAT_KEY, "models": ["chat/*"]}]}
 
 
-def client_for(sidecar: RunningSidecar, key: str = "sk-client") -> sdk.AsyncAnthropic:
-    """The official async SDK pointed at the sidecar, as ANTHROPIC_BASE_URL would."""
-    return sdk.AsyncAnthropic(base_url=sidecar.url, api_key=key, max_retries=0)
+def client_for(sidecar: RunningSidecar, key: str = "sk-client", *, bearer: bool = False
+               ) -> sdk.AsyncAnthropic:
+    """The official async SDK pointed at the sidecar, as ANTHROPIC_BASE_URL would. Its key
+    goes in `x-api-key`, as Claude Code sends it (this SDK's own default is a bearer token,
+    which `bearer` keeps)."""
+    if bearer:
+        return sdk.AsyncAnthropic(base_url=sidecar.url, api_key=key, max_retries=0)
+    return sdk.AsyncAnthropic(base_url=sidecar.url, api_key=None, max_retries=0,
+                              default_headers={"x-api-key": key})
 
 
 def completion(message: dict[str, Any], finish: str | None = "stop",
