@@ -76,3 +76,23 @@ def strings_in(container: Any, key: Any) -> Iterator[Slot]:
             stack.extend((value, k) for k in value)
         elif isinstance(value, list):
             stack.extend((value, i) for i in range(len(value)))
+
+
+def base64_images(body: dict[str, Any]) -> tuple[int, int]:
+    """(images, bytes of their base64 data) in a Messages body, tool results included: an
+    image costs the model its pixels' tokens, not its bytes (spend/estimate.py)."""
+    count = size = 0
+    stack: list[Any] = [body.get("messages")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get("type") == "image":
+                source = node.get("source")
+                if isinstance(source, dict) and isinstance(data := source.get("data"), str):
+                    count += 1
+                    size += len(data)
+            elif isinstance(content := node.get("content"), list):
+                stack.append(content)
+    return count, size

@@ -79,7 +79,8 @@ async def test_translated_answer(both: RunningSidecar, upstream: FakeUpstream) -
     client = client_for(both)
     answer = await client.messages.create(
         model=GPT, max_tokens=100, system="Be brief.", messages=HI,
-        extra_body={"temperature": 0.2}, stop_sequences=["###"], metadata={"user_id": "u-7"}, tools=[WEATHER],
+        extra_body={"temperature": 0.2}, stop_sequences=["###"], metadata={"user_id": "u-7"},
+        tools=[WEATHER],
         tool_choice={"type": "auto", "disable_parallel_tool_use": True})
     await client.close()
     assert answer.type == "message" and answer.role == "assistant"

@@ -27,7 +27,10 @@ from tests.e2e.messages_helpers import (
     tool_call,
 )
 from tests.fakes.anthropic import Answer, FakeAnthropic, message, stream_events, text, tool_use
+from tests.fakes.otlp import GrpcReceiver, attributes
 from tests.fakes.spend import flush, rows
+from tests.fakes.telemetry import CLIENT, SERVER, by_kind
+from tests.fakes.telemetry import flush as flush_telemetry
 from tests.fakes.upstream import FakeUpstream, Script
 
 EMAIL = "alice@example.com"
@@ -307,3 +310,37 @@ async def test_cached_message_serves_a_stream(start_sidecar: StartSidecar,
     assert replayed.stop_reason == "tool_use"
     assert replayed.usage.input_tokens == first.usage.input_tokens
     assert len(upstream.requests) == 1
+
+
+async def test_genai_span_and_metrics(start_sidecar: StartSidecar, grpc_receiver: GrpcReceiver,
+                                      anthropic_fake: FakeAnthropic,
+                                      upstream: FakeUpstream) -> None:
+    """A streamed /v1/messages call is a GenAI chat operation: its CLIENT span carries the
+    model, the stop reason (OpenAI's word), the usage with cache reads and writes, the
+    captured system and output text; the token metric counts it."""
+    usage = {"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 30,
+             "cache_creation_input_tokens": 5}
+    anthropic_fake.answer(Answer(events=stream_events(message(text("Traced."), usage=usage))))
+    sidecar = await start_sidecar(config(anthropic_fake, upstream, telemetry={
+        "capture_content": True,
+        "exporters": [{"protocol": "grpc", "endpoint": grpc_receiver.endpoint}]}))
+    client = client_for(sidecar)
+    async with client.messages.stream(model=CLAUDE, max_tokens=20, system="Be brief.",
+                                      messages=HI) as stream:
+        await stream.get_final_message()
+    await client.close()
+    await flush_telemetry(sidecar)
+    (span,) = by_kind(grpc_receiver.spans(), CLIENT)
+    got = attributes(span.attributes)
+    assert got["gen_ai.operation.name"] == "chat"
+    assert got["gen_ai.request.model"] == CLAUDE
+    assert got["gen_ai.response.finish_reasons"] == ["stop"]
+    assert (got["gen_ai.usage.input_tokens"], got["gen_ai.usage.output_tokens"]) == (45, 4)
+    assert got["gen_ai.usage.cache_read.input_tokens"] == 30
+    assert got["gen_ai.usage.cache_creation.input_tokens"] == 5
+    assert got["gen_ai.request.max_tokens"] == 20
+    server = attributes(by_kind(grpc_receiver.spans(), SERVER)[0].attributes)
+    captured = str(got) + str(server)
+    assert "Be brief." in captured and "Traced." in captured
+    metrics = grpc_receiver.metrics()
+    assert metrics["gen_ai.client.token.usage"].histogram.data_points

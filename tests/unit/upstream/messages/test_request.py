@@ -13,7 +13,10 @@ from sidecar.upstream.messages.request import Plan, Target, translate_request
 OPENROUTER = Target(openrouter=True)
 
 
-def translate(target: Target = Target(), **body: Any) -> tuple[dict[str, Any], Plan]:
+PLAIN = Target()
+
+
+def translate(target: Target = PLAIN, **body: Any) -> tuple[dict[str, Any], Plan]:
     return translate_request({"max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
                               **body}, "m", target)
 

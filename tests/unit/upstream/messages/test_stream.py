@@ -29,8 +29,8 @@ def events(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def run(*raw: bytes, plan: Plan = Plan("asked")) -> tuple[EventTranslator, list[dict[str, Any]]]:
-    translator = EventTranslator(plan, "p")
+def run(*raw: bytes) -> tuple[EventTranslator, list[dict[str, Any]]]:
+    translator = EventTranslator(Plan("asked"), "p")
     out = b"".join(translator.feed(r) for r in raw)
     return translator, events(out)
 
