@@ -130,6 +130,11 @@ class EventTranslator:
         return out
 
     def _delta(self, delta: dict[str, Any]) -> bytes:
+        if len(delta) == 1 and type(text := delta.get("content")) is str:  # the usual delta
+            if not text:
+                return b""
+            return self._opened("text", {"type": "text", "text": ""}) + self._piece(
+                {"type": "text_delta", "text": text})
         out = b""
         reasoning = delta.get("reasoning")
         if not isinstance(reasoning, str):
@@ -201,6 +206,10 @@ class EventTranslator:
                             "content_block": block})
 
     def _piece(self, delta: dict[str, Any]) -> bytes:
+        if delta["type"] == "text_delta":  # the usual event: a prebuilt head, one dumps
+            return (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                    + str(self._index).encode() + b',"delta":{"type":"text_delta","text":'
+                    + orjson.dumps(delta["text"]) + b"}}\n\n")
         return event({"type": "content_block_delta", "index": self._index, "delta": delta})
 
     def _whole(self, block: dict[str, Any]) -> bytes:
