@@ -344,3 +344,43 @@ async def test_genai_span_and_metrics(start_sidecar: StartSidecar, grpc_receiver
     assert "Be brief." in captured and "Traced." in captured
     metrics = grpc_receiver.metrics()
     assert metrics["gen_ai.client.token.usage"].histogram.data_points
+
+
+async def test_every_feature_on(start_sidecar: StartSidecar, anthropic_fake: FakeAnthropic,
+                                upstream: FakeUpstream, tmp_path: Path,
+                                http: aiohttp.ClientSession) -> None:
+    """Local keys, pseudonymization, a warn budget, the cache, content capture, the inspector
+    and a fallback route at once: a streamed tool turn through a route alias comes back
+    restored, the identical request is a HIT with the same bytes, and the ledger has one row
+    billed and one saved."""
+    sidecar = await start_sidecar(config(
+        anthropic_fake, upstream,
+        auth={"required": True, "keys": [{"name": "dev", "token": "sk-local-1"}]},
+        privacy={"redact": {"mode": "pseudonymize"}},
+        spend={"prices": PRICES, "budgets": [{"name": "soft", "limit_usd": 1.0,
+                                              "action": "warn"}]},
+        telemetry={"capture_content": True}, routes={"coder": [GPT, CLAUDE]}))
+    upstream.script("/chat/completions", Script(sse=chunks(
+        {"content": "Mailing <EMAIL_1>."},
+        {"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+                         "function": {"name": "send", "arguments": '{"to": "<EMAIL_1>"}'}}]},
+        finish="tool_calls")))
+    body = {"model": "coder", "max_tokens": 40, "stream": True, "tools": [WEATHER],
+            "messages": [{"role": "user", "content": f"Mail {EMAIL}"}]}
+    seen = []
+    for _ in range(2):
+        async with http.post(sidecar.v1 + "/messages", json=body,
+                             headers={"x-api-key": "sk-local-1"}) as response:
+            assert response.status == 200
+            seen.append((response.headers["x-sidecar-cache"], await response.read()))
+    assert [status for status, _ in seen] == ["MISS", "HIT"] and seen[0][1] == seen[1][1]
+    events = events_of(seen[0][1])
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    pieces = "".join(e["delta"].get("text", "") + e["delta"].get("partial_json", "")
+                     for e in events if e["type"] == "content_block_delta")
+    assert pieces == f'Mailing {EMAIL}.{{"to": "{EMAIL}"}}'
+    assert EMAIL not in upstream.last.body.decode() and len(upstream.requests) == 1
+    await flush(sidecar)
+    billed, hit = rows(tmp_path / "ledger.db")
+    assert billed["cost_nusd"] > 0 and billed["key_name"] == "dev"
+    assert hit["cache_hit"] and hit["cost_nusd"] == 0 and hit["saved_nusd"] == billed["cost_nusd"]
