@@ -351,3 +351,22 @@ async def test_count_tokens(both: RunningSidecar, anthropic_fake: FakeAnthropic,
     assert raw.headers["x-sidecar-token-count"] == "bound"
     assert counted.input_tokens >= len("count these words")
     assert upstream.requests == []
+
+
+async def test_beta_messages(both: RunningSidecar, anthropic_fake: FakeAnthropic,
+                             upstream: FakeUpstream, http: aiohttp.ClientSession) -> None:
+    """The SDK's beta namespace (anthropic-beta) is the same model endpoint, and a query
+    (`?beta=true`, as other SDK versions and Claude Code add) goes to Anthropic as sent, and
+    stays here for an OpenAI-format provider."""
+    client = client_for(both)
+    native = await client.beta.messages.create(model=CLAUDE, max_tokens=10, messages=HI,
+                                               betas=["context-1m-2025-08-07"])
+    await client.close()
+    assert native.content[0].text == "Hello from Claude."  # type: ignore[union-attr]
+    assert anthropic_fake.last.headers["anthropic-beta"] == "context-1m-2025-08-07"
+    for model in (CLAUDE, GPT):
+        async with http.post(both.v1 + "/messages?beta=true", json={
+                "model": model, "max_tokens": 10, "messages": HI}) as response:
+            assert (await response.json())["type"] == "message"
+    assert anthropic_fake.last.path == "/v1/messages?beta=true"
+    assert upstream.last.path == "/chat/completions"
