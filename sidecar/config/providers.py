@@ -44,7 +44,8 @@ class RetrySettings(Section):
     backoff_s: Annotated[float, Field(ge=0)] = 0.2
     max_backoff_s: Annotated[float, Field(ge=0)] = 5.0
     on_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [408, 429, 500, 502, 503, 504]
+        # 529: Anthropic's overloaded_error, which /v1/messages passes on as it came
+        default_factory=lambda: [408, 429, 500, 502, 503, 504, 529]
     )
     deadline_s: PositiveSeconds = 120.0
 

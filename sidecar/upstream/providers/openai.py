@@ -5,6 +5,8 @@
 local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
 byte, unless a stage changed it or this provider knows the model by another name. In zero
 data retention mode, OpenRouter is also told to use only providers that retain nothing.
+Anthropic-format endpoints (/v1/messages, /v1/messages/count_tokens) are translated to chat
+completions and back (providers/messages.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable
 
-from aiohttp import StreamReader
+from aiohttp import ClientResponse, StreamReader
+from multidict import CIMultiDict
 
 from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import UpstreamError
@@ -20,6 +23,8 @@ from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
+
+_MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
 
 
 class OpenAIProvider:
@@ -44,6 +49,10 @@ class OpenAIProvider:
         return model
 
     async def send(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
+        if call.endpoint in _MESSAGES:
+            from sidecar.upstream.providers.messages import send_messages  # only when used
+
+            return await send_messages(self, client, call, attempt)
         model = self.upstream_model(attempt.model)
         if call.zdr and self._openrouter:
             data = openrouter_body(call, model)
@@ -55,15 +64,30 @@ class OpenAIProvider:
         data = None if call.content is None else _stream(call.content)
         return await self._exchange(client, call, attempt, call.method, data, decoded=False)
 
-    async def _exchange(self, client: UpstreamClient, call: Call, attempt: Attempt, method: str,
-                        data: bytes | AsyncIterator[bytes] | None, *, decoded: bool) -> Reply:
+    def request_headers(self, call: Call, *, decoded: bool) -> CIMultiDict[str]:
+        """The upstream request's headers: the client's, less hop-by-hop and (unless the
+        client's own key is to be used) its credentials, plus the provider's."""
         headers = upstream_request_headers(
             call.headers, extra=self._extra, decoded_body=decoded,
             keep_client_auth=self._keep_client_auth)
         if call.upstream_headers:
             headers.update(call.upstream_headers)
+        return headers
+
+    @property
+    def keeps_client_auth(self) -> bool:
+        return self._keep_client_auth
+
+    @property
+    def openrouter(self) -> bool:
+        return self._openrouter
+
+    async def open(self, client: UpstreamClient, attempt: Attempt, method: str, path: str,
+                   headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None, *,
+                   decoded: bool) -> ClientResponse | Reply:
+        """Send one request; the response once its headers are in, or the failure's Reply."""
         try:
-            response = await client.open(method, self.base_url + call.path, headers=headers,
+            response = await client.open(method, self.base_url + path, headers=headers,
                                          data=data, decode=decoded, where=self._where,
                                          proxy=self._proxy)
         except UpstreamError as exc:
@@ -72,6 +96,16 @@ class OpenAIProvider:
         attempt.headers_at = time.monotonic()
         if status >= 400:
             attempt.error = f"http_{status}"
+        return response
+
+    async def _exchange(self, client: UpstreamClient, call: Call, attempt: Attempt, method: str,
+                        data: bytes | AsyncIterator[bytes] | None, *, decoded: bool) -> Reply:
+        headers = self.request_headers(call, decoded=decoded)
+        response = await self.open(client, attempt, method, call.path, headers, data,
+                                   decoded=decoded)
+        if isinstance(response, Reply):
+            return response
+        status = response.status
         reply_headers = client_response_headers(response.headers, decoded_body=decoded)
         if decoded and response.content_type != "text/event-stream":
             try:
