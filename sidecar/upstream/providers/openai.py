@@ -22,26 +22,25 @@ from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
 
 _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
 
 
 class OpenAIProvider:
-    def __init__(self, name: str, base_url: str, *, api_key: str | None,
+    def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
                  local_auth: bool = False, proxy: str | None = None) -> None:
         self.name = name
         self.base_url = base_url
+        self.keys = keys
         self._strip_prefix = strip_prefix
         self._proxy = proxy
         self._where = f"{name} ({base_url})"
         self._openrouter = is_openrouter(base_url)  # takes provider.zdr in ZDR mode
-        self._keep_client_auth = api_key is None and not local_auth
-        extra = list(headers)
-        if api_key is not None:
-            extra.append(("Authorization", f"Bearer {api_key}"))
-        self._extra = tuple(extra)
+        self._keep_client_auth = keys is None and not local_auth
+        self._extra = tuple(headers)
 
     def upstream_model(self, model: str) -> str:
         if self._strip_prefix:
@@ -70,6 +69,8 @@ class OpenAIProvider:
         headers = upstream_request_headers(
             call.headers, extra=self._extra, decoded_body=decoded,
             keep_client_auth=self._keep_client_auth)
+        if self.keys is not None:  # the key current now: it may have rotated (keys.py)
+            headers["Authorization"] = f"Bearer {self.keys.current}"
         if call.upstream_headers:
             headers.update(call.upstream_headers)
         return headers
