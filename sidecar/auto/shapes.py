@@ -11,9 +11,9 @@ endpoint's reader fills from the fields that endpoint has:
     responses         instructions, input (a string or items: messages with input_text /
                       input_image / input_file parts, function_call, function_call_output),
                       tools[], text.format, reasoning{}, max_output_tokens
-    messages          Anthropic's Messages: system (a string or text blocks), messages[] (text,
-                      image, document, tool_use, tool_result blocks), tools[], thinking{},
-                      output_format, max_tokens
+    messages          Anthropic's Messages (and messages/count_tokens): system (a string or
+                      text blocks), messages[] (text, image, document, tool_use, tool_result
+                      blocks), tools[], thinking{}, output_format, max_tokens
 
 An endpoint with no reader (embeddings, images, audio) cannot be routed by a tier: `read`
 returns None and the stage says so. Malformed fields are skipped, never raised on: the upstream
@@ -240,4 +240,7 @@ READERS: dict[str, Callable[[dict[str, Any], Shape], None]] = {
     "completions": _completions,
     "responses": _responses,
     "messages": _messages,
+    # the same body, counted: routed like the message it counts, so the count is the model's
+    # that would answer it
+    "messages/count_tokens": _messages,
 }
