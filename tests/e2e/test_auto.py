@@ -6,6 +6,7 @@ feature on."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,8 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import StartSidecar
+from sidecar.deps import DEPS
+from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.auto import ASKS, PRICES, ROUTER, TIERS, VARIANTS, ask, auto_config, sdk
 from tests.fakes.clock import FakeClock
 from tests.fakes.proxy import FakeProxy
@@ -21,6 +23,20 @@ from tests.fakes.spend import flush, rows
 from tests.fakes.upstream import FakeUpstream, Script, chat_answer
 
 variants = pytest.mark.parametrize("variant", list(VARIANTS))
+
+
+async def model_line(sidecar: RunningSidecar, capsys: pytest.CaptureFixture[str]
+                     ) -> dict[str, Any]:
+    """The access line of the model request served last (stdout; written in batches, and by
+    the handler's last finisher, after the answer went out: yield to it until it is there)."""
+    for _ in range(1_000):
+        sidecar.app[DEPS].access.flush()
+        lines = [orjson.loads(t) for t in capsys.readouterr().out.splitlines()
+                 if t.startswith('{"request_id"') and '"endpoint"' in t]
+        if lines:
+            return lines[-1]
+        await asyncio.sleep(0)
+    raise AssertionError("no access line was written")
 
 
 def sent_model(upstream: FakeUpstream, index: int = -1) -> str:
@@ -31,9 +47,10 @@ def sent_model(upstream: FakeUpstream, index: int = -1) -> str:
 @variants
 @pytest.mark.parametrize("tier", list(TIERS))
 async def test_each_tier_reaches_its_model(start_sidecar: StartSidecar, upstream: FakeUpstream,
-                                           variant: str, tier: str) -> None:
+                                           capsys: pytest.CaptureFixture[str], variant: str,
+                                           tier: str) -> None:
     """The upstream is asked for the tier's model; the answer names that model (never
-    sidecar/auto) and the headers name the tier and why."""
+    sidecar/auto), the headers name the tier and why, and so does the access line."""
     sidecar = await start_sidecar(auto_config(variant, upstream.url))
     async with sdk(sidecar) as client:
         raw = await ask(client, tier)
@@ -42,6 +59,9 @@ async def test_each_tier_reaches_its_model(start_sidecar: StartSidecar, upstream
     assert raw.headers["x-sidecar-auto-tier"] == tier
     assert raw.headers["x-sidecar-auto-reason"]
     assert len(upstream.requests) == 1
+    line = await model_line(sidecar, capsys)
+    assert (line["model"], line["auto_tier"], line["auto_model"]) == (ROUTER, tier,
+                                                                     TIERS[tier][0])
 
 
 @variants
