@@ -12,6 +12,15 @@ if-chain of their own:
     stream_usage  a stream can be asked for its usage (`stream_options.include_usage`)
     stream_done   a complete stream ends with `data: [DONE]` (the Responses API's ends with
                   its `response.completed` event instead)
+    body          the request's format: `json`, or `multipart` (a form with files: image edits
+                  and variations, transcriptions, translations; read by forms.py)
+    meter         how spend prices it: `tokens` (the answer's usage at the model's per-token
+                  prices), `images`, `speech`, `transcription` (spend/media.py), `free`
+                  (moderations: recorded, never charged)
+    cacheable     the cache may store its answer (images and audio are not: their answers are
+                  large, and a form's files are not part of the cache key)
+    default_model the model the provider uses when the body names none (OpenAI's documented
+                  defaults), or None when `model` is required
 
 How a body's text is found for redaction (privacy/fields.py), how an answer's usage is read
 (answer.py) and how an entry is replayed (cache/replay.py) dispatch on the same names.
@@ -20,8 +29,11 @@ How a body's text is found for redaction (privacy/fields.py), how an answer's us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["ENDPOINTS", "MODEL_ENDPOINTS", "Endpoint"]
+__all__ = ["ENDPOINTS", "MODEL_ENDPOINTS", "Endpoint", "Meter"]
+
+Meter = Literal["tokens", "images", "speech", "transcription", "free"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +43,10 @@ class Endpoint:
     limit_fields: tuple[str, ...]
     stream_usage: bool
     stream_done: bool
+    body: Literal["json", "multipart"] = "json"
+    meter: Meter = "tokens"
+    cacheable: bool = True
+    default_model: str | None = None
 
 
 ENDPOINTS: dict[str, Endpoint] = {e.path: e for e in (
@@ -41,5 +57,21 @@ ENDPOINTS: dict[str, Endpoint] = {e.path: e for e in (
     Endpoint("embeddings", "embeddings", (), stream_usage=False, stream_done=True),
     Endpoint("responses", "chat", ("max_output_tokens",), stream_usage=False,
              stream_done=False),
+    # The paid endpoints that are not priced per token (issue 18): spend/media.py prices them.
+    Endpoint("images/generations", "generate_content", (), stream_usage=False,
+             stream_done=False, meter="images", cacheable=False, default_model="dall-e-2"),
+    Endpoint("images/edits", "generate_content", (), stream_usage=False, stream_done=False,
+             body="multipart", meter="images", cacheable=False, default_model="dall-e-2"),
+    Endpoint("images/variations", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="images", cacheable=False,
+             default_model="dall-e-2"),
+    Endpoint("audio/speech", "generate_content", (), stream_usage=False, stream_done=False,
+             meter="speech", cacheable=False),
+    Endpoint("audio/transcriptions", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="transcription", cacheable=False),
+    Endpoint("audio/translations", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="transcription", cacheable=False),
+    Endpoint("moderations", "moderation", (), stream_usage=False, stream_done=False,
+             meter="free", cacheable=False, default_model="omni-moderation-latest"),
 )}
 MODEL_ENDPOINTS = tuple(ENDPOINTS)
