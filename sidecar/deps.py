@@ -15,6 +15,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.background import BackgroundReads
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
@@ -56,6 +57,7 @@ class Deps:
     flights: Flights | None = None  # the cache's single-flight tasks
     prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
     ledger: Ledger | None = None
+    background: BackgroundReads | None = None  # with the ledger: cancelled calls read to the end
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -80,13 +82,19 @@ class Deps:
         deps.ledger = open_ledger(settings, metrics)
         if deps.ledger is not None:
             deps.prices = PriceBook(settings, upstream)
+            spend = settings.spend
+            deps.background = BackgroundReads(limit=spend.cancelled_reads_max,
+                                              read_s=spend.cancelled_read_s,
+                                              drain_s=settings.listen.shutdown_grace_s)
         return deps
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others
         logged while closing); the ledger flushes after the last request, before the access
         log's last lines; the price book fetches through the upstream pool, so it starts after
-        it; flights close before the store they fill and the upstream pool they read."""
+        it; flights close before the store they fill and the upstream pool they read; the
+        background reads close first (they read through the flights, the pool, and finish into
+        the ledger)."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
         if self.prices is not None and self.ledger is not None:
             out += [self.prices, self.ledger]
@@ -94,6 +102,8 @@ class Deps:
             out += [self.cache, self.flights]
         if self.inspector is not None:
             out.append(self.inspector)
+        if self.background is not None:
+            out.append(self.background)
         return out
 
 

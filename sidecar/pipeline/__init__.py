@@ -1,7 +1,7 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
     client ─► telemetry → zdr → inspect → auth → read_body → privacy → fallback → spend
-              → cache ─┬─ hit: the entry's answer, back up the list
+              → detach → cache ─┬─ hit: the entry's answer, back up the list
                        └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
                           task, on `call.fork()`: → answer → route ─► upstream
     client ◄─ the reply unwinds right to left; then `Call.finish` runs every stage's finisher,
@@ -25,6 +25,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     spend      price, hold the worst case against the budgets, cap, then bill; before the cache,
                so a blocked budget is never bypassed by a hit, yet hits are counted (billed 0,
                their saving recorded)
+    detach     right below spend, for non-streamed calls: the rest runs in a task of its own, so
+               when the client leaves, the answer is still read in the background (bounded) and
+               billed what the provider bills; the call's finishers wait for it
+               (pipeline/detach.py); present with spend
     cache      right before the upstream call, so a hit skips exactly that; a miss leads (or
                joins) a single flight: the stages below run in the flight's task on a fork of
                the call, and the flight moves the answer record and attempts back to it
@@ -51,6 +55,7 @@ from sidecar.deps import Deps
 from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.cache import Cache
+from sidecar.pipeline.detach import Detach
 from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
@@ -123,6 +128,8 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
                                reads_answer=len(routing.targets) > 1))
     if deps.ledger is not None and deps.prices is not None:
         stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
+        if deps.background is not None:
+            stages.append(Detach(deps.background))
     if deps.cache is not None and deps.flights is not None:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     if any(stage.reads_answer for stage in stages):

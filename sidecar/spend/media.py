@@ -168,19 +168,20 @@ class MediaTariff:
                 or (self.meter == "transcription" and usage.seconds > 0))
 
     def cost(self, usage: Usage) -> int:
+        """Rounded to the nano-dollar, as ModelPrice.cost (holds round up instead)."""
         if self.meter == "free":
             return 0
         price = self.price
         if (usage.prompt_tokens or usage.completion_tokens) and price.tokens:
             media = min(usage.media_tokens, usage.prompt_tokens)
-            return math.ceil((usage.prompt_tokens - media) * price.text_input
-                             + media * price.media_input + usage.completion_tokens * price.output)
+            return round((usage.prompt_tokens - media) * price.text_input
+                         + media * price.media_input + usage.completion_tokens * price.output)
         if self.meter == "speech":
-            return math.ceil(self.characters * price.per_character)
+            return round(self.characters * price.per_character)
         if self.meter == "images" and usage.images > 0:
-            return math.ceil(usage.images * self.per_image)
+            return round(usage.images * self.per_image)
         if self.meter == "transcription" and usage.seconds > 0:
-            return math.ceil(math.ceil(usage.seconds) * price.per_second)
+            return round(math.ceil(usage.seconds) * price.per_second)
         return self.hold
 
 
@@ -207,8 +208,8 @@ def tariff(meter: Meter, price: MediaPrice, body: Mapping[str, Any], form: Form 
             return None
         characters = sum(len(v) for k in ("input", "instructions")
                          if isinstance(v := body.get(k), str))
-        return MediaTariff(meter, price, math.ceil(characters * price.per_character), text,
-                           characters=characters)
+        return MediaTariff(meter, price, round(characters * price.per_character), text,
+                           characters=characters)  # exact: the price of what is sent
     if not price.per_second:
         return None
     audio = form.file_bytes if form is not None else 0
