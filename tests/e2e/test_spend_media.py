@@ -93,8 +93,8 @@ PAID = [
     # text format: no usage, no duration: the hold, 7,500 bytes at 750 a second = 10 s
     ("audio/transcriptions", transcribe_text, "Names: Ann", 1_000_000, True),
 ]
-TEXTS = [(endpoint, call) for endpoint, call, text, _, _ in PAID if text][:-1] + [
-    ("moderations", moderate)]
+TEXTS = [*[(endpoint, call) for endpoint, call, text, _, _ in PAID if text][:-1],
+         ("moderations", moderate)]
 
 
 def ids(cases: list[Any]) -> list[str]:

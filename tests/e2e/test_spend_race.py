@@ -1,6 +1,7 @@
 """Race-free admission: 100 concurrent requests (the openai SDK) against a budget that fits
-10.5 of them never spend past it (the refused are told 429 budget_held: the money is held), with or without max_tokens, in one sidecar (memory) and across
-two sidecar apps sharing one real Redis. The upstream bills every request its exact worst case
+10.5 of them never spend past it (the refused are told 429 budget_held: the money is held),
+with or without max_tokens, in one sidecar (memory) and across two sidecar apps sharing one
+real Redis. The upstream bills every request its exact worst case
 (prompt tokens = the sidecar's bound, completion = the granted limit), so any over-admission
 would show as overspend. Also: a dead Redis gives the configured failure mode, and recovers."""
 

@@ -54,8 +54,8 @@ def test_globs(patterns: list[str], name: str, matches: bool) -> None:
 # Call.fork: every field of a Call in exactly one of these groups (a new field must be sorted
 # here, and so decided, before the tests pass).
 COPIED = {"request_id", "method", "path", "endpoint", "headers", "started", "raw_body", "body",
-          "form", "body_changed", "model", "requested_model", "preferences", "stream", "user", "tags",
-          "key_name", "allowed_models", "redactions", "pseudonyms", "zdr", "trace_id",
+          "form", "body_changed", "model", "requested_model", "preferences", "stream", "user",
+          "tags", "key_name", "allowed_models", "redactions", "pseudonyms", "zdr", "trace_id",
           "span_id"}
 COPIED_AS_NEW = {"overrides", "upstream_headers"}  # equal content, a dict of the fork's own
 FRESH = {"content", "finishers", "answer", "bill", "cache_status", "response_headers",

@@ -39,8 +39,9 @@ QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False},
 def test_disabled_features_are_absent_from_the_list() -> None:
     """With auth, metrics, the inspector, spend and the cache off the model pipeline reads the
     body and routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the
-    inspector, spend (the SQLite ledger) and its detach stage, the memory cache, and the answer stage because they
-    read the answer; zero retention adds its stage (and turns the default cache off)."""
+    inspector, spend (the SQLite ledger) and its detach stage, the memory cache, and the answer
+    stage because they read the answer; zero retention adds its stage (and turns the default
+    cache off)."""
     plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
     assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
