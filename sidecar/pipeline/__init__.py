@@ -39,7 +39,9 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
                providers (pipeline/route.py)
 
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
-telemetry to auth) ending in `Route.forward`, which streams both ways.
+telemetry to auth, then spend's rule for paths: free, a batch bounded at submission, or
+unpriced and decided by `spend.unpriced_paths`, pipeline/spend_paths.py) ending in
+`Route.forward`, which streams both ways.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 from sidecar.pipeline.spend import Spend
+from sidecar.pipeline.spend_paths import SpendPaths
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.spend.paths import PathRules
 from sidecar.telemetry.genai import Upstreams
 
 __all__ = ["PIPELINES", "Pipelines", "build_pipeline", "compose"]
@@ -126,10 +130,14 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
+    passthrough = list(before_body)
     if deps.ledger is not None and deps.prices is not None:
-        stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
+        spend = Spend(settings.spend, deps.prices, deps.ledger, deps.metrics)
+        stages.append(spend)
         if deps.background is not None:
             stages.append(Detach(deps.background))
+        passthrough.append(SpendPaths(spend, PathRules(settings.spend.free_paths),
+                                      settings.listen.max_body_bytes))
     if deps.cache is not None and deps.flights is not None:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     if any(stage.reads_answer for stage in stages):
@@ -137,6 +145,6 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     route = Route(deps.upstream, routing)
     return Pipelines(
         model=compose(stages, route.model),
-        passthrough=compose(before_body, route.forward),
+        passthrough=compose(passthrough, route.forward),
         stage_names=(*(stage.name for stage in stages), route.name),
     )

@@ -23,18 +23,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sidecar.call import Bill, Call, Usage
 from sidecar.spend.estimate import Estimate
 from sidecar.spend.ledger import Ledger, Row
+from sidecar.spend.media import MediaTariff
 from sidecar.spend.policy import BudgetRule, Grant
-from sidecar.spend.pricing import ModelPrice, to_usd
+from sidecar.spend.pricing import to_usd
 from sidecar.spend.stream import StreamMeter
 from sidecar.telemetry.metrics import Metrics
-
-if TYPE_CHECKING:
-    from sidecar.spend.media import MediaTariff
 
 
 class Tariff(Protocol):
@@ -58,13 +56,13 @@ class Run:
     __slots__ = ("bill", "books", "est", "grant", "hit", "media", "meter", "model", "owner",
                  "price", "settled", "told", "unguarded")
 
-    def __init__(self, books: Books, call: Call, now: float, price: ModelPrice | MediaTariff,
+    def __init__(self, books: Books, call: Call, now: float, price: Tariff,
                  est: Estimate, grant: Grant | None,
                  unguarded: list[tuple[BudgetRule, str]] | None = None) -> None:
         self.books = books
         self.model = call.model or ""
         self.price: Tariff = price
-        self.media = None if isinstance(price, ModelPrice) else price
+        self.media = price if isinstance(price, MediaTariff) else None
         self.est = est
         self.grant = grant
         self.owner = call.bill is None
@@ -190,7 +188,9 @@ def _unread(call: Call) -> bool:
 def make_row(call: Call, bill: Bill) -> Row:
     usage = bill.usage or Usage()
     return Row(
-        ts=bill.ts, request_id=call.request_id, endpoint=call.endpoint or "",
+        # a passthrough path is named by its path (spend_paths.py: batches, unpriced paths)
+        ts=bill.ts, request_id=call.request_id,
+        endpoint=call.endpoint or call.path.partition("?")[0].strip("/"),
         key_name=call.key_name, user=call.user, tags=call.tags, model=call.model,
         requested_model=call.requested_model, provider=call.provider,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,

@@ -52,7 +52,9 @@ class OpenAIProvider:
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
-        data = None if call.content is None else _stream(call.content)
+        # a body a stage read already (a batch, bounded before it is sent) goes as it was read
+        data = call.raw_body if call.raw_body is not None else (
+            None if call.content is None else _stream(call.content))
         return await self._exchange(client, call, attempt, call.method, data, decoded=False)
 
     async def _exchange(self, client: UpstreamClient, call: Call, attempt: Attempt, method: str,
