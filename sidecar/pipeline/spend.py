@@ -210,7 +210,8 @@ class Spend:
         need = to_usd(math.ceil(ask.fixed + (ask.per_token if ask.want else 0)))
         metadata = {"budget": refusal.rule, "scope": refusal.scope, "scope_value": refusal.value,
                     "window": refusal.window, "limit_usd": refusal.limit,
-                    "spent_usd": refusal.spent, "held_usd": refusal.held, "resets_at": resets}
+                    "spent_usd": refusal.spent, "held_usd": refusal.held, "needed_usd": need,
+                    "resets_at": resets}
         at_least = (f"this request needs at least {need:.6f} USD (its prompt at most and one "
                     "completion token)" if ask.want else f"this request needs {need:.6f} USD")
         if refusal.held_only:

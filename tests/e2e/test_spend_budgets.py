@@ -66,7 +66,8 @@ async def test_blocking_budget_refuses_with_402_and_its_metadata(
     assert isinstance(error, dict) and error["code"] == "budget_exceeded"
     assert error["metadata"] == {"budget": "cap", "scope": "global", "scope_value": "",
                                  "window": "day", "limit_usd": 30e-6, "spent_usd": 30e-6,
-                                 "held_usd": 0.0, "resets_at": "2026-11-19T00:00:00Z"}
+                                 "held_usd": 0.0, "needed_usd": 1e-6,
+                                 "resets_at": "2026-11-19T00:00:00Z"}
     assert "Budget 'cap'" in error["message"] and "2026-11-19T00:00:00Z" in error["message"]
     assert len(metered.bodies) == 3
 
