@@ -127,12 +127,14 @@ async def cancelled(state: Path, count: int) -> dict[str, Any]:
         "budgets": [{"name": "cap", "limit_usd": 1e9}]})
     reads = BackgroundReads(limit=count, read_s=60, drain_s=5)
     await reads.start()
-    gate = asyncio.Event()
+    gate, all_in = asyncio.Event(), asyncio.Event()
     arrived = 0
 
     async def held(call: Call) -> Reply:
         nonlocal arrived
         arrived += 1
+        if arrived == count:
+            all_in.set()
         await gate.wait()
         return answer(call)
 
@@ -145,8 +147,7 @@ async def cancelled(state: Path, count: int) -> dict[str, Any]:
         calls = [new_call() for _ in range(count)]
         handler = compose(stages, held)
         tasks = [asyncio.ensure_future(run(handler, call)) for call in calls]
-        while arrived < count:
-            await asyncio.sleep(0)
+        await all_in.wait()
         began = time.process_time()
         for task in tasks:
             task.cancel()
