@@ -283,3 +283,20 @@ async def test_tokens_per_minute_are_given_back_when_unused(
     metered.overrun = -499  # answers 1 token for max_tokens=500
     statuses = [(await chat(sidecar, max_tokens=500))[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 200]
+
+
+@pytest.mark.parametrize(("model", "field"), [("o3-mini", "max_completion_tokens"),
+                                              (MODEL, "max_tokens")])
+async def test_the_cap_goes_in_the_field_the_provider_takes(
+        start_sidecar: StartSidecar, metered: Metered, model: str, field: str) -> None:
+    """A request with no limit under a blocking budget is capped: an OpenAI reasoning model
+    gets max_completion_tokens (it refuses max_tokens), another model max_tokens; the client's
+    body is otherwise sent as it was."""
+    settings = config(metered, {"name": "cap", "limit_usd": 1.0}, reserve_max_tokens=64)
+    settings["spend"]["prices"][model] = {"prompt": 0, "completion": 1e-6}
+    sidecar = await start_sidecar(settings)
+    status, _, _ = await chat(sidecar, model=model)
+    assert status == 200
+    [sent] = metered.bodies
+    assert sent[field] == 64 and ({"max_tokens", "max_completion_tokens"} - {field}).isdisjoint(
+        sent)

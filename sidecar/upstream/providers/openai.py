@@ -19,6 +19,7 @@ from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.limits import completion_field, renamed_cap
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
 
 
@@ -48,7 +49,10 @@ class OpenAIProvider:
         if call.zdr and self._openrouter:
             data = openrouter_body(call, model)
         else:
-            data = call.upstream_body(model)
+            # the sidecar's completion cap, in the field this provider takes (limits.py)
+            renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
+                "max_tokens" in call.overrides) else None
+            data = call.upstream_body(model, renamed)
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
