@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.endpoints import MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS, MODEL_ENDPOINTS
 
 JSON = "application/json"
 _ERROR_CODES = {  # status -> the codes the sidecar itself answers it with (INTERFACE.md §3)
@@ -157,10 +157,17 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/v1/{path}": dict.fromkeys(("get", "post", "put", "patch", "delete"), _PASSTHROUGH),
     }
     for endpoint in MODEL_ENDPOINTS:
+        row = ENDPOINTS[endpoint]
+        schema: dict[str, Any] = _MODEL_REQUEST if row.default_model is None else {
+            **_MODEL_REQUEST, "required": []}
+        media = JSON
+        if row.body == "multipart":  # text fields are strings; files are parts of their own
+            media = "multipart/form-data"
+            schema = {**schema, "properties": {"model": {"type": "string", "minLength": 1}}}
         paths[f"/v1/{endpoint}"] = {"post": {
             "summary": f"OpenAI's /{endpoint} through the pipeline (auth, privacy, routing, "
                        "spend, cache, telemetry).",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _MODEL_REQUEST}}},
+            "requestBody": {"required": True, "content": {media: {"schema": schema}}},
             "responses": {"200": {"description": "the provider's answer: a JSON object, or an "
                                                  "event stream when `stream` is true",
                                   "content": {JSON: {"schema": OBJECT},
