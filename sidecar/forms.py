@@ -27,7 +27,7 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
 
-__all__ = ["Form", "FormError", "Part", "is_form", "parse_form"]
+__all__ = ["Form", "FormError", "Part", "parse_form"]
 
 MAX_PARTS = 1_000  # a real form has a dozen; a flood of tiny parts is refused, not walked
 
@@ -103,11 +103,6 @@ class Form:
                 out.append(_part(dash, (("Content-Disposition",
                                          f'form-data; name="{quoted}"'),), _text(item)))
         return b"".join(out) + dash + b"--\r\n"
-
-
-def is_form(content_type: str | None) -> bool:
-    return content_type is not None and content_type.split(";", 1)[0].strip().lower() == (
-        "multipart/form-data")
 
 
 async def parse_form(raw: bytes, content_type: str) -> Form:

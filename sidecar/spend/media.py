@@ -73,9 +73,11 @@ class MediaPrice:
 
     def per_image(self, size: str, quality: str) -> float | None:
         """The dearest price an image of this size and quality can have (`*`: any; "": not
-        asked, so OpenAI's default: 1024x1024, and `standard` where the model has it)."""
+        asked, so OpenAI's default: 1024x1024 for the DALL-E models, `auto` (any) for the
+        token-priced gpt-image models; `standard` quality where the model has it)."""
         if not size:
-            size = _DEFAULT_SIZE if any(s == _DEFAULT_SIZE for s, _, _ in self.images) else "*"
+            size = _DEFAULT_SIZE if not self.tokens and any(
+                s == _DEFAULT_SIZE for s, _, _ in self.images) else "*"
         if not quality:
             quality = "standard" if any(q == "standard" for _, q, _ in self.images) else "*"
         found = [price for s, q, price in self.images
