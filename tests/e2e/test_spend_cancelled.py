@@ -97,9 +97,9 @@ async def test_a_background_read_past_its_bound_is_billed_its_hold(
 
 async def test_cancelling_cannot_pass_a_budget(start_sidecar: StartSidecar, metered: Metered,
                                                tmp_path: Path) -> None:
-    """A budget with room for one worst case: once its client left, the call still holds it,
-    so the next request is refused (429 budget_held: the money is held) instead of being
-    served on money the first one will spend."""
+    """A budget with room for one worst case (and a nano-dollar): once its client left, the call
+    still holds it, so the next request is refused (429 budget_held: the money is held)
+    instead of being served on money the first one will spend."""
     probe = await start_sidecar(config(metered))
     await leave(probe, metered)
     _, one = await held(probe)
@@ -108,7 +108,8 @@ async def test_cancelling_cannot_pass_a_budget(start_sidecar: StartSidecar, mete
     await background(probe).wait_idle()
     metered.bodies.clear()
     sidecar = await start_sidecar(config(metered, hold_wait_s=0, ledger=(
-        f"sqlite:///{tmp_path}/second.db"), budgets=[{"name": "day", "limit_usd": one * 1.5e-9}]))
+        f"sqlite:///{tmp_path}/second.db"),
+        budgets=[{"name": "day", "limit_usd": (one + 1) / 1e9}]))
     await leave(sidecar, metered)
     sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="k", max_retries=0)
     try:

@@ -92,9 +92,10 @@ def batch_file(lines: list[dict[str, Any]]) -> bytes:
 
 
 def line_bound(line: dict[str, Any]) -> int:
-    """What the sidecar holds for one line sent alone: its bytes (the estimate's prompt bound,
-    plus 16) and its max_tokens."""
-    return (len(orjson.dumps(line)) + 16) * PROMPT_NANO + 100 * COMPLETION_NANO
+    """What the sidecar holds for one line sent alone: its text ("user", "Summarise this."),
+    8 tokens for the message and 16 for the request, and its max_tokens."""
+    text = sum(len(m["role"]) + len(m["content"]) + 8 for m in line["body"]["messages"])
+    return (text + 16) * PROMPT_NANO + 100 * COMPLETION_NANO
 
 
 async def test_a_batch_is_charged_its_bound_at_submission(
