@@ -59,8 +59,9 @@ async def spend_media(stage: SpendStage, meter: Meter, call: Call, next: Next) -
     price = _FREE if meter == "free" else stage.prices.media.lookup(model)
     found = None if price is None else tariff(meter, price, call.body, call.form, settings)
     if found is None:
-        if any(rule.block for rule, _ in budgets) and settings.unknown_model_price != "free":
-            return Reply.from_error(_unpriced(model, call.endpoint or "", budgets[0][0].name))
+        blocking = blocking_budget(budgets)
+        if blocking is not None and settings.unknown_model_price != "free":
+            return Reply.from_error(_unpriced(model, call.endpoint or "", blocking))
         stage.note("model_price_unknown", model)
         found = MediaTariff(meter, _FREE, 0, 0)
     if stage.fail_closed and not ledger.healthy:
@@ -94,6 +95,14 @@ async def spend_media(stage: SpendStage, meter: Meter, call: Call, next: Next) -
     if bill.remaining is not None:
         headers[REMAINING_HEADER] = usd_text(bill.remaining)
     return reply
+
+
+def blocking_budget(budgets: list[tuple[BudgetRule, str]]) -> str | None:
+    """The name of the first blocking budget that applies, if any."""
+    for rule, _ in budgets:
+        if rule.block:
+            return rule.name
+    return None
 
 
 def _unpriced(model: str, endpoint: str, budget: str) -> ModelNotAllowed:

@@ -29,7 +29,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.call import Call, Next, Reply, Usage
 from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import InvalidRequest, SidecarError, UnpricedPath
-from sidecar.pipeline.spend_media import SpendStage
+from sidecar.pipeline.spend_media import SpendStage, blocking_budget
 from sidecar.spend.bill import Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.paths import PathRules
@@ -66,7 +66,7 @@ class SpendPaths:
             return await next(call)
         spend = self._spend
         budgets, limits = spend.policy.applicable(call)
-        blocking = next_blocking(budgets)
+        blocking = blocking_budget(budgets)
         if kind == "unpriced":
             mode = spend.settings.unpriced_paths
             if mode == "allow":
@@ -193,11 +193,6 @@ class SpendPaths:
         per_prompt, per_completion, per_request = price.worst(est.prompt_tokens)
         return (est.prompt_tokens * per_prompt + per_completion * est.want * est.choices
                 + per_request)
-
-
-def next_blocking(budgets: list[tuple[BudgetRule, str]]) -> str | None:
-    """The name of the first blocking budget that applies, if any."""
-    return next((rule.name for rule, _ in budgets if rule.block), None)
 
 
 def _unpriced(call: Call, budget: str) -> UnpricedPath:
