@@ -23,6 +23,7 @@ from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
+from sidecar.upstream.limits import completion_field, renamed_cap
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
 
 _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
@@ -56,11 +57,16 @@ class OpenAIProvider:
         if call.zdr and self._openrouter:
             data = openrouter_body(call, model)
         else:
-            data = call.upstream_body(model)
+            # the sidecar's completion cap, in the field this provider takes (limits.py)
+            renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
+                "max_tokens" in call.overrides) else None
+            data = call.upstream_body(model, renamed)
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
-        data = None if call.content is None else _stream(call.content)
+        # a body a stage read already (a batch, bounded before it is sent) goes as it was read
+        data = call.raw_body if call.raw_body is not None else (
+            None if call.content is None else _stream(call.content))
         return await self._exchange(client, call, attempt, call.method, data, decoded=False)
 
     def request_headers(self, call: Call, *, decoded: bool) -> CIMultiDict[str]:
