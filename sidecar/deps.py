@@ -16,6 +16,7 @@ from typing import Protocol
 from aiohttp import web
 
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
+from sidecar.compare.shadow_runner import ShadowRunner
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
 from sidecar.spend.backends import open_ledger
@@ -56,6 +57,7 @@ class Deps:
     flights: Flights | None = None  # the cache's single-flight tasks
     prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
     ledger: Ledger | None = None
+    shadow: ShadowRunner | None = None  # shadow rules: their copies in the background
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -80,13 +82,17 @@ class Deps:
         deps.ledger = open_ledger(settings, metrics)
         if deps.ledger is not None:
             deps.prices = PriceBook(settings, upstream)
+            if settings.shadow:  # the config validator requires the ledger for them
+                deps.shadow = ShadowRunner(settings.shadow)
         return deps
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others
         logged while closing); the ledger flushes after the last request, before the access
         log's last lines; the price book fetches through the upstream pool, so it starts after
-        it; flights close before the store they fill and the upstream pool they read."""
+        it; flights close before the store they fill and the upstream pool they read; the
+        shadow runner closes first, its copies drained or cut while everything they use is
+        still open."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
         if self.prices is not None and self.ledger is not None:
             out += [self.prices, self.ledger]
@@ -94,6 +100,8 @@ class Deps:
             out += [self.cache, self.flights]
         if self.inspector is not None:
             out.append(self.inspector)
+        if self.shadow is not None:
+            out.append(self.shadow)
         return out
 
 

@@ -21,7 +21,9 @@ from sidecar.admin.guard import guarded
 from sidecar.admin.openapi import openapi
 from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
+from sidecar.admin.shadow import shadow_report
 from sidecar.call import new_request_id
+from sidecar.compare.route import CompareRoute
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE
@@ -60,6 +62,12 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/sidecar/usage", logged(guard(spend.usage)))
     app.router.add_get("/sidecar/budgets", logged(guard(spend.budgets)))
     app.router.add_get("/sidecar/openapi.json", logged(guard(openapi)))
+    app.router.add_get("/sidecar/shadow", logged(guard(shadow_report)))
+    if settings.admin.port is not None:
+        # The inspector's Compare view on the admin listener: the admin guard, and then the
+        # local key rule of the proxy listener's route (the admin token alone never calls
+        # models). On the main listener the proxy's own route serves the page.
+        app.router.add_post("/sidecar/compare", logged(guard(CompareRoute(app[DEPS]))))
 
 
 def logged(handler: Handler) -> Handler:

@@ -1,7 +1,7 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → zdr → inspect → auth → read_body → privacy → fallback → spend
-              → cache ─┬─ hit: the entry's answer, back up the list
+    client ─► telemetry → zdr → inspect → auth → read_body → privacy → shadow → fallback
+              → spend → cache ─┬─ hit: the entry's answer, back up the list
                        └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
                           task, on `call.fork()`: → answer → route ─► upstream
     client ◄─ the reply unwinds right to left; then `Call.finish` runs every stage's finisher,
@@ -34,8 +34,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     route      terminal: the providers for the model, retries, breakers, fallbacks between
                providers (pipeline/route.py)
 
-Paths outside the model endpoints go through a shorter list (the stages that need no body,
-telemetry to auth) ending in `Route.forward`, which streams both ways.
+A compare (POST /sidecar/compare, compare/) runs this same model list once per model, each on
+a fork of the compare request. Paths outside the model endpoints go through a shorter list
+(the stages that need no body, telemetry to auth) ending in `Route.forward`, which streams
+both ways.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from functools import partial
 from aiohttp import web
 
 from sidecar.call import Next, Stage
+from sidecar.compare.shadow_plan import ShadowPlan
+from sidecar.config.compare import ShadowRule
+from sidecar.config.spend import SpendSettings
 from sidecar.deps import Deps
 from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.auth import Auth
@@ -55,8 +60,10 @@ from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
+from sidecar.pipeline.shadow import Shadow
 from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.spend.policy import Policy
 from sidecar.telemetry.genai import Upstreams
 
 __all__ = ["PIPELINES", "Pipelines", "build_pipeline", "compose"]
@@ -93,6 +100,22 @@ def telemetry_stage(deps: Deps) -> Telemetry | None:
     return Telemetry(export, deps.metrics, Upstreams(base_urls))
 
 
+def shadow_pipeline(deps: Deps, rule: ShadowRule, telemetry: Telemetry | None,
+                    route: Route) -> Next:
+    """A shadow rule's own list for its copies (and its judge's calls), which are not client
+    requests: no auth, no body to read, no redaction (the body was redacted for the primary),
+    no fallbacks (one candidate model), no cache (a copy never reads nor fills the primary's
+    entries); spend applies the rule's budget and nothing else."""
+    assert deps.ledger is not None and deps.prices is not None
+    only_the_rule = Policy(SpendSettings(), [rule.budget])
+    stages: list[Stage] = [*([telemetry] if telemetry else []),
+                           *([Inspect(deps.inspector)] if deps.inspector is not None else []),
+                           Spend(deps.settings.spend, deps.prices, deps.ledger, deps.metrics,
+                                 policy=only_the_rule),
+                           ReadAnswer()]
+    return compose(stages, route.model)
+
+
 def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     """The model and passthrough pipelines for these settings. `outer` stages run before all
     others on both (an embedder's own stage; the tests' recorders), telemetry excepted: it is
@@ -117,6 +140,11 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
 
         stages.append(Privacy(settings.privacy.redact, deps.metrics))
     routing = deps.routing
+    route = Route(deps.upstream, routing)
+    if deps.shadow is not None:
+        plans = [ShadowPlan.of(rule, shadow_pipeline(deps, rule, telemetry, route))
+                 for rule in settings.shadow]
+        stages.append(Shadow(plans, deps.shadow, routing.clock.random))
     local = routing.configured and not routing.openrouter_only
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
@@ -127,7 +155,6 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     if any(stage.reads_answer for stage in stages):
         stages.append(ReadAnswer())
-    route = Route(deps.upstream, routing)
     return Pipelines(
         model=compose(stages, route.model),
         passthrough=compose(before_body, route.forward),

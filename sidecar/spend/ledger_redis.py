@@ -36,6 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
@@ -77,7 +78,7 @@ class RedisLedger:
     def __init__(self, settings: Settings, metrics: Metrics, url: str,
                  clock: Callable[[], float] = time.time) -> None:
         spend = settings.spend
-        self.policy = Policy(spend)
+        self.policy = Policy(spend, shadow_budgets(settings.shadow))
         self.clock = clock
         self.url = url
         self._spend = spend

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
@@ -49,7 +50,7 @@ class SqliteLedger:
 
     def __init__(self, settings: Settings, metrics: Metrics, path: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        self.policy = Policy(settings.spend)
+        self.policy = Policy(settings.spend, shadow_budgets(settings.shadow))
         self.clock = clock
         self.path = path
         self._spend = settings.spend

@@ -10,6 +10,7 @@ limit); a call without tags is under no tag budget.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -66,8 +67,9 @@ def scope_values(scope: Scope, call: Call) -> tuple[str, ...]:
 
 
 class Policy:
-    def __init__(self, spend: SpendSettings) -> None:
-        self.budgets = [BudgetRule.of(b) for b in spend.budgets]
+    def __init__(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
+        """`extra`: budgets configured elsewhere (each shadow rule's, config/compare.py)."""
+        self.budgets = [BudgetRule.of(b) for b in (*spend.budgets, *extra)]
         self.limits = [LimitRule.of(i, r) for i, r in enumerate(spend.rate_limits)]
 
     def applicable(self, call: Call) -> tuple[list[tuple[BudgetRule, str]],

@@ -1,0 +1,141 @@
+"""POST /sidecar/compare: one request body, several models, the answers side by side.
+
+On the proxy listener it is authenticated like /v1 calls: with `auth.required`, a local key,
+checked by the auth stage before a byte of the body is read (401 otherwise); the admin token
+alone never opens it. On a separate admin listener (for the inspector's Compare view) it is
+also behind the admin guard (app.py, admin/__init__.py). The body is read with the same bound as
+a model endpoint's (`listen.max_body_bytes`, gzip and deflate undone), checked (request.py: a
+400 naming the field), then each model runs through the model pipeline as a fork of this
+request (fanout.py). The answer is `{"results": [...], "summary": {...}}` with status 200
+whatever the models answered (each result carries its own status and error), or, with
+`"stream": true`, the server-sent events fanout.py describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from sidecar.call import Call, Reply, new_request_id
+from sidecar.compare.fanout import Fanout
+from sidecar.compare.request import CompareRequest, parse_compare
+from sidecar.deps import Deps
+from sidecar.errors import JSON_CONTENT_TYPE, SidecarError
+from sidecar.handler import client_tags, header_text
+from sidecar.headers import REQUEST_ID_HEADER, SERVER
+from sidecar.pipeline import PIPELINES
+from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.read_body import read_raw
+from sidecar.runtime import RUNTIME
+from sidecar.telemetry.access import AccessRecord
+
+# The compare request's own body headers: each model's body is the sidecar's JSON, not these.
+_BODY_HEADERS = ("Content-Length", "Content-Encoding", "Content-Type", "Transfer-Encoding")
+
+
+class CompareRoute:
+    def __init__(self, deps: Deps) -> None:
+        settings = deps.settings
+        self._auth = Auth(settings.auth, deps.refusals) if settings.auth.required else None
+        self._limit = settings.listen.max_body_bytes
+        self._compare = settings.compare
+        self._headers = {"Server": SERVER}
+        if settings.privacy.zdr:  # imported only then: the redaction patterns cost start-up
+            from sidecar.pipeline.privacy import ZDR_HEADER
+
+            self._headers[ZDR_HEADER] = "on"
+        # Each model call writes its access line and request metrics, as a client's does.
+        self._record = AccessRecord(deps.metrics, deps.access)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        runtime = request.config_dict[RUNTIME]
+        task = asyncio.current_task()
+        assert task is not None
+        runtime.in_flight.add(task)  # drained, then cut, at shutdown like a proxied request
+        try:
+            parent = _parent_call(request)
+            headers = {**self._headers, REQUEST_ID_HEADER: parent.request_id}
+            if self._auth is not None and (refused := await self._refused(parent)) is not None:
+                return _response(refused.status, refused.body or b"", headers)
+            try:
+                compare = parse_compare(await read_raw(parent, self._limit),
+                                        self._compare.max_models)
+            except SidecarError as exc:
+                return _response(exc.status, Reply.from_error(exc).body or b"", headers)
+            _for_models(parent, request, compare)
+            fanout = Fanout(request.config_dict[PIPELINES].model, parent, compare,
+                            timeout_s=self._compare.timeout_s, record=self._record,
+                            cut=lambda: runtime.cut)
+            fanout.start()
+            if compare.stream:
+                return await _stream(request, fanout, headers)
+            results = await fanout.wait()
+            return _response(200, orjson.dumps({
+                "results": [result.as_dict() for result in results],
+                "summary": fanout.summary(results)}), headers)
+        finally:
+            runtime.in_flight.discard(task)
+
+    async def _refused(self, parent: Call) -> Reply | None:
+        """The auth stage's 401 for this caller, or None when its key is known."""
+        assert self._auth is not None
+        admitted = Reply(204, CIMultiDict())
+
+        async def admit(call: Call) -> Reply:
+            return admitted
+
+        reply = await self._auth(parent.fork(), admit)  # a fork: the models' own auth adds tags
+        return None if reply is admitted else reply
+
+
+def _parent_call(request: web.Request) -> Call:
+    """The compare request as a Call: who asks (headers, user, tags), not yet for which model.
+    Its content is the compare body; each model's fork gets its own body."""
+    user = request.headers.get("x-sidecar-user")
+    return Call(request_id=new_request_id(), method="POST", path="", endpoint=None,
+                headers=request.headers, started=time.monotonic(), content=request.content,
+                user=None if user is None else header_text(user),
+                tags=client_tags(request.headers.get("x-sidecar-tags")))
+
+
+def _for_models(parent: Call, request: web.Request, compare: CompareRequest) -> None:
+    """What every model's fork inherits: the endpoint, and the client's headers without those
+    describing the compare body (Cache-Control, traceparent and the rest stay)."""
+    parent.endpoint = compare.endpoint
+    parent.path = f"/{compare.endpoint}"
+    parent.content = None
+    headers = request.headers.copy()
+    for name in _BODY_HEADERS:
+        headers.popall(name, None)
+    headers["Content-Type"] = JSON_CONTENT_TYPE
+    parent.headers = CIMultiDictProxy(headers)
+
+
+async def _stream(request: web.Request, fanout: Fanout, headers: dict[str, str]
+                  ) -> web.StreamResponse:
+    response = web.StreamResponse(headers={
+        **headers, "Content-Type": "text/event-stream", "Cache-Control": "no-store",
+        "X-Accel-Buffering": "no"})
+    events = fanout.events()
+    try:
+        await response.prepare(request)
+        async for event in events:
+            await response.write(event)
+        await response.write_eof()
+    except ConnectionResetError:  # the client left: every model call is cut
+        await fanout.abandon()
+    except asyncio.CancelledError:
+        await fanout.abandon()
+        raise
+    finally:
+        await events.aclose()
+    return response
+
+
+def _response(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
+    return web.Response(status=status, body=body, content_type=JSON_CONTENT_TYPE,
+                        headers=headers)
