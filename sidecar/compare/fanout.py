@@ -34,8 +34,7 @@ from sidecar.call import Call, Finisher, Next, new_request_id
 from sidecar.compare.consume import Consumed, consume
 from sidecar.compare.request import CompareRequest
 from sidecar.compare.results import ModelResult, result_of, summarize
-
-COMPARE_TAG = "compare"
+from sidecar.config.compare import COMPARE_TAG
 
 
 def model_call(parent: Call, body: dict[str, Any], tags: tuple[str, ...]) -> Call:

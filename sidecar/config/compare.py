@@ -15,6 +15,7 @@ from sidecar.config.spend import Budget
 # character may appear in it.
 RULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SHADOW_TAG_PREFIX = "shadow:"
+COMPARE_TAG = "compare"  # every model call of a compare carries it (never shadowed)
 
 
 class CompareSettings(Section):

@@ -26,6 +26,7 @@ from sidecar.compare.consume import Consumed
 from sidecar.compare.shadow_plan import ShadowPlan
 from sidecar.compare.shadow_runner import Primary, ShadowRunner
 from sidecar.compare.shadow_stats import Side
+from sidecar.config.compare import COMPARE_TAG
 
 __all__ = ["Shadow"]
 
@@ -41,6 +42,8 @@ class Shadow:
         self._random = random
 
     async def __call__(self, call: Call, next: Next) -> Reply:
+        if COMPARE_TAG in call.tags:  # a compare's model call is an evaluation already
+            return await next(call)
         chosen: list[ShadowPlan] = []
         for plan in self._plans:
             if plan.matches(call):

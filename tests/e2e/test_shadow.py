@@ -217,12 +217,15 @@ async def test_the_report_equals_the_ledger_and_the_budget_is_rebuilt_at_start(
         start_sidecar: StartSidecar, upstreams: MakeUpstreams, tmp_path: Path) -> None:
     """What /sidecar/shadow says the rule spent (candidates and judge) equals the ledger's rows
     tagged shadow:r; the judge's score is kept per pair; the primaries' rows are not tagged;
-    a new sidecar on the same ledger starts the rule's budget where it was."""
+    a new sidecar on the same ledger starts the rule's budget where it was, and the client
+    budgets (global, by model) where they were: without the rule's spend."""
     primary, candidate = await two(upstreams)
     candidate.script("/chat/completions",
                      *[s for _ in range(4) for s in (Script(json=chat_answer(CANDIDATE, "Hi")),
                                                      Script(json=chat_answer(JUDGE, "0.75")))])
-    settings = config(primary, candidate, judge={"model": JUDGE})
+    settings = merge(config(primary, candidate, judge={"model": JUDGE}), {"spend": {"budgets": [
+        {"name": "all", "window": "total", "limit_usd": 100},
+        {"name": "per-model", "scope": "model", "window": "total", "limit_usd": 100}]}})
     sidecar = await start_sidecar(settings)
     async with sdk_for(sidecar) as sdk:
         for _ in range(4):
@@ -244,11 +247,22 @@ async def test_the_report_equals_the_ledger_and_the_budget_is_rebuilt_at_start(
         rule["spent_usd"]["judge"] * 1e9)
     assert [row["tags"] for row in ledger if row["model"] == PRIMARY] == [""] * 4
 
+    before = {b["name"]: b for b in (await get_json(sidecar.url + "/sidecar/budgets"))[
+        "budgets"]}
+    primaries = sum(row["cost_nusd"] for row in ledger if row["model"] == PRIMARY)
+    assert round(before["all"]["spent_usd"] * 1e9) == primaries
+
     restarted = await start_sidecar(settings)
-    budget = next(b for b in (await get_json(restarted.url + "/sidecar/budgets"))["budgets"]
-                  if b["name"] == "shadow:r")
-    assert round(budget["spent_usd"] * 1e9) == round(rule["spent_usd"]["total"] * 1e9)
-    assert budget["scope"] == "tag" and budget["window"] == "total"
+    after = {b["name"]: b for b in (await get_json(restarted.url + "/sidecar/budgets"))[
+        "budgets"]}
+    assert round(after["shadow:r"]["spent_usd"] * 1e9) == round(
+        rule["spent_usd"]["total"] * 1e9)
+    assert after["shadow:r"]["scope"] == "tag" and after["shadow:r"]["window"] == "total"
+    assert round(after["all"]["spent_usd"] * 1e9) == primaries
+    spent_by_model = {e["value"]: round(e["spent_usd"] * 1e9)
+                      for e in after["per-model"]["entries"]}
+    assert spent_by_model.get(CANDIDATE, 0) == spent_by_model.get(JUDGE, 0) == 0
+    assert spent_by_model[PRIMARY] == primaries
 
 
 async def test_ten_percent_samples_about_a_tenth(
