@@ -9,6 +9,10 @@
 #   docker run --read-only --tmpfs /tmp -v llm-sidecar-state:/var/lib/llm-sidecar \
 #     -e SIDECAR_HOST=0.0.0.0 -e SIDECAR_UPSTREAM_API_KEY -p 4141:4141 llm-sidecar:0.1.0
 #
+# The admin port (4142) serves probes and /metrics to anyone; its other routes (usage, the
+# inspector, config, cache purge) need -e SIDECAR_ADMIN_TOKEN=<token> (then send
+# "Authorization: Bearer <token>", or open /sidecar/ui?token=<token> once).
+#
 # The Helm chart in deploy/helm/llm-sidecar mounts its own config over /etc/llm-sidecar.
 
 # ---- build: a virtualenv holding the project and its dependencies, without pip itself ----
@@ -50,11 +54,15 @@ RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools whe
 COPY --from=build /opt/llm-sidecar /opt/llm-sidecar
 
 # The image's default config: the proxy on loopback (reachable from the same pod or network
-# namespace only), the admin listener (/healthz, /readyz, /metrics) on every interface for
-# probes and scraping, state (the SQLite ledger) on the volume. SIDECAR_* env vars override it.
+# namespace only), the admin listener on every interface for probes and scraping, state (the
+# SQLite ledger) on the volume. SIDECAR_* env vars override it. On that listener /healthz,
+# /readyz and /metrics need no token; the other admin routes (spend, the request inspector and
+# its stream, the config, cache purge) are refused (403) unless SIDECAR_ADMIN_TOKEN gives them
+# a token, which the sidecar expands at start (hence the single quotes).
+# hadolint ignore=SC2016
 RUN printf '%s\n' \
       'listen: {host: 127.0.0.1, port: 4141}' \
-      'admin: {host: 0.0.0.0, port: 4142}' \
+      'admin: {host: 0.0.0.0, port: 4142, token: "${SIDECAR_ADMIN_TOKEN:-}"}' \
       'state_dir: /var/lib/llm-sidecar' \
       > /etc/llm-sidecar/config.yaml \
  && llm-sidecar check-config /etc/llm-sidecar/config.yaml
@@ -62,7 +70,8 @@ RUN printf '%s\n' \
 USER 10001:10001
 WORKDIR /var/lib/llm-sidecar
 VOLUME ["/var/lib/llm-sidecar"]
-# 4141: the OpenAI-compatible proxy (loopback by default); 4142: health, readiness, metrics.
+# 4141: the OpenAI-compatible proxy (loopback by default); 4142: probes, metrics, and the
+# admin routes behind SIDECAR_ADMIN_TOKEN.
 EXPOSE 4141 4142
 STOPSIGNAL SIGTERM
 # `llm-sidecar health` reads SIDECAR_CONFIG and probes the admin listener's /healthz.

@@ -52,7 +52,8 @@ from sidecar.compare.shadow_runner import ShadowRunner
 from sidecar.config import Settings
 from sidecar.config.compare import ShadowRule
 from sidecar.deps import DEPS
-from sidecar.pipeline import PIPELINES, compose
+from sidecar.live import LIVE
+from sidecar.pipeline import compose
 from sidecar.pipeline.shadow import Shadow
 
 MODEL = "openai/gpt-4o-mini"
@@ -77,7 +78,7 @@ def settings(state: Path, upstream: str, rule: dict[str, Any] | None) -> Setting
 
 async def primaries(app: web.Application, count: int) -> float:
     """Process CPU µs per primary, its copies (if any) included."""
-    pipeline = app[PIPELINES].model
+    pipeline = app[LIVE].pipelines.model
     shadow = app[DEPS].shadow
     started = time.process_time()
     for _ in range(count):

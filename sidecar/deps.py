@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
 
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.compare.shadow_runner import ShadowRunner
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
 from sidecar.spend.backends import open_ledger
@@ -58,6 +59,7 @@ class Deps:
     prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
     ledger: Ledger | None = None
     shadow: ShadowRunner | None = None  # shadow rules: their copies in the background
+    env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -65,14 +67,13 @@ class Deps:
         """`clock`: time and chance for routing (tests inject one; default: the system's);
         `env`: where the standard OTEL_* variables are read (default: the process's)."""
         metrics = Metrics()
-        telemetry = TelemetryExport(settings.telemetry, metrics,
-                                    os.environ if env is None else env,
-                                    zdr=settings.privacy.zdr)
+        env = os.environ if env is None else env
+        telemetry = TelemetryExport(settings.telemetry, metrics, env, zdr=settings.privacy.zdr)
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
                    routing=Routing.build(settings, clock), telemetry=telemetry,
-                   refusals=AuthRefusals(metrics))
+                   refusals=AuthRefusals(metrics), env=env)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
@@ -85,6 +86,40 @@ class Deps:
             if settings.shadow:  # the config validator requires the ledger for them
                 deps.shadow = ShadowRunner(settings.shadow)
         return deps
+
+    async def rebuild(self, settings: Settings) -> list[Resource]:
+        """Live reload (sidecar/live.py), in place: keep every stateful resource (the pool, the
+        ledger with its budgets and holds, the cache and its flights, the inspector, the
+        metrics), reconfigure what takes new settings, rebuild the routing table with each
+        kept provider's breaker and averages, and a new exporter when telemetry changed.
+        `settings` has the running value of every restart-only setting (config/changes.py).
+        Returns what was replaced, for the caller to close once its requests are done."""
+        retired: list[Resource] = []
+        routing = Routing.build(settings, self.routing.clock)
+        routing.keep_state_of(self.routing)
+        telemetry = self.telemetry
+        if settings.telemetry != self.settings.telemetry:
+            telemetry = TelemetryExport(settings.telemetry, self.metrics, self.env,
+                                        zdr=settings.privacy.zdr)
+            await telemetry.start()
+            self.telemetry.stop_logs()
+            retired.append(self.telemetry)
+            self.access.sink = telemetry.access_sink()
+        self.upstream.reconfigure(settings.upstream)
+        if self.inspector is not None:
+            self.inspector.capture(settings.telemetry.capture_content
+                                   and not settings.privacy.zdr)
+        if self.prices is not None:
+            await self.prices.reconfigure(settings)
+        if self.ledger is not None:
+            await self.ledger.reconfigure(settings.spend, shadow_budgets(settings.shadow))
+            if self.shadow is not None:
+                self.shadow.reconfigure(settings.shadow)
+            elif settings.shadow:  # the first rules: a runner, started now, closed at shutdown
+                self.shadow = ShadowRunner(settings.shadow)
+                await self.shadow.start()
+        self.settings, self.routing, self.telemetry = settings, routing, telemetry
+        return retired
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others

@@ -8,6 +8,7 @@
     ├── InvalidApiKey                    401     invalid_api_key
     ├── BudgetExceeded                   402     budget_exceeded
     ├── ModelNotAllowed                  403     model_not_allowed
+    ├── AdminTokenRequired               403     admin_token_required  (admin, no token set)
     ├── NotFound                         404     not_found
     ├── RequestTooLarge                  413     request_too_large
     ├── RateLimitExceeded                429     rate_limit_exceeded
@@ -79,6 +80,12 @@ class InvalidApiKey(SidecarError):
 
 class ModelNotAllowed(SidecarError):
     status, code, type = 403, "model_not_allowed", "permission_error"
+
+
+class AdminTokenRequired(SidecarError):
+    """403, not 401: no credential the client could send would help until the sidecar is
+    configured with a token."""
+    status, code, type = 403, "admin_token_required", "permission_error"
 
 
 class NotFound(SidecarError):

@@ -27,7 +27,7 @@ from sidecar.deps import Deps
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError
 from sidecar.handler import client_tags, header_text
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
-from sidecar.pipeline import PIPELINES
+from sidecar.live import LIVE
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.read_body import read_raw
 from sidecar.runtime import RUNTIME
@@ -67,7 +67,8 @@ class CompareRoute:
             except SidecarError as exc:
                 return _response(exc.status, Reply.from_error(exc).body or b"", headers)
             _for_models(parent, request, compare)
-            fanout = Fanout(request.config_dict[PIPELINES].model, parent, compare,
+            # the pipelines serving now: a reload swaps them for the next compare
+            fanout = Fanout(request.config_dict[LIVE].pipelines.model, parent, compare,
                             timeout_s=self._compare.timeout_s, record=self._record,
                             cut=lambda: runtime.cut)
             fanout.start()

@@ -75,6 +75,25 @@ class ShadowRunner:
     def problem(self) -> str | None:
         return None
 
+    def reconfigure(self, rules: list[ShadowRule]) -> None:
+        """Live reload: the rules now configured. A rule kept by name keeps its figures (under
+        its new settings); a new one starts at zero; a removed one is forgotten (its copies
+        still running finish on the pipeline they started with)."""
+        self.stats = {rule.name: self._kept(rule) for rule in rules}
+
+    def _kept(self, rule: ShadowRule) -> RuleStats:
+        stats = self.stats.get(rule.name)
+        if stats is None:
+            return RuleStats(rule)
+        stats.rule = rule
+        return stats
+
+    def rule_stats(self, rule: ShadowRule) -> RuleStats:
+        """The figures of `rule`; a rule a reload removed gets figures nobody reports (a
+        request that started on the old stages is still counted without failing)."""
+        stats = self.stats.get(rule.name)
+        return stats if stats is not None else RuleStats(rule)
+
     async def settled(self, offers: int) -> None:
         """Wait until `offers` samples were offered and no copy is running (the tests and the
         benchmark: a primary's finisher may run after its client got the answer)."""
@@ -94,7 +113,7 @@ class ShadowRunner:
     def offer(self, plan: ShadowPlan, primary: Primary) -> None:
         """From the shadow stage's finisher: launch the copy, or count why not."""
         rule = plan.rule
-        stats = self.stats[rule.name]
+        stats = self.rule_stats(rule)
         call = primary.call
         if self._closing:
             return

@@ -141,7 +141,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         stages.append(Privacy(settings.privacy.redact, deps.metrics))
     routing = deps.routing
     route = Route(deps.upstream, routing)
-    if deps.shadow is not None:
+    if deps.shadow is not None and settings.shadow:
         plans = [ShadowPlan.of(rule, shadow_pipeline(deps, rule, telemetry, route))
                  for rule in settings.shadow]
         stages.append(Shadow(plans, deps.shadow, routing.clock.random))

@@ -47,7 +47,7 @@ class Shadow:
         chosen: list[ShadowPlan] = []
         for plan in self._plans:
             if plan.matches(call):
-                stats = self._runner.stats[plan.rule.name]
+                stats = self._runner.rule_stats(plan.rule)
                 stats.matched += 1
                 if plan.sampled(self._random):
                     stats.sampled += 1

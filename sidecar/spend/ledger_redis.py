@@ -26,7 +26,7 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from redis.exceptions import ConnectionError, RedisError
 
 from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
+from sidecar.config.spend import Budget, SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -253,6 +254,12 @@ class RedisLedger:
         except (RedisError, OSError) as exc:
             raise LedgerDown(str(exc)) from exc
         return out
+
+    async def reconfigure(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
+        """Budgets and limits live in Redis under their names: a budget kept by name keeps
+        what was spent (a new limit applies to it); one the reload adds counts from now on, as
+        one added at start does (rows are not summed again)."""
+        self.policy = Policy(spend, extra)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,8 +32,9 @@ import structlog
 
 from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
+from sidecar.config.spend import Budget, SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
-from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal, has_shadow
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.reservations import Reservations
 from sidecar.spend.sqlite_store import Store
@@ -56,7 +57,7 @@ class SqliteLedger:
         self._spend = settings.spend
         self._metrics = metrics
         self._store = Store(path)
-        self.reservations = Reservations()
+        self.reservations = Reservations(self.policy)
         self._pending: list[Row] = []
         self._executor: ThreadPoolExecutor | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -181,6 +182,26 @@ class SqliteLedger:
                                    [(v, c.spent, c.reserved) for v, c in entries]))
         return out
 
+    async def reconfigure(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
+        """A budget whose definition is unchanged keeps its counters (a new limit applies to
+        the money already spent); one that is new, or whose scope, window or match changed, is
+        totalled from the file (after writing what is queued), like at start. A request in
+        flight across the reload is held against the budgets it was admitted under only."""
+        policy = Policy(spend, extra)
+        fresh = self.reservations.reconfigure(policy)
+        self.policy = policy
+        if fresh and self._opened:
+            await self.flush()
+            try:
+                totals = await self._in_thread(self._store.totals, fresh, self.clock(), None,
+                                               has_shadow(policy))
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("read", exc)
+                return
+            now = self.clock()
+            for rule, value, amount in totals:
+                self.reservations.add_spent(rule, value, now, amount)
+
     # -- internals ----------------------------------------------------------------------------
 
     async def _open(self) -> None:
@@ -202,7 +223,7 @@ class SqliteLedger:
         # 8-44 ms with a million rows). Opened late, this process's own rows must be left out.
         late = self._ticker is not None
         return self._store.totals(self.policy.budgets, self.clock(),
-                                  self._boot if late else None)
+                                  self._boot if late else None, has_shadow(self.policy))
 
     async def _tick_forever(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sidecar.call import Call
+from sidecar.config.compare import SHADOW_TAG_PREFIX
 from sidecar.config.spend import Budget, RateLimit, Scope, SpendSettings
 from sidecar.globs import Globs
 from sidecar.spend.pricing import to_nano
@@ -83,6 +84,11 @@ class Policy:
                   for value in scope_values(rule.scope, call)
                   if rule.match is None or rule.scope == "global" or rule.match(value)]
         return budgets, limits
+
+
+def has_shadow(policy: Policy) -> bool:
+    """Whether the policy holds a shadow rule's budget (config/compare.py)."""
+    return any(rule.name.startswith(SHADOW_TAG_PREFIX) for rule in policy.budgets)
 
 
 @dataclass(slots=True)

@@ -142,17 +142,16 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def totals(self, rules: Iterable[BudgetRule], now: float, before: float | None
-               ) -> list[tuple[BudgetRule, str, int]]:
+    def totals(self, rules: Iterable[BudgetRule], now: float, before: float | None,
+               shadow: bool = False) -> list[tuple[BudgetRule, str, int]]:
         """Each budget's spend in its current window, from every row, or from the rows admitted
         before `before` (when the file opens late: what this process admitted while it could
         not write, it counted itself).
 
         A shadow rule's calls (rows tagged `shadow:<name>`, no key, no user) are paid from the
         rule's budget only: a running sidecar never counts them in another budget, so the
-        rebuild leaves them out of every budget that is not by tag."""
-        rules = list(rules)
-        shadow = any(rule.name.startswith(SHADOW_TAG_PREFIX) for rule in rules)
+        rebuild leaves them out of every budget that is not by tag (`shadow`: the policy has
+        such rules; without them there are no such rows to look for)."""
         out: list[tuple[BudgetRule, str, int]] = []
         for rule in rules:
             found: dict[str, list[int]] = {}

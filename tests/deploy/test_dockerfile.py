@@ -284,3 +284,54 @@ def test_entry_command_answers_healthz_passes_healthcheck_and_exits_0_on_sigterm
     after = subprocess.run(on_this_machine(healthcheck_argv()), env=env, capture_output=True,
                            text=True, timeout=30)
     assert after.returncode == 1
+
+
+def bearer_status(url: str, token: str | None = None) -> int | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=2) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("token", [None, "image-admin-S3NTINEL"])
+def test_image_default_config_closes_the_admin_routes_without_a_token(
+        tmp_path: Path, token: str | None) -> None:
+    """With the image's default config the admin port (0.0.0.0) serves probes and /metrics to
+    anyone; its other admin routes are 403 unless SIDECAR_ADMIN_TOKEN gives a token, and then
+    they need it."""
+    config_file = default_config_into(tmp_path)
+    config = yaml.safe_load(config_file.read_text())
+    config["listen"]["port"], config["admin"]["port"] = free_port(), free_port()
+    config["state_dir"] = str(tmp_path / "state")
+    config_file.write_text(yaml.safe_dump(config))
+    env = process_env(config_file) | ({"SIDECAR_ADMIN_TOKEN": token} if token else {})
+    argv = on_this_machine(exec_form(final("ENTRYPOINT")[0]) + exec_form(final("CMD")[0]))
+    admin = f"http://127.0.0.1:{config['admin']['port']}"
+    log = tmp_path / "sidecar.log"
+    with log.open("w") as output, subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=output,
+                                                   stderr=subprocess.STDOUT) as server:
+        try:
+            deadline = time.monotonic() + 30  # a bound on waiting, not an assertion on speed
+            while http_status(f"{admin}/readyz") != 200:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            assert http_status(f"{admin}/healthz") == 200
+            assert http_status(f"{admin}/metrics") == 200
+            for path in ("/sidecar/config", "/sidecar/usage", "/sidecar/ui"):
+                if token is None:
+                    assert bearer_status(admin + path, "anything") == 403, path
+                else:
+                    assert bearer_status(admin + path) == 401, path
+                    assert bearer_status(admin + path, token) == 200, path
+        finally:
+            server.terminate()
+            server.wait(timeout=40)
+    if token is None:
+        assert '"event":"admin_routes_need_token"' in log.read_text()

@@ -16,11 +16,13 @@ import aiohttp
 import openai
 import orjson
 import pytest
+import yaml
 
 from sidecar.compare.shadow_runner import ShadowRunner
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar, merge
 from tests.e2e.routing_helpers import MakeUpstreams, provider
+from tests.e2e.test_reload import Start, reloadable  # noqa: F401  (the fixture)
 from tests.fakes.clock import FakeClock
 from tests.fakes.metered import Metered
 from tests.fakes.spend import flush, get_json, rows
@@ -382,3 +384,52 @@ async def test_client_shadow_tags_are_dropped_and_the_report_is_an_admin_route(
             assert response.status == 200
             (rule,) = (await response.json())["rules"]
     assert rule["matched"] == 1 and rule["sampled"] == 0 and candidate.requests == []
+
+
+async def test_rules_follow_a_live_reload(reloadable: Start,  # noqa: F811
+                                          upstream: FakeUpstream) -> None:
+    """A reload that adds the first rule starts copying (and lists its budget); one that
+    changes it keeps its figures and applies the new percent and budget; one that removes it
+    takes the stage out and the rule out of the report."""
+    base = {"spend": {"fetch_prices": False, "prices": {"m/*": {"prompt": 1e-6,
+                                                                 "completion": 2e-6}}}}
+    rule = {"name": "r", "match": {"model": PRIMARY}, "candidate": CANDIDATE, "percent": 100,
+            "budget_usd": 1.0}
+    sidecar = await reloadable(base)
+    assert sidecar.app[DEPS].shadow is None
+    base = yaml.safe_load(sidecar.path.read_text())  # with the upstream and state_dir
+
+    async def primary() -> None:
+        async with openai.AsyncOpenAI(base_url=sidecar.url + "/v1", api_key="k",
+                                      max_retries=0) as sdk:
+            await ask(sdk, extra_headers=NO_STORE)
+
+    sidecar.write({**base, "shadow": [rule]})
+    assert (await sidecar.reload())[0] == 200
+    assert "shadow" in (await sidecar.view())["stages"]
+    await primary()
+    shadow = sidecar.app[DEPS].shadow
+    assert shadow is not None
+    await shadow.settled(1)
+    assert [orjson.loads(r.body)["model"] for r in upstream.requests] == [PRIMARY, CANDIDATE]
+
+    sidecar.write({**base, "shadow": [{**rule, "percent": 0, "budget_usd": 2.0}]})
+    assert (await sidecar.reload())[0] == 200
+    await primary()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(sidecar.url + "/sidecar/shadow") as response:
+            (report_,) = (await response.json())["rules"]
+        async with http.get(sidecar.url + "/sidecar/budgets") as response:
+            budgets = {b["name"]: b for b in (await response.json())["budgets"]}
+    assert report_["pairs"] == 1 and report_["matched"] == 2 and report_["percent"] == 0
+    assert budgets["shadow:r"]["limit_usd"] == 2.0
+    assert round(budgets["shadow:r"]["spent_usd"] * 1e9) == round(
+        report_["spent_usd"]["total"] * 1e9) > 0
+    assert len(upstream.requests) == 3  # the second primary alone
+
+    sidecar.write(base)
+    assert (await sidecar.reload())[0] == 200
+    assert "shadow" not in (await sidecar.view())["stages"]
+    async with aiohttp.ClientSession() as http, http.get(
+            sidecar.url + "/sidecar/shadow") as response:
+        assert (await response.json())["rules"] == []

@@ -144,6 +144,19 @@ def test_duplicate_tokens_are_rejected(tmp_path: Path) -> None:
     assert problems(path) == ["auth: two keys share one token"]
 
 
+@pytest.mark.parametrize(("window", "expected"), [
+    ("not_before: 2026-12-07T00:00:00Z, not_after: 2026-12-06T00:00:00Z",
+     "auth.keys[0]: not_after must be later than not_before"),
+    ("not_after: 2026-12-06", "auth.keys[0].not_after: Input should have timezone info"),
+], ids=["backwards", "no_zone"])
+def test_a_key_rotation_window_is_checked(tmp_path: Path, window: str, expected: str) -> None:
+    """A key's not_after must follow its not_before, and both need a time zone (a bare date
+    or local time would mean a different instant on every machine)."""
+    path = write(tmp_path, f"auth:\n  keys:\n    - {{name: a, token: t, {window}}}\n")
+    [line] = problems(path)
+    assert line.startswith(expected)
+
+
 def test_admin_port_must_differ(tmp_path: Path) -> None:
     """The admin listener cannot take the proxy's port."""
     path = write(tmp_path, "admin: {port: 4141}\n")
