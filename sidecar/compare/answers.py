@@ -32,11 +32,21 @@ def answer_object(endpoint: str, consumed: Consumed) -> dict[str, Any] | None:
         return data if isinstance(data, dict) else None
     if endpoint in CONVERTIBLE:
         return fold(endpoint, body)
+    # The Responses API: the last event's `response` (`response.completed` carries the whole
+    # object); its text from the deltas when that object lists no output.
     found: dict[str, Any] | None = None
-    for event in sse.split_events(body):  # the Responses API: the last event's `response`
+    deltas: list[str] = []
+    for event in sse.split_events(body):
         data = sse.event_json(event)
-        if isinstance(data, dict) and isinstance(response := data.get("response"), dict):
+        if not isinstance(data, dict):
+            continue
+        if isinstance(response := data.get("response"), dict):
             found = response
+        elif data.get("type") == "response.output_text.delta" and isinstance(
+                delta := data.get("delta"), str):
+            deltas.append(delta)
+    if found is not None and deltas and not answer_text(found):
+        found = {**found, "output_text": "".join(deltas)}
     return found
 
 

@@ -20,6 +20,7 @@ import pytest
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar, merge
 from tests.e2e.routing_helpers import MakeUpstreams, provider
+from tests.fakes.metered import Metered
 from tests.fakes.spend import flush, get_json, rows
 from tests.fakes.upstream import FakeUpstream, Script, chat_answer, chat_chunks
 
@@ -333,3 +334,56 @@ async def test_cache_hits_unless_no_cache_and_redaction_applies_to_each_model(
     assert [r["cache"] for r in third["results"]] == ["BYPASS", "BYPASS"]
     assert len(fakes[0].requests) == 2
     assert b"jane.doe@example.com" not in fakes[0].last.body
+
+
+@pytest.mark.parametrize(("endpoint", "request_body", "stream", "content"), [
+    ("completions", {"prompt": "Once", "max_tokens": 3}, False, "aaa"),
+    ("completions", {"prompt": "Once", "max_tokens": 3}, True, "aaa"),
+    ("responses", {"input": "hi", "max_output_tokens": 2}, False, "aa"),
+    ("responses", {"input": "hi", "max_output_tokens": 2}, True, "aa"),
+    ("embeddings", {"input": "vector me"}, False, None),
+    ("embeddings", {"input": "vector me"}, True, None),
+], ids=["completions", "completions-stream", "responses", "responses-stream", "embeddings",
+        "embeddings-stream"])
+async def test_every_model_endpoint_can_be_compared(
+        start_sidecar: StartSidecar, metered: Metered, endpoint: str,
+        request_body: dict[str, Any], stream: bool, content: str | None) -> None:
+    """The other model endpoints compare too, as JSON or streamed: each result has the
+    provider's answer object (a stream folded into it), its text (none for embeddings), its
+    usage and cost; embeddings, which cannot stream, answer whole inside a streamed compare."""
+    sidecar = await start_sidecar({"upstream": {"url": metered.url}, "spend": {"prices": {
+        "m/*": {"prompt": 1e-6, "completion": 2e-6}}}})
+    body = {"models": ["m/one", "m/two"], "request": request_body, "endpoint": endpoint,
+            "stream": stream}
+    results: list[Any] = []
+    async with aiohttp.ClientSession() as http, http.post(sidecar.url + "/sidecar/compare",
+                                                          json=body) as response:
+        assert response.status == 200
+        if stream:
+            results = [data async for name, data in events(response) if name == "result"]
+            results.sort(key=lambda r: r["index"])
+        else:
+            results = (await response.json())["results"]
+    assert [r["model"] for r in results] == ["m/one", "m/two"]
+    for result in results:
+        assert result["status"] == 200 and result["error"] is None
+        assert result["content"] == content and result["response"] is not None
+        assert result["usage"]["prompt_tokens"] == metered.prompt_tokens
+        assert result["cost_usd"] > 0
+        assert (result["ttft_ms"] is not None) is (stream and endpoint != "embeddings")
+    sent = metered.bodies[-1]
+    assert ("stream" in sent) is (stream and endpoint != "embeddings")
+
+
+async def test_a_streamed_request_in_a_json_compare_is_folded(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """`"stream": true` inside the request, not on the compare: each model streams to the
+    sidecar (its time to first token measured), and its answer comes folded in the JSON."""
+    sidecar, fakes = await three(start_sidecar, upstreams)
+    status, answer = await compare(sidecar, {"models": MODELS[:1],
+                                             "request": {**REQUEST, "stream": True}})
+    assert status == 200
+    (result,) = answer["results"]
+    assert result["ttft_ms"] is not None and result["content"] == "Hello from fake."
+    assert result["response"]["object"] == "chat.completion"
+    assert orjson.loads(fakes[0].last.body)["stream"] is True

@@ -69,3 +69,13 @@ def test_errors_in_openai_shape() -> None:
     assert error_object(Consumed(200, broken, streamed=True)) == {"message": "overloaded",
                                                                   "code": 529}
     assert error_object(Consumed(200, orjson.dumps(chat_answer("m")))) is None
+
+
+def test_a_responses_stream_without_output_in_its_last_event_keeps_the_deltas() -> None:
+    """When the final event's object lists no output, the text is the deltas'."""
+    body = events({"type": "response.output_text.delta", "delta": "a"},
+                  {"type": "response.output_text.delta", "delta": "b"},
+                  {"type": "response.completed", "response": {"status": "completed",
+                                                              "output": []}})
+    answer = answer_object("responses", Consumed(200, body, streamed=True))
+    assert answer_text(answer) == "ab" and answer is not None and answer["output"] == []
