@@ -19,7 +19,7 @@ from sidecar.call import Stage
 from sidecar.compare.route import CompareRoute
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
-from sidecar.endpoints import MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS
 from sidecar.handler import ProxyHandler, not_found
 from sidecar.live import LIVE, Live, Load, Reloader
 from sidecar.pipeline import build_pipeline
@@ -52,8 +52,9 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
 
     handler = ProxyHandler(live, runtime, AccessRecord(deps.metrics, deps.access),
                            model_headers={} if deps.cache else {CACHE_STATUS_HEADER: "OFF"})
-    for endpoint in MODEL_ENDPOINTS:
-        app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
+    for endpoint, row in ENDPOINTS.items():
+        app.router.add_post(f"/v1/{endpoint}",
+                            handler.model_endpoint if row.billed else handler.free_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)
     # One request to several models, authenticated like /v1 (compare/route.py)
     app.router.add_post("/sidecar/compare", logged(CompareRoute(deps)))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sidecar import __version__
 from sidecar.config import ConfigError, Settings, load_settings
+from sidecar.inject.command import add_inject_parser
 from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="admin token (default: $SIDECAR_ADMIN_TOKEN)")
     reload.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
+    add_inject_parser(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -115,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "inject":
+        from sidecar.inject.command import run as run_inject
+
+        return run_inject(args)
     if args.command in ("compare", "shadow"):
         from sidecar.compare import cli
 

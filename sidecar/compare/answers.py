@@ -3,7 +3,8 @@ the answer a non-streaming request would have got), its text, and its error, by 
 
 Shapes read: chat completions and completions (`choices`), the Responses API (`output_text`, or
 the `output_text` parts of `output`; streamed, its `response.completed` event carries the
-object), Anthropic's Messages (`content` text blocks) and embeddings (no text). An error is the
+object), Anthropic's Messages (`content` text blocks; a stream folded as the cache folds it)
+and embeddings (no text). An error is the
 sidecar's own (`SidecarError.payload`), the provider's `error` object, or, for a body that is
 neither, a generic one naming the status.
 """
@@ -17,6 +18,8 @@ import orjson
 from sidecar import sse
 from sidecar.cache.replay import CONVERTIBLE, fold
 from sidecar.compare.consume import Consumed
+from sidecar.endpoints import ENDPOINTS
+from sidecar.messages.replay import fold as fold_messages
 
 
 def answer_object(endpoint: str, consumed: Consumed) -> dict[str, Any] | None:
@@ -30,6 +33,8 @@ def answer_object(endpoint: str, consumed: Consumed) -> dict[str, Any] | None:
         except orjson.JSONDecodeError:
             return None
         return data if isinstance(data, dict) else None
+    if ENDPOINTS[endpoint].wire == "anthropic":
+        return fold_messages(body)
     if endpoint in CONVERTIBLE:
         return fold(endpoint, body)
     # The Responses API: the last event's `response` (`response.completed` carries the whole

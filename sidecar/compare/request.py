@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 
-from sidecar.endpoints import ENDPOINTS, MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import InvalidJSON, InvalidRequest
 
 FIELDS = ("models", "request", "endpoint", "stream")
+# The model endpoints whose answers are worth comparing: the billed ones (a free one, such as
+# messages/count_tokens, answers a count, not a completion).
+COMPARED = tuple(name for name, row in ENDPOINTS.items() if row.billed)
 DEFAULT_ENDPOINT = "chat/completions"
 
 
@@ -81,8 +84,8 @@ def _request(value: object) -> dict[str, Any]:
 
 def _endpoint(value: object) -> str:
     name = value.removeprefix("/").removeprefix("v1/") if isinstance(value, str) else None
-    if name is None or name not in ENDPOINTS:
-        raise InvalidRequest(f"'endpoint' must be one of {', '.join(MODEL_ENDPOINTS)} (default "
+    if name is None or name not in COMPARED:
+        raise InvalidRequest(f"'endpoint' must be one of {', '.join(COMPARED)} (default "
                              f"{DEFAULT_ENDPOINT}).", param="endpoint")
     return name
 

@@ -250,11 +250,14 @@ async def test_a_compare_client_that_leaves_cuts_every_model_call(
     ({"models": ["m/cheap", ""], "request": REQUEST}, "models[1]"),
     ({"models": ["m/cheap"], "request": "hello"}, "request"),
     ({"models": ["m/cheap"], "request": REQUEST, "endpoint": "images/generations"}, "endpoint"),
+    ({"models": ["m/cheap"], "request": REQUEST, "endpoint": "messages/count_tokens"},
+     "endpoint"),
     ({"models": ["m/cheap"], "request": REQUEST, "stream": "yes"}, "stream"),
     ({"models": ["m/cheap"], "request": REQUEST, "model": "x"}, "model"),
     ([1, 2], None),
 ], ids=["not-a-list", "empty", "too-many", "empty-name", "request-not-object",
-        "unknown-endpoint", "stream-not-bool", "unknown-field", "not-an-object"])
+        "unknown-endpoint", "free-endpoint", "stream-not-bool", "unknown-field",
+        "not-an-object"])
 async def test_bad_input_is_a_400_naming_the_field(
         start_sidecar: StartSidecar, upstreams: MakeUpstreams, body: Any,
         param: str | None) -> None:
@@ -343,8 +346,12 @@ async def test_cache_hits_unless_no_cache_and_redaction_applies_to_each_model(
     ("responses", {"input": "hi", "max_output_tokens": 2}, True, "aa"),
     ("embeddings", {"input": "vector me"}, False, None),
     ("embeddings", {"input": "vector me"}, True, None),
+    ("messages", {"max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}, False,
+     "aaa"),
+    ("messages", {"max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}, True,
+     "aaa"),
 ], ids=["completions", "completions-stream", "responses", "responses-stream", "embeddings",
-        "embeddings-stream"])
+        "embeddings-stream", "messages", "messages-stream"])
 async def test_every_model_endpoint_can_be_compared(
         start_sidecar: StartSidecar, metered: Metered, endpoint: str,
         request_body: dict[str, Any], stream: bool, content: str | None) -> None:
@@ -372,7 +379,7 @@ async def test_every_model_endpoint_can_be_compared(
         assert result["cost_usd"] > 0
         assert (result["ttft_ms"] is not None) is (stream and endpoint != "embeddings")
     sent = metered.bodies[-1]
-    assert ("stream" in sent) is (stream and endpoint != "embeddings")
+    assert bool(sent.get("stream")) is (stream and endpoint != "embeddings")
 
 
 async def test_a_streamed_request_in_a_json_compare_is_folded(

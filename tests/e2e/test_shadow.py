@@ -433,3 +433,25 @@ async def test_rules_follow_a_live_reload(reloadable: Start,  # noqa: F811
     async with aiohttp.ClientSession() as http, http.get(
             sidecar.url + "/sidecar/shadow") as response:
         assert (await response.json())["rules"] == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_anthropic_format_requests_are_copied_too(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams, stream: bool) -> None:
+    """A /v1/messages primary (Anthropic's format, translated for OpenAI-format providers) is
+    copied as a Messages request to the candidate, and the pair compares the two answers'
+    text."""
+    primary, candidate = await two(upstreams)
+    sidecar = await start_sidecar(config(primary, candidate))
+    body = {"model": PRIMARY, "max_tokens": 20, "stream": stream, "messages": MESSAGES}
+    async with aiohttp.ClientSession() as http, http.post(
+            sidecar.v1 + "/messages", json=body, headers=NO_STORE) as response:
+        assert response.status == 200
+        await response.read()
+    await runner(sidecar).settled(1)
+    assert orjson.loads(candidate.last.body)["model"] == CANDIDATE
+    rule = await report(sidecar)
+    assert rule["pairs"] == 1 and rule["candidate"]["errors"] == 0
+    (pair,) = rule["recent"]
+    assert pair["exact"] is (not stream)  # the fake streams another text than it answers
+    assert pair["similarity"] is not None and pair["candidate"]["finish_reason"] is not None

@@ -87,7 +87,8 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path) -> None:
            "SIDECAR_LOG_LEVEL": "debug", "SIDECAR_STATE_DIR": str(tmp_path),
            "SIDECAR_UPSTREAM_API_KEY": "sk-env", "SIDECAR_LEDGER": "sqlite:///x.db",
            "SIDECAR_REDIS_URL": "redis://r:6379/0", "SIDECAR_LOG_FORMAT": "console",
-           "SIDECAR_UPSTREAM_URL": "http://up:1/v1", "SIDECAR_HOST": "::1"}
+           "SIDECAR_UPSTREAM_URL": "http://up:1/v1", "SIDECAR_HOST": "::1",
+           "SIDECAR_ADMIN_HOST": "0.0.0.0", "SIDECAR_ADMIN_PORT": "4142"}
     settings = load_settings(path, env=env, overrides={"listen.port": 7000, "listen.host": None})
     assert settings.listen.port == 7000  # flag beats env
     assert settings.listen.host == "::1"  # env beats file (the flag was not given)
@@ -100,6 +101,7 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path) -> None:
     assert settings.spend.ledger == "sqlite:///x.db"
     assert settings.upstream.url == "http://up:1/v1"
     assert settings.upstream.api_key is not None
+    assert (settings.admin.host, settings.admin.port) == ("0.0.0.0", 4142)
 
 
 def test_every_problem_is_reported_with_its_dotted_key(tmp_path: Path) -> None:
