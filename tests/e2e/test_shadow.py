@@ -155,20 +155,25 @@ async def test_the_in_flight_bound_skips_and_counts(
     assert len(candidate.requests) == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_the_rule_budget_stops_it_exactly_under_50_concurrent_primaries(
         start_sidecar: StartSidecar, upstreams: MakeUpstreams, metered: Metered,
-        tmp_path: Path) -> None:
+        tmp_path: Path, request: pytest.FixtureRequest, backend: str) -> None:
     """50 concurrent primaries, each copied, against a rule budget of 10.5 copies' worst case
     (the metered candidate bills each copy exactly its worst case): 10 copies are admitted in
     full and one capped to the half left, 39 are skipped for the budget; what the rule spent
     equals the ledger's rows tagged shadow:r and /sidecar/budgets to the nano-dollar, and
-    overshoot is 0. The clients all get their answers."""
+    overshoot is 0, with the SQLite ledger and with Redis. The clients all get their answers."""
     (primary,) = await upstreams(1)
     reserve = 100
     base = merge(config(primary, metered, max_in_flight=64),
                  {"spend": {"reserve_max_tokens": reserve}})
+    ledgers = (f"sqlite:///{tmp_path}/p.db", f"sqlite:///{tmp_path}/race.db")
+    if backend == "redis":  # the probe and the race in two databases of one Redis
+        url = request.getfixturevalue("redis_server").url
+        ledgers = (url, url.removesuffix("/0") + "/1")
     # The hold of one copy, read from /sidecar/budgets while it is held upstream.
-    probe = await start_sidecar(merge(base, {"spend": {"ledger": f"sqlite:///{tmp_path}/p.db"}}))
+    probe = await start_sidecar(merge(base, {"spend": {"ledger": ledgers[0]}}))
     metered.gate = asyncio.Event()
     async with sdk_for(probe) as sdk:
         await ask(sdk, extra_headers=NO_STORE)
@@ -184,7 +189,7 @@ async def test_the_rule_budget_stops_it_exactly_under_50_concurrent_primaries(
     limit = 10 * held + held // 2
 
     sidecar = await start_sidecar(merge(base, {
-        "spend": {"ledger": f"sqlite:///{tmp_path}/race.db"},
+        "spend": {"ledger": ledgers[1]},
         "shadow": [{**base["shadow"][0], "budget_usd": limit / 1e9}]}))
     metered.gate = asyncio.Event()
     async with sdk_for(sidecar) as sdk:
