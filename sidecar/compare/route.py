@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
@@ -23,6 +24,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.call import Call, Reply, new_request_id
 from sidecar.compare.fanout import Fanout
 from sidecar.compare.request import CompareRequest, parse_compare
+from sidecar.config.schema import Settings
 from sidecar.deps import Deps
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError
 from sidecar.handler import client_tags, header_text
@@ -39,15 +41,8 @@ _BODY_HEADERS = ("Content-Length", "Content-Encoding", "Content-Type", "Transfer
 
 class CompareRoute:
     def __init__(self, deps: Deps) -> None:
-        settings = deps.settings
-        self._auth = Auth(settings.auth, deps.refusals) if settings.auth.required else None
-        self._limit = settings.listen.max_body_bytes
-        self._compare = settings.compare
-        self._headers = {"Server": SERVER}
-        if settings.privacy.zdr:  # imported only then: the redaction patterns cost start-up
-            from sidecar.pipeline.privacy import ZDR_HEADER
-
-            self._headers[ZDR_HEADER] = "on"
+        self._deps = deps
+        self._rules = _Rules.of(deps)
         # Each model call writes its access line and request metrics, as a client's does.
         self._record = AccessRecord(deps.metrics, deps.access)
 
@@ -57,19 +52,19 @@ class CompareRoute:
         assert task is not None
         runtime.in_flight.add(task)  # drained, then cut, at shutdown like a proxied request
         try:
+            rules = self._current()
             parent = _parent_call(request)
-            headers = {**self._headers, REQUEST_ID_HEADER: parent.request_id}
-            if self._auth is not None and (refused := await self._refused(parent)) is not None:
+            headers = {**rules.headers, REQUEST_ID_HEADER: parent.request_id}
+            if rules.auth is not None and (refused := await _refused(rules.auth, parent)):
                 return _response(refused.status, refused.body or b"", headers)
             try:
-                compare = parse_compare(await read_raw(parent, self._limit),
-                                        self._compare.max_models)
+                compare = parse_compare(await read_raw(parent, rules.limit), rules.max_models)
             except SidecarError as exc:
                 return _response(exc.status, Reply.from_error(exc).body or b"", headers)
             _for_models(parent, request, compare)
             # the pipelines serving now: a reload swaps them for the next compare
             fanout = Fanout(request.config_dict[LIVE].pipelines.model, parent, compare,
-                            timeout_s=self._compare.timeout_s, record=self._record,
+                            timeout_s=rules.timeout_s, record=self._record,
                             cut=lambda: runtime.cut)
             fanout.start()
             if compare.stream:
@@ -81,16 +76,47 @@ class CompareRoute:
         finally:
             runtime.in_flight.discard(task)
 
-    async def _refused(self, parent: Call) -> Reply | None:
-        """The auth stage's 401 for this caller, or None when its key is known."""
-        assert self._auth is not None
-        admitted = Reply(204, CIMultiDict())
+    def _current(self) -> _Rules:
+        """The rules of the settings serving now (a live reload replaces `deps.settings`: new
+        keys, limits and deadlines apply to the next compare)."""
+        if self._rules.settings is not self._deps.settings:
+            self._rules = _Rules.of(self._deps)
+        return self._rules
 
-        async def admit(call: Call) -> Reply:
-            return admitted
 
-        reply = await self._auth(parent.fork(), admit)  # a fork: the models' own auth adds tags
-        return None if reply is admitted else reply
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What a compare needs of the settings, built once per configuration."""
+
+    settings: Settings
+    auth: Auth | None  # the auth stage's own check, when auth.required
+    limit: int
+    max_models: int
+    timeout_s: float
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, deps: Deps) -> _Rules:
+        settings = deps.settings
+        headers = {"Server": SERVER}
+        if settings.privacy.zdr:  # imported only then: the redaction patterns cost start-up
+            from sidecar.pipeline.privacy import ZDR_HEADER
+
+            headers[ZDR_HEADER] = "on"
+        return cls(settings, Auth(settings.auth, deps.refusals) if settings.auth.required
+                   else None, settings.listen.max_body_bytes, settings.compare.max_models,
+                   settings.compare.timeout_s, headers)
+
+
+async def _refused(auth: Auth, parent: Call) -> Reply | None:
+    """The auth stage's 401 for this caller, or None when its key is known."""
+    admitted = Reply(204, CIMultiDict())
+
+    async def admit(call: Call) -> Reply:
+        return admitted
+
+    reply = await auth(parent.fork(), admit)  # a fork: the models' own auth adds the tags
+    return None if reply is admitted else reply
 
 
 def _parent_call(request: web.Request) -> Call:

@@ -16,10 +16,12 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import yaml
 
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar, merge
 from tests.e2e.routing_helpers import MakeUpstreams, provider
+from tests.e2e.test_reload import Start, reloadable  # noqa: F401  (the fixture)
 from tests.fakes.metered import Metered
 from tests.fakes.spend import flush, get_json, rows
 from tests.fakes.upstream import FakeUpstream, Script, chat_answer, chat_chunks
@@ -394,3 +396,25 @@ async def test_a_streamed_request_in_a_json_compare_is_folded(
     assert result["ttft_ms"] is not None and result["content"] == "Hello from fake."
     assert result["response"]["object"] == "chat.completion"
     assert orjson.loads(fakes[0].last.body)["stream"] is True
+
+
+async def test_a_live_reload_applies_to_the_next_compare(
+        reloadable: Start, upstream: FakeUpstream) -> None:  # noqa: F811
+    """A reload's new local key opens the compare at once (and the removed one closes it),
+    and its compare.max_models applies to the next compare."""
+    keys = {"required": True, "keys": [{"name": "old", "token": "tok-old"}]}
+    sidecar = await reloadable({"auth": keys})
+    base = yaml.safe_load(sidecar.path.read_text())
+    body = {"models": ["m/a", "m/b"], "request": REQUEST}
+    status, _ = await compare(sidecar, body, {"Authorization": "Bearer tok-new"})
+    assert status == 401
+    sidecar.write({**base, "auth": {"required": True, "keys": [
+        {"name": "new", "token": "tok-new"}]}, "compare": {"max_models": 1}})
+    assert (await sidecar.reload())[0] == 200
+    status, answer = await compare(sidecar, body, {"Authorization": "Bearer tok-new"})
+    assert status == 400 and answer["error"]["param"] == "models"
+    status, answer = await compare(sidecar, {**body, "models": ["m/a"]},
+                                   {"Authorization": "Bearer tok-new"})
+    assert status == 200 and answer["results"][0]["status"] == 200
+    status, _ = await compare(sidecar, body, {"Authorization": "Bearer tok-old"})
+    assert status == 401
