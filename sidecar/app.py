@@ -16,6 +16,7 @@ from aiohttp import web
 
 from sidecar.admin import add_admin_routes, add_probe_routes, logged
 from sidecar.call import Stage
+from sidecar.compare.route import CompareRoute
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
 from sidecar.endpoints import ENDPOINTS
@@ -55,6 +56,8 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
         app.router.add_post(f"/v1/{endpoint}",
                             handler.model_endpoint if row.billed else handler.free_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)
+    # One request to several models, authenticated like /v1 (compare/route.py)
+    app.router.add_post("/sidecar/compare", logged(CompareRoute(deps)))
     add_probe_routes(app)
     if settings.admin.port is None:
         add_admin_routes(app, settings)

@@ -17,6 +17,7 @@ from sidecar.inject.command import add_inject_parser
 from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
+DEFAULT_URL = "http://127.0.0.1:4141"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +64,36 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
                        help="admin token for --url (default: $SIDECAR_ADMIN_TOKEN)")
 
+    compare = commands.add_parser(
+        "compare", help="send one request to several models through a running sidecar and "
+                        "print their answers side by side")
+    compare.add_argument("prompt", nargs="?", help="the user message (or use --file)")
+    compare.add_argument("-m", "--model", action="append", required=True,
+                         help="a model to compare (repeat: -m A -m B)")
+    compare.add_argument("--file", help="a JSON request body to send each model instead")
+    compare.add_argument("--endpoint", default="chat/completions",
+                         help="the model endpoint (default chat/completions)")
+    compare.add_argument("--max-tokens", type=int, help="set max_tokens in the request")
+    compare.add_argument("--url", default=os.environ.get("SIDECAR_URL", DEFAULT_URL),
+                         help=f"the sidecar (default $SIDECAR_URL or {DEFAULT_URL})")
+    compare.add_argument("--key", default=os.environ.get("OPENAI_API_KEY"),
+                         help="a local key, when auth.required (default $OPENAI_API_KEY)")
+    compare.add_argument("--json", action="store_true",
+                         help="print the JSON answer of POST /sidecar/compare")
+    compare.add_argument("--max-chars", type=int, default=600,
+                         help="characters of each answer shown (default 600)")
+    compare.add_argument("--timeout", type=float, default=300.0,
+                         help="seconds to wait for the answer (default 300)")
+
+    shadow = commands.add_parser(
+        "shadow", help="what each shadow rule measured since the sidecar started")
+    shadow.add_argument("--url", default=os.environ.get("SIDECAR_URL", DEFAULT_URL),
+                        help=f"the sidecar's admin URL (default $SIDECAR_URL or {DEFAULT_URL})")
+    shadow.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
+                        help="admin token (default: $SIDECAR_ADMIN_TOKEN)")
+    shadow.add_argument("--json", action="store_true",
+                        help="print the JSON answer of GET /sidecar/shadow")
+
     reload = commands.add_parser(
         "reload", help="make a running sidecar read its configuration file again and apply it "
                        "without a restart (POST /sidecar/reload; SIGHUP does the same)")
@@ -93,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sidecar.inject.command import run as run_inject
 
         return run_inject(args)
+    if args.command in ("compare", "shadow"):
+        from sidecar.compare import cli
+
+        return cli.compare(args) if args.command == "compare" else cli.shadow(args)
     config_path = args.config or os.environ.get("SIDECAR_CONFIG") or None
     if args.command == "health":
         return _health(args, config_path)

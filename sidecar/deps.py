@@ -18,6 +18,8 @@ from aiohttp import web
 from sidecar.auto.pins import Pins
 from sidecar.background import BackgroundReads
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
+from sidecar.compare.shadow_runner import ShadowRunner
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
 from sidecar.spend.backends import open_ledger
@@ -58,6 +60,7 @@ class Deps:
     flights: Flights | None = None  # the cache's single-flight tasks
     prices: PriceBook | None = None  # None with spend.ledger: off and no auto router
     ledger: Ledger | None = None
+    shadow: ShadowRunner | None = None  # shadow rules: their copies in the background
     env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
     pins: Pins | None = None  # auto routers' session pins: plain state, kept across requests
     background: BackgroundReads | None = None  # with the ledger: cancelled calls read to the end
@@ -93,6 +96,8 @@ class Deps:
             deps.background = BackgroundReads(limit=spend.cancelled_reads_max,
                                               read_s=spend.cancelled_read_s,
                                               drain_s=settings.listen.shutdown_grace_s)
+        if settings.shadow:  # the config validator requires the ledger for them
+            deps.shadow = ShadowRunner(settings.shadow)
         return deps
 
     async def rebuild(self, settings: Settings) -> list[Resource]:
@@ -129,7 +134,12 @@ class Deps:
         if self.pins is not None:  # kept across reloads, like the breakers
             self.pins.resize(settings.auto.max_sessions)
         if self.ledger is not None:
-            await self.ledger.reconfigure(settings.spend)
+            await self.ledger.reconfigure(settings.spend, shadow_budgets(settings.shadow))
+            if self.shadow is not None:
+                self.shadow.reconfigure(settings.shadow)
+            elif settings.shadow:  # the first rules: a runner, started now, closed at shutdown
+                self.shadow = ShadowRunner(settings.shadow)
+                await self.shadow.start()
         self.settings, self.routing, self.telemetry = settings, routing, telemetry
         return retired
 
@@ -139,7 +149,8 @@ class Deps:
         log's last lines; the price book fetches through the upstream pool, so it starts after
         it; flights close before the store they fill and the upstream pool they read; the
         background reads close first (they read through the flights, the pool, and finish into
-        the ledger)."""
+        the ledger), and the shadow runner before them, its copies drained or cut while
+        everything they use is still open."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
         if self.prices is not None:
             out.append(self.prices)
@@ -151,6 +162,8 @@ class Deps:
             out.append(self.inspector)
         if self.background is not None:
             out.append(self.background)
+        if self.shadow is not None:
+            out.append(self.shadow)
         return out
 
 

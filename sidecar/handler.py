@@ -26,6 +26,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Next, Reply, new_request_id
+from sidecar.config.compare import SHADOW_TAG_PREFIX
 from sidecar.endpoints import wire_of
 from sidecar.errors import (
     JSON_CONTENT_TYPE,
@@ -136,9 +137,18 @@ def _new_call(request: web.Request, *, endpoint: str | None) -> Call:
         headers=headers,
         started=time.monotonic(),
         user=None if user is None else header_text(user),
-        tags=tuple(t.strip() for t in header_text(tags).split(",") if t.strip()) if tags
-        else (),
+        tags=client_tags(tags),
     )
+
+
+def client_tags(header: str | None) -> tuple[str, ...]:
+    """The tags of `x-sidecar-tags`, without those starting with `shadow:`: a shadow rule's
+    budget pays for calls carrying its tag, so a client may not spend from it, nor hide its
+    own calls among a rule's."""
+    if not header:
+        return ()
+    return tuple(tag for t in header_text(header).split(",")
+                 if (tag := t.strip()) and not tag.startswith(SHADOW_TAG_PREFIX))
 
 
 def header_text(value: str) -> str:

@@ -24,7 +24,9 @@ from sidecar.admin.openapi import openapi
 from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
 from sidecar.admin.reload import reload_config
+from sidecar.admin.shadow import shadow_report
 from sidecar.call import new_request_id
+from sidecar.compare.route import CompareRoute
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE
@@ -89,6 +91,12 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     admin.add("GET", "/sidecar/budgets", spend.budgets)
     admin.add("GET", "/sidecar/openapi.json", openapi)
     admin.add("POST", "/sidecar/reload", reload_config)
+    admin.add("GET", "/sidecar/shadow", shadow_report)
+    if settings.admin.port is not None:
+        # The inspector's Compare view on the admin listener: the admin guard, and then the
+        # local key rule of the proxy listener's route (the admin token alone never calls
+        # models). On the main listener the proxy's own route serves the page (app.py).
+        admin.add("POST", "/sidecar/compare", CompareRoute(app[DEPS]))
 
 
 def logged(handler: Handler) -> Handler:

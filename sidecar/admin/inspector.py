@@ -28,7 +28,7 @@ from sidecar.handler import error_response
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
 from sidecar.inspector import Inspector
 
-_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+_ASSETS = {"app.js": "text/javascript", "compare.js": "text/javascript", "style.css": "text/css"}
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; connect-src 'self'",

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
+from sidecar.compare.request import COMPARED
 from sidecar.endpoints import ENDPOINTS
 
 JSON = "application/json"
@@ -106,6 +107,26 @@ _PASSTHROUGH = {
                   "502": _error(502, "the provider could not be reached"),
                   "504": _error(504, "the provider did not answer in time")}}
 
+_COMPARE = {
+    "summary": "One request to several models at once, through the full pipeline each; the "
+               "answers side by side (docs/compare.md). A local key when auth.required (the "
+               "admin token alone never opens it); on a separate admin listener, the admin "
+               "token too.",
+    "security": [{"localKey": []}, {}],
+    "requestBody": {"required": True, "content": {JSON: {"schema": {
+        "type": "object", "required": ["models", "request"], "additionalProperties": False,
+        "properties": {"models": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                  "minItems": 1},
+                       "request": {"type": "object"},
+                       "endpoint": {"type": "string", "enum": list(COMPARED)},
+                       "stream": {"type": "boolean"}}}}}},
+    "responses": {"200": {"description": "each model's result in the order asked, and a "
+                                         "summary; server-sent events when `stream` is true",
+                          "content": {JSON: {"schema": _object(results=_ARRAY_OF_OBJECTS,
+                                                               summary=OBJECT)},
+                                      "text/event-stream": {"schema": ANY}}},
+                  **{str(s): _error(s, "refused by the sidecar") for s in (400, 401, 413)}}}
+
 
 def _paths() -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {
@@ -158,6 +179,11 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "503": _error(503, "the ledger cannot be read")})},
         "/sidecar/openapi.json": {"get": _admin("This description.", _ok(_object(
             openapi={"type": "string"}, paths=OBJECT)))},
+        "/sidecar/shadow": {"get": _admin(
+            "What each shadow rule measured since start: pairs, costs, the projected saving, "
+            "latencies, errors, skipped samples, agreement, what it spent.",
+            _ok(_object(rules=_ARRAY_OF_OBJECTS)))},
+        "/sidecar/compare": {"post": _COMPARE},
         "/sidecar/ui": {"get": _admin(
             "The request inspector page (`?token=` once sets a cookie and redirects).",
             _ok({"type": "string"}, media="text/html"),
@@ -238,7 +264,8 @@ def describe(app: web.Application) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR, "AnthropicError": ANTHROPIC_ERROR},
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"},
+                                "localKey": {"type": "http", "scheme": "bearer"}}},
     }
 
 

@@ -25,6 +25,12 @@ from sidecar.config.base import (
     empty_is_none,
 )
 from sidecar.config.cache import CacheSettings
+from sidecar.config.compare import (
+    SHADOW_TAG_PREFIX,
+    CompareSettings,
+    ShadowRule,
+    check_shadow_rules,
+)
 from sidecar.config.privacy import PrivacySettings
 from sidecar.config.providers import (
     BreakerSettings,
@@ -37,9 +43,9 @@ from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
 __all__ = [
     "AdminSettings", "AuthKey", "AuthSettings", "AutoSettings", "BreakerSettings",
-    "CacheSettings", "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings",
-    "ReloadSettings", "RetrySettings",
-    "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
+    "CacheSettings", "CompareSettings", "ListenSettings", "LogSettings", "PrivacySettings",
+    "ProviderSettings", "ReloadSettings", "RetrySettings", "Settings", "ShadowRule",
+    "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
 
@@ -162,7 +168,11 @@ class Settings(Section):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
     auto: AutoSettings = Field(default_factory=AutoSettings)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
+    shadow: list[ShadowRule] = Field(default_factory=list)
     state_dir: Path = Field(default_factory=default_state_dir)
+
+    _shadow = field_validator("shadow")(check_shadow_rules)
 
     @model_validator(mode="after")
     def _across_sections(self) -> Settings:
@@ -173,6 +183,7 @@ class Settings(Section):
         check_providers(self.providers, self.routes)
         if self.auto.routers:
             check_auto(self.auto, self.routes, self._openrouter_serves("openrouter/auto"))
+        self._shadow_rules()
         if self.privacy.zdr:
             self._zero_retention()
         return self
@@ -186,6 +197,26 @@ class Settings(Section):
         if self.providers is None:
             return is_openrouter(self.upstream.url)
         return any(is_openrouter(p.base_url) for p in self.providers if Globs(p.models)(model))
+    def _shadow_rules(self) -> None:
+        """A rule's budget lives in the spend ledger, under a name no other budget has; its
+        candidate is one model (the shadow pipeline has no fallback stage to resolve an
+        alias); no local key may carry a `shadow:` tag (it would spend from a rule's budget)."""
+        if self.shadow and self.spend.ledger == "off":
+            raise ValueError("shadow rules need the spend ledger for their budgets, and "
+                             "spend.ledger is off")
+        budgets = {budget.name for budget in self.spend.budgets}
+        for index, rule in enumerate(self.shadow):
+            if rule.tag in budgets:
+                raise ValueError(f"shadow[{index}]: its budget is named '{rule.tag}', and so "
+                                 "is a budget of spend.budgets: rename one")
+            for model in (rule.candidate, rule.judge.model if rule.judge else None):
+                if model in self.routes:
+                    raise ValueError(f"shadow[{index}]: '{model}' is a routes alias; name one "
+                                     "model (a shadow copy has no fallbacks)")
+        for key in self.auth.keys:
+            if any(tag.startswith(SHADOW_TAG_PREFIX) for tag in key.tags):
+                raise ValueError(f"auth.keys '{key.name}': tags starting with "
+                                 f"'{SHADOW_TAG_PREFIX}' are reserved for shadow rules")
 
     def _zero_retention(self) -> None:
         """privacy.zdr: content may live in process memory for the request, nowhere else."""

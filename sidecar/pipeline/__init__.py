@@ -1,7 +1,7 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → zdr → inspect → auth → read_body → privacy → auto → fallback → spend
-              → detach → cache ─┬─ hit: the entry's answer, back up the list
+    client ─► telemetry → zdr → inspect → auth → read_body → privacy → shadow → auto → fallback
+              → spend → detach → cache ─┬─ hit: the entry's answer, back up the list
                        └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
                           task, on `call.fork()`: → answer → route ─► upstream
     client ◄─ the reply unwinds right to left; then `Call.finish` runs every stage's finisher,
@@ -19,6 +19,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     read_body  read, decode and parse the body once; everything after it needs it
     privacy    redaction before spend and cache, so neither the cache key nor the ledger ever
                sees unredacted content; pseudonyms restored in the answer on the way back
+    shadow     a shadow rule's sampling (docs/compare.md): after privacy, so a copy carries only
+               what the primary sent upstream; its finisher hands a successful primary's
+               request to the shadow runner, which sends it to the rule's candidate through the
+               rule's own list (`shadow_pipeline`: spend under the rule's budget alone, no cache)
     auto       `model: "sidecar/auto"`: classify the request and set its tier's models as the
                candidates (docs/auto.md); after privacy, so it reads what the upstream will;
                before fallback, which tries them, so everything below sees the real model; it
@@ -49,7 +53,9 @@ unpriced and decided by `spend.unpriced_paths`, pipeline/spend_paths.py) ending 
 `Route.forward`, which streams both ways. A model endpoint that is free (`billed: False` in
 endpoints.py: /v1/messages/count_tokens) runs the `free` list: the same stages up to fallback,
 then route; no spend (nothing to price, hold or record), no cache and no answer stage (its
-answer is a count, not a completion).
+answer is a count, not a completion). A compare (POST
+/sidecar/compare, compare/) runs the model list once per model, each on a fork of the compare
+request.
 """
 
 from __future__ import annotations
@@ -60,7 +66,10 @@ from functools import partial
 
 from sidecar.auto.router import Router
 from sidecar.call import Next, Stage
+from sidecar.compare.shadow_plan import ShadowPlan
+from sidecar.config.compare import ShadowRule
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.deps import Deps
 from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.auth import Auth
@@ -71,10 +80,12 @@ from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
+from sidecar.pipeline.shadow import Shadow
 from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.spend_paths import SpendPaths
 from sidecar.pipeline.telemetry import Telemetry
 from sidecar.spend.paths import PathRules
+from sidecar.spend.policy import Policy
 from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.genai import Upstreams
 
@@ -116,6 +127,24 @@ def auto_routers(settings: Settings, prices: PriceBook) -> dict[str, Router]:
             for name, router in settings.auto.routers.items()}
 
 
+def shadow_pipeline(deps: Deps, rule: ShadowRule, telemetry: Telemetry | None,
+                    route: Route) -> Next:
+    """A shadow rule's own list for its copies (and its judge's calls), which are not client
+    requests: no auth, no body to read, no redaction (the body was redacted for the primary),
+    no fallbacks (one candidate model), no cache (a copy never reads nor fills the primary's
+    entries); spend applies the rule's budget and nothing else."""
+    assert deps.ledger is not None and deps.prices is not None
+    only_the_rule = Policy(SpendSettings(), [rule.budget])
+    stages: list[Stage] = [*([telemetry] if telemetry else []),
+                           *([Inspect(deps.inspector)] if deps.inspector is not None else []),
+                           # a copy never waits for held money: it is skipped (a sample
+                           # taken later may find room)
+                           Spend(deps.settings.spend.model_copy(update={"hold_wait_s": 0.0}),
+                                 deps.prices, deps.ledger, deps.metrics, policy=only_the_rule),
+                           ReadAnswer()]
+    return compose(stages, route.model)
+
+
 def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     """The model and passthrough pipelines for these settings. `outer` stages run before all
     others on both (an embedder's own stage; the tests' recorders), telemetry excepted: it is
@@ -140,14 +169,20 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         from sidecar.pipeline.privacy import Privacy
 
         stages.append(Privacy(settings.privacy.redact, deps.metrics))
+    routing = deps.routing
+    route = Route(deps.upstream, routing)
+    if deps.shadow is not None and settings.shadow:
+        plans = [ShadowPlan.of(rule, shadow_pipeline(deps, rule, telemetry, route))
+                 for rule in settings.shadow]
+        stages.append(Shadow(plans, deps.shadow, routing.clock.random))
     if routers and deps.pins is not None and deps.prices is not None:
         stages.append(Auto(auto_routers(settings, deps.prices), deps.pins))
-    routing = deps.routing
     local = routing.configured and not routing.openrouter_only
     if settings.routes or local or routers:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
-    free = list(stages)  # what a free endpoint needs: the caller, its body, redaction, routing
+    # what a free endpoint needs: the caller, its body, redaction, routing (not a shadow copy)
+    free = [stage for stage in stages if not isinstance(stage, Shadow)]
     passthrough = list(before_body)
     if deps.ledger is not None and deps.prices is not None:
         spend = Spend(settings.spend, deps.prices, deps.ledger, deps.metrics)
@@ -160,7 +195,6 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     if any(stage.reads_answer for stage in stages):
         stages.append(ReadAnswer())
-    route = Route(deps.upstream, routing)
     return Pipelines(
         model=compose(stages, route.model),
         free=compose(free, route.model),

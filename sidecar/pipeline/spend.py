@@ -46,7 +46,7 @@ from sidecar.pipeline.spend_media import spend_media
 from sidecar.spend.bill import Books, Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
-from sidecar.spend.policy import Ask, BudgetRule, Grant, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.price_book import PriceBook
 from sidecar.spend.pricing import ModelPrice, Rates, rates_from_usd, to_usd, usd_text
 from sidecar.spend.stream import StreamMeter
@@ -65,10 +65,12 @@ class Spend:
     reads_answer = True  # the answer's usage is what it bills
 
     def __init__(self, spend: SpendSettings, prices: PriceBook, ledger: Ledger,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, policy: Policy | None = None) -> None:
+        """`policy`: the budgets and limits this stage applies; the ledger's unless given (a
+        shadow rule's pipeline applies its own budget only, pipeline/shadow.py)."""
         self.ledger = ledger
         self.metrics = metrics
-        self.policy = ledger.policy
+        self.policy = ledger.policy if policy is None else policy
         self.prices = prices
         self.settings = spend
         unknown = spend.unknown_model_price

@@ -10,13 +10,13 @@ completion or a key. Costs are nano-dollars (pricing.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sidecar.config.schema import Settings
-from sidecar.config.spend import SpendSettings
+from sidecar.config.spend import Budget, SpendSettings
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 
 FLUSH_ROWS = 5_000  # a queue this long is written at once, not at the next flush interval
@@ -115,9 +115,10 @@ class Ledger(Protocol):
 
     async def budgets(self) -> list[dict[str, Any]]: ...
 
-    async def reconfigure(self, spend: SpendSettings) -> None:
-        """Live reload: the new budgets and rate limits, with what was spent and held kept
-        (see Reservations.reconfigure and each backend's note)."""
+    async def reconfigure(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
+        """Live reload: the new budgets and rate limits (`extra`: the shadow rules' budgets,
+        as Policy takes them), with what was spent and held kept (see
+        Reservations.reconfigure and each backend's note)."""
         ...
 
 

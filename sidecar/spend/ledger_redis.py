@@ -28,7 +28,7 @@ import contextlib
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
-from sidecar.config.spend import SpendSettings
+from sidecar.config.spend import Budget, SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -82,7 +83,7 @@ class RedisLedger:
     def __init__(self, settings: Settings, metrics: Metrics, url: str,
                  clock: Callable[[], float] = time.time) -> None:
         spend = settings.spend
-        self.policy = Policy(spend)
+        self.policy = Policy(spend, shadow_budgets(settings.shadow))
         self.clock = clock
         self.url = url
         self._spend = spend
@@ -287,11 +288,11 @@ class RedisLedger:
             raise LedgerDown(str(exc)) from exc
         return out
 
-    async def reconfigure(self, spend: SpendSettings) -> None:
+    async def reconfigure(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
         """Budgets and limits live in Redis under their names: a budget kept by name keeps
         what was spent (a new limit applies to it); one the reload adds counts from now on, as
         one added at start does (rows are not summed again)."""
-        self.policy = Policy(spend)
+        self.policy = Policy(spend, extra)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -23,17 +23,18 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
+from sidecar.config.compare import shadow_budgets
 from sidecar.config.schema import Settings
-from sidecar.config.spend import SpendSettings
+from sidecar.config.spend import Budget, SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
-from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal, has_shadow
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.reservations import Reservations
 from sidecar.spend.sqlite_store import Store
@@ -50,7 +51,7 @@ class SqliteLedger:
 
     def __init__(self, settings: Settings, metrics: Metrics, path: Path,
                  clock: Callable[[], float] = time.time) -> None:
-        self.policy = Policy(settings.spend)
+        self.policy = Policy(settings.spend, shadow_budgets(settings.shadow))
         self.clock = clock
         self.path = path
         self._spend = settings.spend
@@ -195,18 +196,19 @@ class SqliteLedger:
                                    [(v, c.spent, c.reserved) for v, c in entries]))
         return out
 
-    async def reconfigure(self, spend: SpendSettings) -> None:
+    async def reconfigure(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
         """A budget whose definition is unchanged keeps its counters (a new limit applies to
         the money already spent); one that is new, or whose scope, window or match changed, is
         totalled from the file (after writing what is queued), like at start. A request in
         flight across the reload is held against the budgets it was admitted under only."""
-        policy = Policy(spend)
+        policy = Policy(spend, extra)
         fresh = self.reservations.reconfigure(policy)
         self.policy = policy
         if fresh and self._opened:
             await self.flush()
             try:
-                totals = await self._in_thread(self._store.totals, fresh, self.clock(), None)
+                totals = await self._in_thread(self._store.totals, fresh, self.clock(), None,
+                                               has_shadow(policy))
             except (sqlite3.Error, OSError) as exc:
                 self._failed("read", exc)
                 return
@@ -235,7 +237,7 @@ class SqliteLedger:
         # 8-44 ms with a million rows). Opened late, this process's own rows must be left out.
         late = self._ticker is not None
         return self._store.totals(self.policy.budgets, self.clock(),
-                                  self._boot if late else None)
+                                  self._boot if late else None, has_shadow(self.policy))
 
     async def _tick_forever(self) -> None:
         while True:

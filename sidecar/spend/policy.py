@@ -10,10 +10,12 @@ limit); a call without tags is under no tag budget.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sidecar.call import Call
+from sidecar.config.compare import SHADOW_TAG_PREFIX
 from sidecar.config.spend import Budget, RateLimit, Scope, SpendSettings
 from sidecar.globs import Globs
 from sidecar.spend.pricing import to_nano
@@ -66,8 +68,9 @@ def scope_values(scope: Scope, call: Call) -> tuple[str, ...]:
 
 
 class Policy:
-    def __init__(self, spend: SpendSettings) -> None:
-        self.budgets = [BudgetRule.of(b) for b in spend.budgets]
+    def __init__(self, spend: SpendSettings, extra: Sequence[Budget] = ()) -> None:
+        """`extra`: budgets configured elsewhere (each shadow rule's, config/compare.py)."""
+        self.budgets = [BudgetRule.of(b) for b in (*spend.budgets, *extra)]
         self.limits = [LimitRule.of(i, r) for i, r in enumerate(spend.rate_limits)]
 
     def applicable(self, call: Call) -> tuple[list[tuple[BudgetRule, str]],
@@ -81,6 +84,11 @@ class Policy:
                   for value in scope_values(rule.scope, call)
                   if rule.match is None or rule.scope == "global" or rule.match(value)]
         return budgets, limits
+
+
+def has_shadow(policy: Policy) -> bool:
+    """Whether the policy holds a shadow rule's budget (config/compare.py)."""
+    return any(rule.name.startswith(SHADOW_TAG_PREFIX) for rule in policy.budgets)
 
 
 @dataclass(slots=True)

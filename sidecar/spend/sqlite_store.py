@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sidecar.config.compare import SHADOW_TAG_PREFIX
 from sidecar.spend.ledger import Row
 from sidecar.spend.policy import BudgetRule
 from sidecar.spend.usage import By, add, report, since
@@ -175,18 +176,41 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def totals(self, rules: Iterable[BudgetRule], now: float, before: float | None
-               ) -> list[tuple[BudgetRule, str, int]]:
+    def totals(self, rules: Iterable[BudgetRule], now: float, before: float | None,
+               shadow: bool = False) -> list[tuple[BudgetRule, str, int]]:
         """Each budget's spend in its current window, from every row, or from the rows admitted
         before `before` (when the file opens late: what this process admitted while it could
-        not write, it counted itself)."""
+        not write, it counted itself).
+
+        A shadow rule's calls (rows tagged `shadow:<name>`, no key, no user) are paid from the
+        rule's budget only: a running sidecar never counts them in another budget, so the
+        rebuild leaves them out of every budget that is not by tag (`shadow`: the policy has
+        such rules; without them there are no such rows to look for)."""
         out: list[tuple[BudgetRule, str, int]] = []
         for rule in rules:
             found: dict[str, list[int]] = {}
             for value, tally in self._sums(rule.scope, rule.window, now, before):
                 add(found, value, tally)
+            if shadow and rule.scope != "tag":
+                for value, cost in self._shadow_costs(rule.scope, rule.window, now, before):
+                    if value in found:
+                        found[value][3] -= cost
             out += [(rule, value, tally[3]) for value, tally in found.items()]
         return out
+
+    def _shadow_costs(self, scope: str, window: Window, now: float, before: float | None
+                      ) -> list[tuple[str, int]]:
+        """(value, cost) of the shadow rules' rows under `scope` in the window: the value ""
+        for global, key and user (their calls have neither), per model from the rows (read
+        through the time index: only at start, only with a model budget and shadow rules)."""
+        if scope != "model":
+            cost = sum(tally[3] for value, tally in self._sums("tag", window, now, before)
+                       if value.startswith(SHADOW_TAG_PREFIX))
+            return [("", cost)] if cost else []
+        cut = now + DAY if before is None else before
+        return [(model or "", int(cost)) for model, cost in self.db.execute(
+            "SELECT model, SUM(cost_nusd) FROM requests WHERE ts >= ? AND ts < ? AND tags "
+            "LIKE ? GROUP BY model", (window_start(window, now), cut, SHADOW_TAG_PREFIX + "%"))]
 
     def usage(self, window: Window, by: By, now: float) -> dict[str, Any]:
         start = since(window, now)

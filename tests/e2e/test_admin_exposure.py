@@ -43,14 +43,16 @@ BASE: dict[str, Any] = {"upstream": {"url": "demo"}, "spend": {"fetch_prices": F
                         "telemetry": {"logs": {"format": "json"}}}
 
 
-def admin_routes(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path) of every route on `app` that is not a probe, the proxy (/v1) or the
-    catch-all 404, dynamic parts filled in: what the admin guard must cover."""
+def admin_routes(app: web.Application, proxy: frozenset[str] = frozenset()
+                 ) -> list[tuple[str, str]]:
+    """(method, path) of every route on `app` that is not a probe, the proxy (/v1 and the
+    `proxy` paths) or the catch-all 404, dynamic parts filled in: what the admin guard must
+    cover."""
     out = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
         if (route.method == "HEAD" or path in PROBES or path == "/{tail}"
-                or path.startswith("/v1")):
+                or path.startswith("/v1") or path in proxy):
             continue
         out.add((route.method, re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m[1]], path)))
     return sorted(out)
@@ -67,7 +69,9 @@ OWN_PORT_APP = create_admin_app(create_app(Settings.model_validate(
     merge(BASE, {"admin": {"host": "0.0.0.0", "port": 4142}}))))
 MAIN_APP = create_app(Settings.model_validate(merge(BASE, {"listen": {"host": "0.0.0.0"}})))
 OWN_PORT_ROUTES = admin_routes(OWN_PORT_APP)
-MAIN_ROUTES = admin_routes(MAIN_APP)
+# On the main listener POST /sidecar/compare is the proxy's own route, authenticated like /v1
+# (docs/compare.md); on an admin listener of its own it is an admin route, tried above.
+MAIN_ROUTES = admin_routes(MAIN_APP, proxy=frozenset({"/sidecar/compare"}))
 
 
 def ids(route: tuple[str, str]) -> str:

@@ -112,7 +112,8 @@ def stack() -> Iterator[Stack]:
 
 
 def credentials(path: str) -> dict[str, str]:
-    token = KEYS["team-a"] if path.startswith("/v1") else ADMIN_TOKEN
+    # /sidecar/compare calls models: a local key, like /v1 (the admin token alone is a 401)
+    token = KEYS["team-a"] if path.startswith(("/v1", "/sidecar/compare")) else ADMIN_TOKEN
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -56,7 +56,9 @@ async def test_every_admin_route_needs_the_token(start_sidecar: StartSidecar,
         config["admin"]["port"] = free_port()
     sidecar = await start_sidecar(config)
     app = sidecar.admin_app or sidecar.app
-    routes = admin_routes(app)
+    # On the main listener POST /sidecar/compare is the proxy's own route (a local key, like
+    # /v1: docs/compare.md); on an admin listener of its own it is an admin route, tried here.
+    routes = [r for r in admin_routes(app) if admin_port or r != ("POST", "/sidecar/compare")]
     assert len(routes) >= 12, routes
     port = int(sidecar.admin_url.rsplit(":", 1)[1])
     refusals = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},

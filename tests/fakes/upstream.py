@@ -90,6 +90,7 @@ class FakeUpstream:
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
         # Set: every answer waits for it (default answers stream their first event first).
         self.gate: asyncio.Event | None = None
+        self._arrivals = asyncio.Condition()
         self._scripts: dict[str, deque[Script]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -101,6 +102,11 @@ class FakeUpstream:
     @property
     def last(self) -> Recorded:
         return self.requests[-1]
+
+    async def arrived(self, count: int) -> None:
+        """Wait until `count` requests have come in (their answers may still be held)."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024**3)
@@ -127,6 +133,8 @@ class FakeUpstream:
         peer_port = request.transport.get_extra_info("peername")[1]
         self.requests.append(Recorded(request.method, request.raw_path, request.headers,
                                       bytes(body), chunked, peer_port))
+        async with self._arrivals:
+            self._arrivals.notify_all()
         queue = self._scripts.get(request.path)
         script = queue.popleft() if queue else None
         if script is None:

@@ -270,6 +270,25 @@ const panels = {
         : el("p", "No requests in the last hour.", "muted"));
     } catch (error) { unavailable(node, error, "Statistics"); }
   },
+  async shadow() {
+    const node = $("shadow");
+    try {
+      const data = await getJSON("/sidecar/shadow");
+      if (!data.rules.length) { node.replaceChildren(el("p", "No shadow rules configured.", "muted")); return; }
+      const pct = (v) => v === null ? "—" : `${(100 * v).toFixed(0)} %`;
+      node.replaceChildren(table(
+        ["rule → candidate", "pairs", "cost primary / candidate", "saving", "p50 primary / candidate", "exact · similar · judge", "errors · skipped", "spent / budget"],
+        data.rules.map((r) => [
+          `${r.name} → ${r.candidate_model}`, int(r.pairs),
+          `${usd(r.primary.total_cost_usd)} / ${usd(r.candidate.total_cost_usd)}`,
+          `${usd(r.projected_saving_usd)}${r.projected_saving_percent === null ? "" : ` (${r.projected_saving_percent} %)`}`,
+          `${ms(r.primary.latency_p50_ms)} / ${ms(r.candidate.latency_p50_ms)}`,
+          `${pct(r.agreement.exact_rate)} · ${pct(r.agreement.similarity_mean)} · ${pct(r.agreement.judge_mean)}`,
+          `${int(r.candidate.errors)} · ${int(r.skipped.budget + r.skipped.in_flight + r.skipped.cache_hit)}`,
+          `${usd(r.spent_usd.total)} / ${usd(r.budget.limit_usd)}`,
+        ])));
+    } catch (error) { unavailable(node, error, "Shadow"); }
+  },
   async providers() {
     const node = $("providers");
     try {
