@@ -25,6 +25,7 @@ from sidecar.config.base import (
 )
 from sidecar.config.cache import CacheSettings
 from sidecar.config.privacy import PrivacySettings
+from sidecar.config.prompt_cache import PromptCacheSettings
 from sidecar.config.providers import (
     BreakerSettings,
     ProviderSettings,
@@ -36,8 +37,8 @@ from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
 __all__ = [
     "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
-    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "RetrySettings",
-    "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
+    "ListenSettings", "LogSettings", "PrivacySettings", "PromptCacheSettings", "ProviderSettings",
+    "RetrySettings", "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
 
@@ -135,6 +136,7 @@ class Settings(Section):
     routes: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    prompt_cache: PromptCacheSettings = Field(default_factory=PromptCacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     spend: SpendSettings = Field(default_factory=SpendSettings)

@@ -13,11 +13,13 @@ OpenAI-only configs).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
+from sidecar.config.prompt_cache import PromptCacheMode
 from sidecar.config.providers import ProviderSettings
+from sidecar.upstream.cache_policy import PromptCachePolicy, provider_kind
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.providers.openai import OpenAIProvider
 
@@ -44,7 +46,7 @@ class Provider(Protocol):
 class ProviderClass(Protocol):
     def __call__(self, name: str, base_url: str, *, api_key: str | None,
                  headers: Iterable[tuple[str, str]], strip_prefix: bool, local_auth: bool,
-                 proxy: str | None) -> Provider: ...
+                 proxy: str | None, prompt_cache: PromptCachePolicy | None) -> Provider: ...
 
 
 def _openai() -> ProviderClass:
@@ -60,12 +62,16 @@ def _anthropic() -> ProviderClass:
 FORMATS: dict[str, Callable[[], ProviderClass]] = {"openai": _openai, "anthropic": _anthropic}
 
 
-def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None
-                  ) -> Provider:
+def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None,
+                  prompt_cache_models: Mapping[str, PromptCacheMode] | None = None) -> Provider:
     """The provider these settings describe. `local_auth`: clients send local keys, which never
-    go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None."""
+    go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None;
+    `prompt_cache_models`: the `prompt_cache.models` overrides (cache_policy.py)."""
     cls = FORMATS[settings.format]()
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    policy = PromptCachePolicy.build(settings.prompt_cache,
+                                     provider_kind(settings.format, settings.base_url),
+                                     prompt_cache_models or {})
     return cls(settings.name, settings.base_url, api_key=api_key,
                headers=settings.headers.items(), strip_prefix=settings.strip_prefix,
-               local_auth=local_auth, proxy=proxy)
+               local_auth=local_auth, proxy=proxy, prompt_cache=policy)

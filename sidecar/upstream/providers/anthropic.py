@@ -7,7 +7,8 @@ chat.completion, or an event stream of chat.completion.chunk events (upstream/an
 gets a 404 saying Anthropic has no equivalent. Credentials: the provider's `api_key` as
 `x-api-key`, else the client's own key (its Bearer token, or its x-api-key) unless it was a
 local key, which never leaves the sidecar. `anthropic-version` is 2023-06-01 unless the client
-sends its own; a client's `anthropic-beta` header passes through.
+sends its own; a client's `anthropic-beta` header passes through. Prompt-cache breakpoints the
+client did not set are added to the translated request (upstream/prompt_cache.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from sidecar.upstream.anthropic.models import PAGE_LIMIT, translate_models
 from sidecar.upstream.anthropic.request import translate_request
 from sidecar.upstream.anthropic.response import translate_body
 from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
+from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.prompt_cache import mark_anthropic
 from sidecar.upstream.providers.openai import failed
 
 _JSON = "application/json"
@@ -39,10 +42,12 @@ _LISTED_PREFIX = "anthropic/"  # what strip_prefix removed, as OpenRouter names 
 class AnthropicProvider:
     def __init__(self, name: str, base_url: str, *, api_key: str | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
-                 local_auth: bool = False, proxy: str | None = None) -> None:
+                 local_auth: bool = False, proxy: str | None = None,
+                 prompt_cache: PromptCachePolicy | None = None) -> None:
         self.name = name
         self.base_url = base_url
         self._api_key = api_key
+        self._prompt_cache = prompt_cache
         self._extra = tuple(headers)
         self._strip_prefix = strip_prefix
         self._local_auth = local_auth
@@ -62,6 +67,10 @@ class AnthropicProvider:
                                               self.upstream_model(attempt.model))
         except SidecarError as exc:
             return _refused(attempt, exc)
+        policy = self._prompt_cache
+        if policy is not None and (minimum := policy.breakpoints(call, attempt.model)) is not None:
+            # after translation: the markers land on Anthropic's blocks (cache_policy.py)
+            request, attempt.cache_markers = mark_anthropic(request, minimum, call.raw_body)
         headers = self._headers(call)
         headers["Content-Type"] = _JSON
         response = await self._open(client, attempt, "POST", "/messages", headers,

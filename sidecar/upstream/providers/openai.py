@@ -4,7 +4,10 @@
 `Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
 local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
 byte, unless a stage changed it or this provider knows the model by another name. In zero
-data retention mode, OpenRouter is also told to use only providers that retain nothing.
+data retention mode, OpenRouter is also told to use only providers that retain nothing. The
+provider's prompt cache (cache_policy.py) may add breakpoints to an Anthropic model's chat on
+OpenRouter and a `prompt_cache_key` for OpenAI models; a body they leave as it was goes out
+byte for byte still.
 """
 
 from __future__ import annotations
@@ -12,24 +15,29 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable
 
+import orjson
 from aiohttp import StreamReader
 
 from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
+from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
-from sidecar.upstream.openrouter import is_openrouter, openrouter_body
+from sidecar.upstream.openrouter import is_openrouter, openrouter_body, retain_nothing
+from sidecar.upstream.prompt_cache import mark_openai_chat
 
 
 class OpenAIProvider:
     def __init__(self, name: str, base_url: str, *, api_key: str | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
-                 local_auth: bool = False, proxy: str | None = None) -> None:
+                 local_auth: bool = False, proxy: str | None = None,
+                 prompt_cache: PromptCachePolicy | None = None) -> None:
         self.name = name
         self.base_url = base_url
         self._strip_prefix = strip_prefix
         self._proxy = proxy
+        self._prompt_cache = prompt_cache
         self._where = f"{name} ({base_url})"
         self._openrouter = is_openrouter(base_url)  # takes provider.zdr in ZDR mode
         self._keep_client_auth = api_key is None and not local_auth
@@ -45,11 +53,33 @@ class OpenAIProvider:
 
     async def send(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         model = self.upstream_model(attempt.model)
-        if call.zdr and self._openrouter:
-            data = openrouter_body(call, model)
-        else:
-            data = call.upstream_body(model)
+        data = None
+        if self._prompt_cache is not None and call.body is not None:
+            data = self._cached_body(call, attempt, model, self._prompt_cache)
+        if data is None:
+            data = (openrouter_body(call, model) if call.zdr and self._openrouter
+                    else call.upstream_body(model))
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
+
+    def _cached_body(self, call: Call, attempt: Attempt, model: str, policy: PromptCachePolicy
+                     ) -> bytes | None:
+        """The body with breakpoints and a cache key; None when neither applies (or the rule
+        found no place for a marker), so the client's bytes go as they came."""
+        minimum = policy.breakpoints(call, attempt.model)
+        key = policy.cache_key(call, attempt.model)
+        if minimum is None and key is None:
+            return None
+        assert call.body is not None
+        body = {**call.body, **call.overrides, "model": model}
+        if minimum is not None:
+            body, attempt.cache_markers = mark_openai_chat(body, minimum, call.raw_body)
+        if key is not None:
+            body["prompt_cache_key"] = key
+        elif not attempt.cache_markers:
+            return None
+        if call.zdr and self._openrouter:
+            retain_nothing(body)
+        return orjson.dumps(body)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         data = None if call.content is None else _stream(call.content)
