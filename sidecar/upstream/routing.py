@@ -8,6 +8,8 @@ resolved here, once per provider.
 
 `finish` is the finisher route registers once per request: it feeds the throughput average from
 the answer's usage and counts a stream the upstream broke as a failure of its provider.
+`sticky` keeps each conversation on the provider of its pool that holds its prompt cache
+(sticky.py); None when `prompt_cache.sticky_idle_s` is 0.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sidecar.upstream.egress import egress_proxy, environment_proxies, redact
 from sidecar.upstream.openrouter import is_openrouter
 from sidecar.upstream.providers import make_provider
 from sidecar.upstream.retry import RetryPolicy
+from sidecar.upstream.sticky import Sticky
 from sidecar.upstream.targets import Router, Target
 
 
@@ -40,6 +43,7 @@ class Routing:
     configured: bool  # `providers` is set (else the one provider is `upstream`)
     openrouter_only: bool  # one provider, on openrouter.ai: it applies models/provider itself
     settings: tuple[ProviderSettings, ...]
+    sticky: Sticky | None = None
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -54,7 +58,8 @@ class Routing:
         for p in providers:
             proxy = egress_proxy(p.base_url, p.proxy, proxies)
             targets.append(Target(
-                provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy),
+                provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy,
+                                       prompt_cache_models=settings.prompt_cache.models),
                 patterns=tuple((pattern, Globs([pattern])) for pattern in p.models),
                 weight=p.weight,
                 prices=tuple((Globs([glob]), price) for glob, price in p.prices.items()),
@@ -66,7 +71,7 @@ class Routing:
             retry=RetryPolicy(settings.retry, enabled=configured or "retry" in explicit),
             clock=clock, configured=configured,
             openrouter_only=len(providers) == 1 and is_openrouter(providers[0].base_url),
-            settings=providers)
+            settings=providers, sticky=_sticky(settings, clock, len(targets)))
 
     @property
     def passthrough_target(self) -> Target:
@@ -123,11 +128,21 @@ class Routing:
                 "models": list(p.models), "weight": p.weight, "strip_prefix": p.strip_prefix,
                 "proxy": redact(target.proxy),
                 "healthy": breaker.state == "closed",
+                "pinned_conversations": (self.sticky.pinned_to(target.name)
+                                         if self.sticky is not None else 0),
                 "breaker": {"enabled": breaker.enabled, "state": breaker.state,
                             "consecutive_failures": breaker.failures,
                             "retry_in_s": round(breaker.retry_in(), 3)},
                 "averages": models})
         return out
+
+
+def _sticky(settings: Settings, clock: Clock, providers: int) -> Sticky | None:
+    """Pins, when a pool can exist (two providers or more) and stickiness is on."""
+    cache = settings.prompt_cache
+    if providers < 2 or cache.sticky_idle_s <= 0:
+        return None
+    return Sticky(cache.sticky_idle_s, cache.sticky_max_conversations, clock)
 
 
 def _upstream_as_provider(settings: Settings) -> ProviderSettings:
