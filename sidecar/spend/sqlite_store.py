@@ -12,6 +12,10 @@ the time index.
 
 WAL mode with synchronous=NORMAL: a committed batch survives the process being killed (only a
 power cut can lose the last commits), readers (the CLI) never block the writer.
+
+Columns added since the first release (ADDED) are added to an older file when the sidecar opens
+it, as 0 for the rows already there; a read-only reader (the CLI on a file no newer sidecar has
+opened yet) reads them as 0.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from sidecar.spend.ledger import Row
 from sidecar.spend.policy import BudgetRule
-from sidecar.spend.usage import By, add, report, since
+from sidecar.spend.usage import By, add, report, since, tally_of
 from sidecar.spend.windows import DAY, Window, window_start
 
 SCHEMA = """
@@ -40,7 +44,8 @@ CREATE TABLE IF NOT EXISTS requests (
     cost_nusd INTEGER NOT NULL,        -- nano-dollars (1e-9 USD)
     saved_nusd INTEGER NOT NULL,
     estimated INTEGER NOT NULL, capped INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
-    status INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL
+    status INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL,
+    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE TABLE IF NOT EXISTS daily (
@@ -50,28 +55,38 @@ CREATE TABLE IF NOT EXISTS daily (
     requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL, cost_nusd INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL, saved_nusd INTEGER NOT NULL,
+    upstream_prompt_tokens INTEGER NOT NULL DEFAULT 0,  -- of requests that went upstream
+    cached_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, day, value)    -- reads are one scope over a range of days
 ) WITHOUT ROWID;
 """
+# (table, column) added after the first release: ALTER TABLE on files made before.
+ADDED = (("requests", "provider_cache_saved_nusd"), ("daily", "upstream_prompt_tokens"),
+         ("daily", "cached_tokens"), ("daily", "cache_write_tokens"),
+         ("daily", "provider_cache_saved_nusd"))
 _INSERT = ("INSERT INTO requests (ts, request_id, endpoint, key_name, user_name, tags, model, "
            "requested_model, provider, prompt_tokens, completion_tokens, cached_tokens, "
            "cache_write_tokens, reasoning_tokens, cost_nusd, saved_nusd, estimated, capped, "
-           "cache_hit, status, outcome, latency_ms) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-_UPSERT = ("INSERT INTO daily VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (scope, day, value) DO "
-           "UPDATE SET requests = requests + excluded.requests, "
-           "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-           "completion_tokens = completion_tokens + excluded.completion_tokens, "
-           "cost_nusd = cost_nusd + excluded.cost_nusd, "
-           "cache_hits = cache_hits + excluded.cache_hits, "
-           "saved_nusd = saved_nusd + excluded.saved_nusd")
+           "cache_hit, status, outcome, latency_ms, provider_cache_saved_nusd) VALUES "
+           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+# The daily sums, in the order of usage.FIELDS.
+_SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_nusd", "cache_hits",
+         "saved_nusd", "upstream_prompt_tokens", "cached_tokens", "cache_write_tokens",
+         "provider_cache_saved_nusd")
+_UPSERT = (f"INSERT INTO daily (day, scope, value, {', '.join(_SUMS)}) VALUES "
+           f"(?,?,?,{','.join('?' * len(_SUMS))}) ON CONFLICT (scope, day, value) DO UPDATE SET "
+           + ", ".join(f"{name} = {name} + excluded.{name}" for name in _SUMS))
 # The requests column that holds each scope's value.
 COLUMNS = {"global": "''", "key": "key_name", "user": "user_name", "model": "model",
            "provider": "provider", "tag": "tags"}
-_TALLY = ("COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nusd), "
-          "SUM(cache_hit), SUM(saved_nusd)")
-_DAILY_TALLY = ("SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nusd), "
-                "SUM(cache_hits), SUM(saved_nusd)")
+# The same sums from the requests themselves (a hit of the sidecar's cache went nowhere).
+_TALLY = ("COUNT(*)", "SUM(prompt_tokens)", "SUM(completion_tokens)", "SUM(cost_nusd)",
+          "SUM(cache_hit)", "SUM(saved_nusd)",
+          "SUM(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END)",
+          "SUM(CASE WHEN cache_hit THEN 0 ELSE cached_tokens END)",
+          "SUM(CASE WHEN cache_hit THEN 0 ELSE cache_write_tokens END)",
+          "SUM(provider_cache_saved_nusd)")
 
 
 class Store:
@@ -79,12 +94,22 @@ class Store:
         self.path = path
         self._readonly = readonly
         self._db: sqlite3.Connection | None = None
+        self._tally = ", ".join(_TALLY)
+        self._daily_tally = ", ".join(f"SUM({name})" for name in _SUMS)
 
     def open(self) -> None:
         """Connect (creating the directory, file and tables on first start)."""
         if self._readonly:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True)
+            self._db = db = sqlite3.connect(uri, uri=True)
+            # a file no newer sidecar has opened yet: the sums of missing columns read as 0
+            missing = {(table, column) for table, column in ADDED
+                       if column not in _columns(db, table)}
+            self._tally = ", ".join(
+                "0" if any(t == "requests" and c in sql for t, c in missing) else sql
+                for sql in _TALLY)
+            self._daily_tally = ", ".join(
+                "0" if ("daily", name) in missing else f"SUM({name})" for name in _SUMS)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -92,6 +117,10 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
+            for table, column in ADDED:
+                if column not in _columns(db, table):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} "
+                               "INTEGER NOT NULL DEFAULT 0")
         except sqlite3.Error:
             db.close()
             raise
@@ -115,15 +144,7 @@ class Store:
         for row in rows:
             identity = (int(row.ts // DAY), row.key_name, row.user, row.model, row.provider,
                         row.tags)
-            tally = by_identity.get(identity)
-            if tally is None:
-                tally = by_identity[identity] = [0] * 6
-            tally[0] += 1
-            tally[1] += row.prompt_tokens
-            tally[2] += row.completion_tokens
-            tally[3] += row.cost
-            tally[4] += row.cache_hit
-            tally[5] += row.saved
+            add(by_identity, identity, tally_of(row))
         sums: dict[tuple[int, str, str], list[int]] = {}
         for (day, key, user, model, provider, tags), tally in by_identity.items():
             scopes = [("global", ""), ("key", key or ""), ("user", user or ""),
@@ -175,14 +196,14 @@ class Store:
             # Whole days before the cut's day come from the daily sums ...
             first_day, cut_day = start // DAY, int(cut // DAY)
             for value, *tally in self.db.execute(
-                    f"SELECT value, {_DAILY_TALLY} FROM daily WHERE scope = ? AND day >= ? "
+                    f"SELECT value, {self._daily_tally} FROM daily WHERE scope = ? AND day >= ? "
                     "AND day < ? GROUP BY value", (scope, first_day, cut_day)):
                 out.append((value, tuple(int(v or 0) for v in tally)))
             start = max(start, cut_day * DAY)
         # ... and the rest from the rows themselves.
         column = COLUMNS[scope]
         rows = self.db.execute(
-            f"SELECT {column}, {_TALLY} FROM requests WHERE ts >= ? AND ts < ? "
+            f"SELECT {column}, {self._tally} FROM requests WHERE ts >= ? AND ts < ? "
             f"GROUP BY {column}", (start, cut)).fetchall()
         for value, *tally in rows:
             tally_t = tuple(int(v or 0) for v in tally)
@@ -198,4 +219,9 @@ def _fields(row: Row) -> tuple[Any, ...]:
             row.model, row.requested_model, row.provider, row.prompt_tokens,
             row.completion_tokens, row.cached_tokens, row.cache_write_tokens,
             row.reasoning_tokens, row.cost, row.saved, int(row.estimated), int(row.capped),
-            int(row.cache_hit), row.status, row.outcome, round(row.latency_ms, 3))
+            int(row.cache_hit), row.status, row.outcome, round(row.latency_ms, 3),
+            row.provider_cache_saved)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(info[1]) for info in db.execute(f"PRAGMA table_info({table})")}

@@ -109,15 +109,26 @@ def render(payload: dict[str, Any]) -> None:
     table = Table(title=title, show_footer=True)
     total = f"{payload['total_requests']} requests"
     table.add_column(payload["by"], footer="total", no_wrap=True)
+    # the sidecar's own cache (hits, saved) and the provider's prompt cache (prompt tokens it
+    # read, its hit rate, what it saved net of writes): two caches, two sets of columns
     for header, footer in (("requests", str(payload["total_requests"])),
                            ("prompt tokens", ""), ("completion tokens", ""),
                            ("cost USD", _usd(payload["total_cost_usd"])), ("cache hits", ""),
-                           ("saved USD", _usd(payload["total_saved_usd"]))):
+                           ("saved USD", _usd(payload["total_saved_usd"])),
+                           ("provider cached tokens", str(payload.get("total_cached_tokens",
+                                                                      ""))),
+                           ("provider cache hit", _rate(payload.get(
+                               "total_provider_cache_hit_rate"))),
+                           ("provider cache saved USD", _usd(payload.get(
+                               "total_provider_cache_saved_usd", 0.0)))):
         table.add_column(header, footer=footer, justify="right")
     for row in payload["rows"]:
         table.add_row(row["key"] or "(none)", str(row["requests"]), str(row["prompt_tokens"]),
                       str(row["completion_tokens"]), _usd(row["cost_usd"]),
-                      str(row["cache_hits"]), _usd(row["saved_usd"]))
+                      str(row["cache_hits"]), _usd(row["saved_usd"]),
+                      str(row.get("cached_tokens", 0)),
+                      _rate(row.get("provider_cache_hit_rate")),
+                      _usd(row.get("provider_cache_saved_usd", 0.0)))
     # Piped output gets room for long model names instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
     if not payload["rows"]:
@@ -128,3 +139,7 @@ def render(payload: dict[str, Any]) -> None:
 
 def _usd(value: float) -> str:
     return usd_text(to_nano(value))
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
