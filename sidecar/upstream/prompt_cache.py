@@ -42,8 +42,6 @@ DEFAULT_MINIMUM = 1024
 # (Sonnet 4.5, 4, 3.7, Opus 4.1, 4, 3). Below it a marker caches nothing.
 MINIMUMS = (("haiku-4", 4096), ("opus-4-5", 4096), ("opus-4-6", 4096), ("sonnet-4-6", 2048),
             ("haiku", 2048))
-_CLIENT_MARKERS = ("cache_control", "prompt_cache_breakpoint")
-_RAW_MARKERS = (b"cache_control", b"prompt_cache_breakpoint")
 _UNMARKABLE = frozenset(("thinking", "redacted_thinking"))
 _NON_TEXT = frozenset(("image", "document", "image_url", "file", "input_audio"))
 
@@ -62,19 +60,15 @@ def minimum_tokens(model: str) -> int:
     return DEFAULT_MINIMUM
 
 
-def maybe_marked(raw: bytes | None) -> bool:
-    """Whether the client's bytes can hold a breakpoint: one substring search (a few µs for
-    100 kB), so the structural scan runs only for bodies that mention one."""
-    return raw is None or any(word in raw for word in _RAW_MARKERS)
-
-
 def _ephemeral() -> dict[str, str]:
     return {"type": "ephemeral"}
 
 
 def _marked(block: Any) -> bool:
-    return isinstance(block, dict) and any(block.get(name) is not None
-                                           for name in _CLIENT_MARKERS)
+    # Anthropic's marker, and OpenAI's (GPT-5.6+, which OpenRouter translates to Anthropic's);
+    # written out, not looped over: it runs for every block of the request
+    return isinstance(block, dict) and (block.get("cache_control") is not None
+                                        or block.get("prompt_cache_breakpoint") is not None)
 
 
 def _any_marked(blocks: Any) -> bool:
@@ -90,13 +84,20 @@ def _any_marked(blocks: Any) -> bool:
 
 def client_marked(body: Body) -> bool:
     """A breakpoint of the client's own, in either shape (OpenAI's messages or Anthropic's
-    system and messages; a marker on a whole message counts too)."""
+    system and messages; a marker on a whole message counts too). Scan the client's body
+    rather than a translation of it: 5 µs for an agent's 59 kB chat, where its Anthropic
+    translation (one block per part) takes 17 and a byte search for the word 18."""
     if _marked(body) or _any_marked(body.get("tools")) or _any_marked(body.get("system")):
         return True
     messages = body.get("messages")
-    return isinstance(messages, list) and any(
-        _marked(message) or (isinstance(message, dict) and _any_marked(message.get("content")))
-        for message in messages)
+    if not isinstance(messages, list):
+        return False
+    for message in messages:
+        if isinstance(message, dict) and (
+                _marked(message) or (type(content := message.get("content")) is list
+                                     and _any_marked(content))):
+            return True
+    return False
 
 
 # --- sizes ----------------------------------------------------------------------------------
@@ -231,11 +232,15 @@ def _prefix_chars(messages: list[Any], m: int, index: int, skip_roles: tuple[str
 
 # --- the two shapes -------------------------------------------------------------------------
 
-def mark_anthropic(body: Body, minimum: int, raw: bytes | None = None) -> tuple[Body, int]:
+def mark_anthropic(body: Body, minimum: int, *, marked: bool | None = None
+                   ) -> tuple[Body, int]:
     """The Anthropic Messages request with the rule's markers, and how many were added.
-    `raw`: the client's bytes, when known (no mention of a breakpoint skips the scan)."""
+    `marked`: whether the client set a breakpoint, when the caller scanned the body it was
+    translated from (else this body is scanned)."""
     messages = body.get("messages")
-    if not isinstance(messages, list) or (maybe_marked(raw) and client_marked(body)):
+    if marked is None:
+        marked = client_marked(body)
+    if not isinstance(messages, list) or marked:
         return body, 0
     need = minimum * CHARS_PER_TOKEN
     out = body
@@ -254,9 +259,9 @@ def mark_anthropic(body: Body, minimum: int, raw: bytes | None = None) -> tuple[
     turn = _newest_user_turn(messages, ("user",))
     found = _conversation_marker(messages, turn, (), text_only=False)
     if found is not None and _prefix_chars(messages, *found, (), chars, need) >= need:
-        marked = list(messages)
-        marked[found[0]] = _with_marker(messages[found[0]], found[1])
-        out = {**out, "messages": marked}
+        edited = list(messages)
+        edited[found[0]] = _with_marker(messages[found[0]], found[1])
+        out = {**out, "messages": edited}
         added += 1
     return out, added
 
@@ -264,13 +269,13 @@ def mark_anthropic(body: Body, minimum: int, raw: bytes | None = None) -> tuple[
 _SYSTEM_ROLES = ("system", "developer")
 
 
-def mark_openai_chat(body: Body, minimum: int, raw: bytes | None = None) -> tuple[Body, int]:
+def mark_openai_chat(body: Body, minimum: int) -> tuple[Body, int]:
     """The OpenAI chat request (for OpenRouter, which passes `cache_control` on content parts
     to Anthropic) with the rule's markers, and how many were added. String content becomes one
     text part to carry a marker; only text parts are marked; tools are left alone (a system
     marker or the conversation's covers them: they come first in the prefix)."""
     messages = body.get("messages")
-    if not isinstance(messages, list) or (maybe_marked(raw) and client_marked(body)):
+    if not isinstance(messages, list) or client_marked(body):
         return body, 0
     need = minimum * CHARS_PER_TOKEN
     chars = _tools_chars(body.get("tools"), need)

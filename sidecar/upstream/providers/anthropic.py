@@ -32,7 +32,7 @@ from sidecar.upstream.anthropic.response import translate_body
 from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
 from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
-from sidecar.upstream.prompt_cache import mark_anthropic
+from sidecar.upstream.prompt_cache import client_marked, mark_anthropic
 from sidecar.upstream.providers.openai import failed
 
 _JSON = "application/json"
@@ -70,7 +70,8 @@ class AnthropicProvider:
         policy = self._prompt_cache
         if policy is not None and (minimum := policy.breakpoints(call, attempt.model)) is not None:
             # after translation: the markers land on Anthropic's blocks (cache_policy.py)
-            request, attempt.cache_markers = mark_anthropic(request, minimum, call.raw_body)
+            request, attempt.cache_markers = mark_anthropic(
+                request, minimum, marked=client_marked(call.body))
         headers = self._headers(call)
         headers["Content-Type"] = _JSON
         response = await self._open(client, attempt, "POST", "/messages", headers,

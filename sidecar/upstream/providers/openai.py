@@ -72,7 +72,7 @@ class OpenAIProvider:
         assert call.body is not None
         body = {**call.body, **call.overrides, "model": model}
         if minimum is not None:
-            body, attempt.cache_markers = mark_openai_chat(body, minimum, call.raw_body)
+            body, attempt.cache_markers = mark_openai_chat(body, minimum)
         if key is not None:
             body["prompt_cache_key"] = key
         elif not attempt.cache_markers:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +17,6 @@ from sidecar.upstream.prompt_cache import (
     is_anthropic_family,
     mark_anthropic,
     mark_openai_chat,
-    maybe_marked,
     minimum_tokens,
 )
 
@@ -218,18 +216,27 @@ def test_openai_stands_down_for_a_client_marker() -> None:
     assert (added, out) == (0, body)
 
 
-def test_maybe_marked_is_a_byte_search() -> None:
-    """Bytes without the word skip the structural scan; any mention runs it."""
-    assert not maybe_marked(b'{"messages": []}')
-    assert maybe_marked(b'{"x": "cache_control"}') and maybe_marked(None)
-
-
 def test_a_mention_in_text_is_not_a_marker() -> None:
     """The word in a message's text (a conversation about caching) is no breakpoint."""
     body = openai_body()
     body["messages"][1]["content"] = "what does cache_control do?"
-    raw = orjson.dumps(body)
-    assert mark_openai_chat(body, 1024, raw)[1] == 2
+    assert mark_openai_chat(body, 1024)[1] == 2
+
+
+def test_the_client_scan_can_be_done_on_the_body_before_translation() -> None:
+    """`marked` given: the translated body is not scanned again (its markers came from the
+    client's body, which was)."""
+    body = anthropic_body(turns=2)
+    assert mark_anthropic(body, 1024, marked=True) == (body, 0)
+    assert mark_anthropic(body, 1024, marked=False)[1] == 2
+
+
+def test_openai_style_breakpoints_count_as_the_clients() -> None:
+    """prompt_cache_breakpoint (OpenAI's marker, which OpenRouter translates) stands down too."""
+    body = openai_body()
+    body["messages"][1] = {"role": "user", "content": [
+        {"type": "text", "text": "q", "prompt_cache_breakpoint": {}}]}
+    assert mark_openai_chat(body, 1024)[1] == 0
 
 
 _TEXT = st.text(alphabet="ab ", max_size=40)
