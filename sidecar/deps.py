@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -56,6 +56,7 @@ class Deps:
     flights: Flights | None = None  # the cache's single-flight tasks
     prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
     ledger: Ledger | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -63,14 +64,13 @@ class Deps:
         """`clock`: time and chance for routing (tests inject one; default: the system's);
         `env`: where the standard OTEL_* variables are read (default: the process's)."""
         metrics = Metrics()
-        telemetry = TelemetryExport(settings.telemetry, metrics,
-                                    os.environ if env is None else env,
-                                    zdr=settings.privacy.zdr)
+        env = os.environ if env is None else env
+        telemetry = TelemetryExport(settings.telemetry, metrics, env, zdr=settings.privacy.zdr)
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
                    routing=Routing.build(settings, clock), telemetry=telemetry,
-                   refusals=AuthRefusals(metrics))
+                   refusals=AuthRefusals(metrics), env=env)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
@@ -81,6 +81,35 @@ class Deps:
         if deps.ledger is not None:
             deps.prices = PriceBook(settings, upstream)
         return deps
+
+    async def rebuild(self, settings: Settings) -> list[Resource]:
+        """Live reload (sidecar/live.py), in place: keep every stateful resource (the pool, the
+        ledger with its budgets and holds, the cache and its flights, the inspector, the
+        metrics), reconfigure what takes new settings, rebuild the routing table with each
+        kept provider's breaker and averages, and a new exporter when telemetry changed.
+        `settings` has the running value of every restart-only setting (config/changes.py).
+        Returns what was replaced, for the caller to close once its requests are done."""
+        retired: list[Resource] = []
+        routing = Routing.build(settings, self.routing.clock)
+        routing.keep_state_of(self.routing)
+        telemetry = self.telemetry
+        if settings.telemetry != self.settings.telemetry:
+            telemetry = TelemetryExport(settings.telemetry, self.metrics, self.env,
+                                        zdr=settings.privacy.zdr)
+            await telemetry.start()
+            self.telemetry.stop_logs()
+            retired.append(self.telemetry)
+            self.access.sink = telemetry.access_sink()
+        self.upstream.reconfigure(settings.upstream)
+        if self.inspector is not None:
+            self.inspector.capture(settings.telemetry.capture_content
+                                   and not settings.privacy.zdr)
+        if self.prices is not None:
+            await self.prices.reconfigure(settings)
+        if self.ledger is not None:
+            await self.ledger.reconfigure(settings.spend)
+        self.settings, self.routing, self.telemetry = settings, routing, telemetry
+        return retired
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others

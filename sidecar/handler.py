@@ -34,6 +34,7 @@ from sidecar.errors import (
     render,
 )
 from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
+from sidecar.live import Live
 from sidecar.pipeline.read_body import too_deep
 from sidecar.runtime import Runtime
 
@@ -41,10 +42,11 @@ _log = structlog.get_logger("sidecar.handler")
 
 
 class ProxyHandler:
-    def __init__(self, model: Next, passthrough: Next, runtime: Runtime,
-                 record: Finisher, model_headers: dict[str, str] | None = None) -> None:
-        self._model = model
-        self._passthrough = passthrough
+    def __init__(self, live: Live, runtime: Runtime, record: Finisher,
+                 model_headers: dict[str, str] | None = None) -> None:
+        # A request runs on the pipelines it started with: read once per request here, so a
+        # live reload swaps them for the next request only (sidecar/live.py).
+        self._live = live
         self._runtime = runtime
         self._record = record
         # Headers every model-endpoint answer carries whatever the stages do (e.g.
@@ -56,13 +58,13 @@ class ProxyHandler:
         call.content = request.content
         if self._model_headers:
             call.response_headers.update(self._model_headers)
-        return await self._serve(request, call, self._model)
+        return await self._serve(request, call, self._live.pipelines.model)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         call = _new_call(request, endpoint=None)
         if request.body_exists:
             call.content = request.content
-        return await self._serve(request, call, self._passthrough)
+        return await self._serve(request, call, self._live.pipelines.passthrough)
 
     async def _serve(self, request: web.Request, call: Call, pipeline: Next
                      ) -> web.StreamResponse:

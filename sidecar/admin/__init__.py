@@ -23,12 +23,13 @@ from sidecar.admin.guard import AdminGuard, Kind, Notice
 from sidecar.admin.openapi import openapi
 from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
+from sidecar.admin.reload import reload_config
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
-from sidecar.pipeline import PIPELINES
+from sidecar.live import LIVE
 from sidecar.runtime import RUNTIME
 from sidecar.telemetry.access import admin_line
 
@@ -87,6 +88,7 @@ def add_admin_routes(app: web.Application, settings: Settings) -> None:
     admin.add("GET", "/sidecar/usage", spend.usage)
     admin.add("GET", "/sidecar/budgets", spend.budgets)
     admin.add("GET", "/sidecar/openapi.json", openapi)
+    admin.add("POST", "/sidecar/reload", reload_config)
 
 
 def logged(handler: Handler) -> Handler:
@@ -130,5 +132,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def config(request: web.Request) -> web.Response:
+    """The running configuration (secrets masked), its stages, and its version: when it was
+    loaded, the last reload's error, the settings a reload changed that need a restart."""
+    live = request.config_dict[LIVE]
     return json_response({"config": public_config(request.config_dict[DEPS].settings),
-                          "stages": request.config_dict[PIPELINES].stage_names})
+                          "stages": live.pipelines.stage_names, **live.view()})

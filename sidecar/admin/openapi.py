@@ -53,6 +53,10 @@ def _object(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+_RELOADED = _object(applied={"type": "boolean"}, version={"type": "integer"},
+                    changed={"type": "array", "items": {"type": "string"}},
+                    restart_required={"type": "array", "items": {"type": "string"}},
+                    error={"type": ["string", "null"]}, ms={"type": "number"})
 _ARRAY_OF_OBJECTS = {"type": "array", "items": OBJECT}
 _ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token"),
                  "403": {"description": "admin.token is not set and this listener is not "
@@ -106,8 +110,19 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/metrics": {"get": _admin("Prometheus text exposition.",
                                    _ok({"type": "string"}, media="text/plain"))},
         "/sidecar/config": {"get": _admin(
-            "The effective configuration, every secret as ***, and the stage list.",
-            _ok(_object(config=OBJECT, stages={"type": "array", "items": {"type": "string"}})))},
+            "The effective configuration, every secret as ***, the stage list and the "
+            "configuration's version.",
+            _ok(_object(config=OBJECT, stages={"type": "array", "items": {"type": "string"}},
+                        version={"type": "integer"}, loaded_at={"type": "number"},
+                        last_error={"type": ["string", "null"]},
+                        restart_required={"type": "array", "items": {"type": "string"}},
+                        reload={"type": "boolean"})))},
+        "/sidecar/reload": {"post": _admin(
+            "Read the configuration file again and apply it without a restart.",
+            _ok(_RELOADED),
+            errors={"409": _ok(_RELOADED, "started without a file to read again"),
+                    "422": _ok(_RELOADED, "the file is invalid: the running configuration "
+                                          "keeps serving")})},
         "/sidecar/providers": {"get": _admin(
             "Each provider's health, breaker and averages; the retry policy.",
             _ok(_object(providers=_ARRAY_OF_OBJECTS, retry=OBJECT)))},

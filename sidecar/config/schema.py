@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
 from sidecar.config.base import (
     Port,
@@ -38,7 +38,8 @@ from sidecar.config.telemetry import LogSettings, TelemetrySettings
 __all__ = [
     "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
     "ListenSettings", "LogSettings", "PrivacySettings", "PromptCacheSettings", "ProviderSettings",
-    "RetrySettings", "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
+    "ReloadSettings", "RetrySettings", "Settings", "SpendSettings", "TelemetrySettings",
+    "UpstreamSettings",
 ]
 
 
@@ -95,6 +96,10 @@ class AuthKey(Section):
     token: SecretStr
     tags: list[str] = Field(default_factory=list)
     allowed_models: list[str] = Field(default_factory=lambda: ["*"])
+    # A rotation window: the key is refused (401, saying why) before not_before and from
+    # not_after on; two keys valid at once let clients move from one to the other.
+    not_before: AwareDatetime | None = None
+    not_after: AwareDatetime | None = None
 
     @field_validator("token")
     @classmethod
@@ -102,6 +107,12 @@ class AuthKey(Section):
         if not value.get_secret_value():
             raise ValueError("must not be empty (is its environment variable set?)")
         return value
+
+    @model_validator(mode="after")
+    def _window(self) -> AuthKey:
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError("not_after must be later than not_before")
+        return self
 
 
 class AuthSettings(Section):
@@ -120,6 +131,13 @@ class AuthSettings(Section):
         if len(set(tokens)) != len(tokens):
             raise ValueError("two keys share one token")
         return self
+
+
+class ReloadSettings(Section):
+    """Live reload (sidecar/live.py): SIGHUP, `POST /sidecar/reload`, and the file watch."""
+
+    watch: bool = True  # reload when the config file's content changes (a ConfigMap update)
+    poll_s: PositiveSeconds = 2.0  # how often the file is read to see whether it changed
 
 
 def default_state_dir() -> Path:
@@ -142,6 +160,7 @@ class Settings(Section):
     spend: SpendSettings = Field(default_factory=SpendSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
     state_dir: Path = Field(default_factory=default_state_dir)
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 
 FLUSH_ROWS = 5_000  # a queue this long is written at once, not at the next flush interval
@@ -100,6 +101,11 @@ class Ledger(Protocol):
     async def usage(self, window: str, by: str) -> dict[str, Any]: ...
 
     async def budgets(self) -> list[dict[str, Any]]: ...
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """Live reload: the new budgets and rate limits, with what was spent and held kept
+        (see Reservations.reconfigure and each backend's note)."""
+        ...
 
 
 def sqlite_path(settings: Settings) -> Path | None:

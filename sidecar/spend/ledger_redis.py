@@ -37,6 +37,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -252,6 +253,12 @@ class RedisLedger:
         except (RedisError, OSError) as exc:
             raise LedgerDown(str(exc)) from exc
         return out
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """Budgets and limits live in Redis under their names: a budget kept by name keeps
+        what was spent (a new limit applies to it); one the reload adds counts from now on, as
+        one added at start does (rows are not summed again)."""
+        self.policy = Policy(spend)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import structlog
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -55,7 +56,7 @@ class SqliteLedger:
         self._spend = settings.spend
         self._metrics = metrics
         self._store = Store(path)
-        self.reservations = Reservations()
+        self.reservations = Reservations(self.policy)
         self._pending: list[Row] = []
         self._executor: ThreadPoolExecutor | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -179,6 +180,25 @@ class SqliteLedger:
             out.append(budget_view(rule, window_start(rule.window, now),
                                    [(v, c.spent, c.reserved) for v, c in entries]))
         return out
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """A budget whose definition is unchanged keeps its counters (a new limit applies to
+        the money already spent); one that is new, or whose scope, window or match changed, is
+        totalled from the file (after writing what is queued), like at start. A request in
+        flight across the reload is held against the budgets it was admitted under only."""
+        policy = Policy(spend)
+        fresh = self.reservations.reconfigure(policy)
+        self.policy = policy
+        if fresh and self._opened:
+            await self.flush()
+            try:
+                totals = await self._in_thread(self._store.totals, fresh, self.clock(), None)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("read", exc)
+                return
+            now = self.clock()
+            for rule, value, amount in totals:
+                self.reservations.add_spent(rule, value, now, amount)
 
     # -- internals ----------------------------------------------------------------------------
 

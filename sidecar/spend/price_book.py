@@ -75,19 +75,42 @@ class PriceBook:
     name = "price book"
 
     def __init__(self, settings: Settings, upstream: UpstreamClient) -> None:
-        spend = settings.spend
-        self._settings = spend
-        self._sources = price_sources(settings) if spend.fetch_prices else []
         self._upstream = upstream
-        self._configured = [(Globs([glob]), ModelPrice(rates_from_usd(**p.model_dump()),
-                                                       "config"))
-                            for glob, p in spend.prices.items()]
+        self._configure(settings)
         self._fetched: dict[str, ModelPrice] = {}
         self._bundled: dict[str, ModelPrice] = {}
         self.bundled_source = self.bundled_date = ""
         self.fetched_at: float | None = None
         self._memo: dict[str, ModelPrice | None] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def _configure(self, settings: Settings) -> None:
+        spend = settings.spend
+        self._settings = spend
+        self._sources = price_sources(settings) if spend.fetch_prices else []
+        self._configured = [(Globs([glob]), ModelPrice(rates_from_usd(**p.model_dump()),
+                                                       "config"))
+                            for glob, p in spend.prices.items()]
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Live reload: the configured prices apply to the next lookup; when the places to
+        fetch from changed, they are fetched now (waiting as at start, at most
+        `prices_fetch_timeout_s`), and kept fresh from then on."""
+        sources = self._sources
+        self._configure(settings)
+        self._memo = {}
+        if self._sources == sources:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fetched = {}
+        if self._sources:
+            first = asyncio.ensure_future(self.refresh())
+            self._task = asyncio.ensure_future(self._keep_fresh(first))
+            await asyncio.wait([first], timeout=self._settings.prices_fetch_timeout_s)
 
     async def start(self) -> None:
         self._bundled, self.bundled_source, self.bundled_date = load_bundled()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.windows import window_end, window_start
 
@@ -80,9 +80,12 @@ def reservation(ask: Ask, tokens: int) -> int:
 
 
 class Reservations:
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         self.counters: dict[str, dict[str, Counter]] = {}  # budget name -> scope value -> ...
         self.buckets: dict[tuple[str, str, str], Bucket] = {}
+        # the rules the counters and buckets were made for (a reload compares against them)
+        self.budgets: list[BudgetRule] = list(policy.budgets) if policy else []
+        self.scopes: dict[str, str] = {r.name: r.scope for r in policy.limits} if policy else {}
 
     def counter(self, rule: BudgetRule, value: str, now: float) -> Counter:
         values = self.counters.get(rule.name)
@@ -165,6 +168,35 @@ class Reservations:
         if bucket is None:
             bucket = self.buckets[key] = Bucket(per_minute, per_minute / 60.0, per_minute, now)
         return bucket
+
+    def reconfigure(self, policy: Policy) -> list[BudgetRule]:
+        """Live reload: forget the counters of budgets that are gone or defined anew (another
+        scope, window or match) and return those, which the ledger totals again; resize the
+        buckets of rate limits whose rpm or tpm changed, forget those of limits gone or moved
+        to another scope. Holds in flight settle into the counter they hold, or into nothing."""
+        old = {rule.name: rule for rule in self.budgets}
+        fresh = []
+        for rule in policy.budgets:
+            was = old.get(rule.name)
+            if was is None or (was.scope, was.window, was.match) != (
+                    rule.scope, rule.window, rule.match):
+                self.counters.pop(rule.name, None)
+                fresh.append(rule)
+        for name in set(old) - {rule.name for rule in policy.budgets}:
+            self.counters.pop(name, None)
+        limits = {rule.name: rule for rule in policy.limits}
+        for key, bucket in list(self.buckets.items()):
+            name, _, kind = key
+            limit = limits.get(name)
+            per_minute = None if limit is None else limit.rpm if kind == "rpm" else limit.tpm
+            if limit is None or per_minute is None or limit.scope != self.scopes.get(name):
+                del self.buckets[key]
+            elif per_minute != bucket.capacity:
+                bucket.capacity, bucket.rate = per_minute, per_minute / 60.0
+                bucket.level = min(bucket.level, bucket.capacity)
+        self.budgets = list(policy.budgets)
+        self.scopes = {rule.name: rule.scope for rule in policy.limits}
+        return fresh
 
     def add_spent(self, rule: BudgetRule, value: str, now: float, amount: int) -> None:
         """Count spend already in the ledger (the rebuild at start)."""

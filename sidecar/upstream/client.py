@@ -94,6 +94,13 @@ class UpstreamClient:
     def __init__(self, settings: UpstreamSettings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._timeout = _timeout(settings)
+
+    def reconfigure(self, settings: UpstreamSettings) -> None:
+        """Live reload: new connect and read timeouts apply to the next request (the pool and
+        its size stay: `upstream.max_connections` needs a restart)."""
+        self._settings = settings
+        self._timeout = _timeout(settings)
 
     async def start(self) -> None:
         s = self._settings
@@ -102,8 +109,7 @@ class UpstreamClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout_s,
-                                          sock_read=s.read_timeout_s),
+            timeout=self._timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             raise_for_status=False,
@@ -144,6 +150,7 @@ class UpstreamClient:
             return await self.session.request(
                 method, url, headers=headers, data=data, allow_redirects=False,
                 auto_decompress=decode, skip_auto_headers=skip, proxy=proxy,
+                timeout=self._timeout,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_error(exc, where, "sending the request") from exc
@@ -158,3 +165,8 @@ class UpstreamClient:
             raise transport_error(exc, where, "sending the response body") from exc
         finally:
             response.release()
+
+
+def _timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s,
+                                 sock_read=settings.read_timeout_s)

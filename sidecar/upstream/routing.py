@@ -78,6 +78,17 @@ class Routing:
         """Paths without a model (files, batches, ...) go to the first provider listed."""
         return self.targets[0]
 
+    def keep_state_of(self, previous: Routing) -> None:
+        """Live reload: a provider that is still there (same name, base URL and format) keeps
+        its breaker's state and its averages; a new or changed one starts fresh."""
+        before = {(t.name, p.base_url, p.format): t
+                  for t, p in zip(previous.targets, previous.settings, strict=True)}
+        for target, p in zip(self.targets, self.settings, strict=True):
+            old = before.get((target.name, p.base_url, p.format))
+            if old is not None:
+                target.breaker.keep_state_of(old.breaker)
+                target.stats = old.stats
+
     def target(self, name: str) -> Target | None:
         for target in self.targets:
             if target.name == name:

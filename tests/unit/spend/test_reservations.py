@@ -1,12 +1,13 @@
 """In-memory admission: holds are atomic and never let spent + held pass a blocking limit,
-capping, warn budgets, window resets, settling, token buckets, forgetting old counters."""
+capping, warn budgets, window resets, settling, token buckets, forgetting old counters, and
+what a live reload keeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from sidecar.config.spend import Budget, RateLimit
-from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Refusal
+from sidecar.config.spend import Budget, RateLimit, SpendSettings
+from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Policy, Refusal
 from sidecar.spend.reservations import Reservations
 
 NOW = 1_795_000_000.0  # 2026-11-18
@@ -135,3 +136,31 @@ def test_sweep_forgets_past_windows_and_full_buckets() -> None:
     assert len(book.counters[budget.name]) == 1 and len(book.buckets) == 1
     book.sweep(NOW + 120)
     assert book.counters[budget.name] == {} and book.buckets == {}
+
+
+def test_a_reload_keeps_what_budgets_spent_and_resizes_rate_limits() -> None:
+    """Live reload: a budget kept by name keeps its counters under a new limit; one redefined
+    (another window) or new is returned to be totalled again and starts empty; a rate limit's
+    buckets take the new rpm; a limit moved to another scope loses its buckets."""
+    spend = SpendSettings(budgets=[Budget(name="day", limit_usd=1e-6),
+                                   Budget(name="week", window="week", limit_usd=1e-6)],
+                          rate_limits=[RateLimit(scope="global", rpm=60),
+                                       RateLimit(scope="global", rpm=10)])
+    policy = Policy(spend)
+    book = Reservations(policy)
+    day, week = policy.budgets
+    book.admit(Ask([(day, ""), (week, "")], [(limit, "") for limit in policy.limits], 100, 0,
+                   0, 1, 1, NOW))
+    assert book.counters["day"][""].reserved == 100
+    bucket = book.buckets[("rate_limits[0]", "", "rpm")]
+    assert bucket.level == 59
+    changed = SpendSettings(
+        budgets=[Budget(name="day", limit_usd=2e-6),  # the limit only: kept
+                 Budget(name="week", window="month", limit_usd=1e-6),  # redefined
+                 Budget(name="new", limit_usd=1e-6)],
+        rate_limits=[RateLimit(scope="global", rpm=30), RateLimit(scope="key", rpm=10)])
+    fresh = book.reconfigure(Policy(changed))
+    assert [rule.name for rule in fresh] == ["week", "new"]
+    assert book.counters["day"][""].reserved == 100 and "week" not in book.counters
+    assert (bucket.capacity, bucket.level) == (30, 30)
+    assert ("rate_limits[1]", "", "rpm") not in book.buckets
