@@ -80,7 +80,10 @@ class Routing:
 
     def keep_state_of(self, previous: Routing) -> None:
         """Live reload: a provider that is still there (same name, base URL and format) keeps
-        its breaker's state and its averages; a new or changed one starts fresh."""
+        its breaker's state and its averages; a new or changed one starts fresh. Conversations
+        stay pinned (a pin naming a provider that left is ignored, then dropped)."""
+        if self.sticky is not None and previous.sticky is not None:
+            self.sticky.keep_pins_of(previous.sticky)
         before = {(t.name, p.base_url, p.format): t
                   for t, p in zip(previous.targets, previous.settings, strict=True)}
         for target, p in zip(self.targets, self.settings, strict=True):

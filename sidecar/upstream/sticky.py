@@ -97,6 +97,13 @@ class Sticky:
         if cached or last.provider == pinned or session_id(call) is not None:
             self._pin(pin_key, last.provider)
 
+    def keep_pins_of(self, previous: Sticky) -> None:
+        """Live reload: the same table (requests still finishing on the old routing pin into
+        it too), trimmed to this one's bound."""
+        self._pins = previous._pins
+        while len(self._pins) > self.max_pins:
+            self._pins.popitem(last=False)
+
     def _pin(self, key: PinKey, provider: str) -> None:
         pins = self._pins
         pins[key] = (provider, self._clock.now())

@@ -167,6 +167,24 @@ def test_pins_are_bounded_least_recently_used_first() -> None:
     assert order(routing, sticky, conversation("c4"))[0] == "a"
 
 
+def test_pins_survive_a_live_reload() -> None:
+    """A reload rebuilds routing: the conversation stays pinned, within the new bound."""
+    clock = FakeClock()
+    routing, sticky = pool(clock)
+    for first in ("x", "y", "z"):
+        call = conversation(first)
+        order(routing, sticky, call)
+        served(call, "b", WRITTEN)
+    settings = Settings.model_validate({
+        "providers": [{"name": n, "base_url": f"http://{n}.example", "models": ["anthropic/*"]}
+                      for n in ("a", "b")],
+        "prompt_cache": {"sticky_max_conversations": 2}})
+    reloaded = Routing.build(settings, clock, environ={})
+    reloaded.keep_state_of(routing)
+    assert reloaded.sticky is not None and len(reloaded.sticky) == 2
+    assert order(reloaded, reloaded.sticky, conversation("z"))[0] == "b"
+
+
 def test_no_sticky_without_a_pool_or_when_off() -> None:
     """One provider, or sticky_idle_s 0: routing keeps no pins at all."""
     one = Settings.model_validate({"providers": [{"name": "a", "base_url": "http://a.x"}]})
