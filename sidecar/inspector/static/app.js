@@ -286,7 +286,8 @@ const panels = {
 function promptCachePanel(rate, cached, written, saved, where) {
   const node = $("prompt-cache");
   const lines = [el("div", rate === null || rate === undefined ? "—"
-                           : `${(100 * rate).toFixed(1)} % of prompt tokens`, "big"),
+                           : `${(100 * rate).toFixed(1)} %`, "big"),
+                 el("div", "of prompt tokens read from the provider's cache", "muted"),
                  el("div", `${int(cached || 0)} read · ${int(written || 0)} written ${where}`, "muted")];
   if (saved !== null && saved !== undefined) {
     lines.push(el("div", saved < 0 ? `writes cost ${usd(-saved)} more than reads saved so far`
