@@ -15,7 +15,7 @@ streamed as `response.completed` / `response.incomplete` events).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -33,8 +33,13 @@ _MAX_TOKENS = 2**31
 _MAX_COST_USD = 1e6
 
 
-def observe(answer: Answer, reply: Reply) -> Reply:
-    """Note the reply's facts in `answer`; a stream is wrapped, never buffered."""
+Reader = Callable[[Answer, dict[str, Any]], None]  # takes one answer's or event's facts
+
+
+def observe(answer: Answer, reply: Reply, reader: Reader | None = None) -> Reply:
+    """Note the reply's facts in `answer`; a stream is wrapped, never buffered. `reader`: how
+    to read one answer or event (OpenAI's shapes by default; Anthropic's: messages/answer.py)."""
+    read = note if reader is None else reader
     if reply.body is not None:
         if reply.status >= 400:
             if b'"usage"' in reply.body:
@@ -45,19 +50,19 @@ def observe(answer: Answer, reply: Reply) -> Reply:
         except orjson.JSONDecodeError:
             return reply
         if isinstance(data, dict):
-            note(answer, data)
+            read(answer, data)
     elif reply.sse and reply.chunks is not None and reply.status < 400:
-        reply.chunks = _watch(answer, reply.chunks)
+        reply.chunks = _watch(answer, reply.chunks, read)
     return reply
 
 
-async def _watch(answer: Answer, chunks: AsyncIterator[bytes]
+async def _watch(answer: Answer, chunks: AsyncIterator[bytes], read: Reader
                  ) -> AsyncGenerator[bytes, None]:
     async for chunk in chunks:
         for event in split_events(chunk):
             data = event_json(event)
             if isinstance(data, dict):
-                note(answer, data)
+                read(answer, data)
         yield chunk
 
 

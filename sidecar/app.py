@@ -18,7 +18,7 @@ from sidecar.admin import add_admin_routes, add_probe_routes, logged
 from sidecar.call import Stage
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
-from sidecar.endpoints import MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS
 from sidecar.handler import ProxyHandler, not_found
 from sidecar.live import LIVE, Live, Load, Reloader
 from sidecar.pipeline import build_pipeline
@@ -51,8 +51,9 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
 
     handler = ProxyHandler(live, runtime, AccessRecord(deps.metrics, deps.access),
                            model_headers={} if deps.cache else {CACHE_STATUS_HEADER: "OFF"})
-    for endpoint in MODEL_ENDPOINTS:
-        app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
+    for endpoint, row in ENDPOINTS.items():
+        app.router.add_post(f"/v1/{endpoint}",
+                            handler.model_endpoint if row.billed else handler.free_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)
     add_probe_routes(app)
     if settings.admin.port is None:

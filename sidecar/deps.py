@@ -69,7 +69,8 @@ class Deps:
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
-                   routing=Routing.build(settings, clock), telemetry=telemetry,
+                   routing=Routing.build(settings, clock, on_key_change=metrics.provider_key),
+                   telemetry=telemetry,
                    refusals=AuthRefusals(metrics), env=env)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
@@ -90,7 +91,8 @@ class Deps:
         `settings` has the running value of every restart-only setting (config/changes.py).
         Returns what was replaced, for the caller to close once its requests are done."""
         retired: list[Resource] = []
-        routing = Routing.build(settings, self.routing.clock)
+        routing = Routing.build(settings, self.routing.clock,
+                                on_key_change=self.metrics.provider_key)
         routing.keep_state_of(self.routing)
         telemetry = self.telemetry
         if settings.telemetry != self.settings.telemetry:

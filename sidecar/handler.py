@@ -3,13 +3,15 @@
 The handler does no work a stage could do: it builds the Call (headers, the unread body, ids),
 runs the pipeline, sends the Reply, and then, exactly once and on every path, runs the Call's
 finishers. Its own finisher, registered first and so run last, writes the access line and the
-request metrics. Every response, errors included, carries `x-sidecar-request-id`.
+request metrics. Every response, errors included, carries `x-sidecar-request-id`; the
+sidecar's own errors are rendered here in the shape of the API the client speaks (errors.py).
 
 Sending (`send_reply`) is done here rather than by handing aiohttp a Response to send later, so
 when it returns the body is gone and the finishers that run next see the final `status`,
 `bytes_out` and `outcome`. Each chunk is written the moment it arrives (no buffering beyond one
 partial SSE event). If the upstream breaks mid-stream, an event stream ends with a final error
-event the OpenAI SDKs raise; any other stream is cut (connection aborted) so the client cannot
+event the client's SDK raises (OpenAI's `data:` error, or Anthropic's `event: error` on
+/v1/messages); any other stream is cut (connection aborted) so the client cannot
 mistake a truncated body for a whole one. If the client goes away, the stream is closed at once,
 which closes the upstream request.
 """
@@ -23,8 +25,8 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-from sidecar import sse
 from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Next, Reply, new_request_id
+from sidecar.endpoints import wire_of
 from sidecar.errors import (
     JSON_CONTENT_TYPE,
     InternalError,
@@ -32,6 +34,7 @@ from sidecar.errors import (
     SidecarError,
     UpstreamError,
     render,
+    stream_error_event,
 )
 from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
 from sidecar.live import Live
@@ -59,6 +62,12 @@ class ProxyHandler:
         if self._model_headers:
             call.response_headers.update(self._model_headers)
         return await self._serve(request, call, self._live.pipelines.model)
+
+    async def free_endpoint(self, request: web.Request) -> web.StreamResponse:
+        """A model endpoint that costs nothing (e.g. /v1/messages/count_tokens)."""
+        call = _new_call(request, endpoint=request.path[4:])
+        call.content = request.content
+        return await self._serve(request, call, self._live.pipelines.free)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
         call = _new_call(request, endpoint=None)
@@ -146,6 +155,11 @@ async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.Stre
     """Send `reply`; set `call.status` (once the status line went out), `bytes_out`,
     `first_byte_at` and `outcome` as it goes. Raises only CancelledError (the handler accounts
     for it) and bugs."""
+    if reply.error is not None and reply.chunks is None and wire_of(
+            call.endpoint, call.path) != "openai":
+        # The one place the sidecar's own errors take the client's shape (errors.py): a stage
+        # answers `Reply.from_error` without knowing which API the client speaks.
+        reply.body = render(reply.error, wire_of(call.endpoint, call.path))
     headers = reply.headers
     headers["Server"] = SERVER
     headers[REQUEST_ID_HEADER] = call.request_id
@@ -198,7 +212,8 @@ async def _stream(request: web.Request, call: Call, reply: Reply, headers: CIMul
             if request.transport is not None:
                 request.transport.abort()
             return response
-        written += await _write_quietly(response, call, sse.encode(error.payload()))
+        event = stream_error_event(error, wire_of(call.endpoint, call.path))
+        written += await _write_quietly(response, call, event)
     finally:
         call.bytes_out = written
         close = getattr(chunks, "aclose", None)

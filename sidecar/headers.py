@@ -60,12 +60,14 @@ def upstream_request_headers(
     """Headers for the upstream request, built from the client's.
 
     `keep_client_auth`: the client's Authorization goes upstream as sent (no key configured,
-    no local keys); otherwise it is dropped and the provider sets its own credentials.
+    no local keys); otherwise it is dropped, with Anthropic's `x-api-key` (a local key may
+    come in either), and the provider sets its own credentials.
     `decoded_body`: the sidecar re-sends a body it decoded, so length and encoding are its own.
     """
     out = _without(client, _DROP[True, decoded_body])
     if not keep_client_auth:
         out.popall("Authorization", None)
+        out.popall("x-api-key", None)
     for name, value in extra:
         out[name] = value
     return out

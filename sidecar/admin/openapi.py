@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.endpoints import MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS
 
 JSON = "application/json"
 _ERROR_CODES = {  # status -> the codes the sidecar itself answers it with (INTERFACE.md §3)
@@ -35,14 +35,20 @@ ERROR = {
         "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                        "code": {"type": ["string", "null"]}, "param": {"type": ["string", "null"]},
                        "metadata": {"type": "object"}}}}}
+ANTHROPIC_ERROR = {  # the same errors on Anthropic's wire (/v1/messages: errors.py)
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                       "details": {"type": "object"}}}}}
 OBJECT: dict[str, Any] = {"type": "object"}
 ANY: dict[str, Any] = {}
 
 
-def _error(status: int, what: str) -> dict[str, Any]:
+def _error(status: int, what: str, schema: str = "Error") -> dict[str, Any]:
     codes = ", ".join(f"`{code}`" for code in _ERROR_CODES.get(status, []))
     return {"description": f"{what}{' (' + codes + ')' if codes else ''}",
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def _ok(schema: dict[str, Any], what: str = "OK", media: str = JSON) -> dict[str, Any]:
@@ -64,6 +70,10 @@ _ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token"),
                          "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 _PROXY_ERRORS = {str(s): _error(s, "refused or failed by the sidecar")
                  for s in (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)}
+_ANTHROPIC_PROXY_ERRORS = {
+    str(s): _error(s, "refused or failed by the sidecar, in Anthropic's shape",
+                   "AnthropicError")
+    for s in (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)}
 
 
 def _admin(summary: str, ok: dict[str, Any], *, parameters: list[dict[str, Any]] | None = None,
@@ -174,10 +184,11 @@ def _paths() -> dict[str, dict[str, Any]]:
                                                      models=_ARRAY_OF_OBJECTS)))},
         "/v1/{path}": dict.fromkeys(("get", "post", "put", "patch", "delete"), _PASSTHROUGH),
     }
-    for endpoint in MODEL_ENDPOINTS:
+    for endpoint, row in ENDPOINTS.items():
+        anthropic = row.wire == "anthropic"
         paths[f"/v1/{endpoint}"] = {"post": {
-            "summary": f"OpenAI's /{endpoint} through the pipeline (auth, privacy, routing, "
-                       "spend, cache, telemetry).",
+            "summary": f"{'Anthropic' if anthropic else 'OpenAI'}'s /{endpoint} through the "
+                       "pipeline (auth, privacy, routing, spend, cache, telemetry).",
             "requestBody": {"required": True, "content": {JSON: {"schema": _MODEL_REQUEST}}},
             "responses": {"200": {"description": "the provider's answer: a JSON object, or an "
                                                  "event stream when `stream` is true",
@@ -185,7 +196,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                                               "text/event-stream": {"schema": ANY}}},
                           "default": {"description": "an error the provider answered, passed "
                                                      "through as it came"},
-                          **_PROXY_ERRORS}}}
+                          **(_ANTHROPIC_PROXY_ERRORS if anthropic else _PROXY_ERRORS)}}}
     return paths
 
 
@@ -220,7 +231,7 @@ def describe(app: web.Application) -> dict[str, Any]:
                                 "(README, Security)."},
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, "AnthropicError": ANTHROPIC_ERROR},
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
     }
 

@@ -77,7 +77,8 @@ class AdminSettings(Section):
 
 class UpstreamSettings(Section):
     url: str = "https://openrouter.ai/api/v1"
-    api_key: SecretStr | None = None
+    # a list rotates: the first is used, the next when the upstream refuses it (keys.py)
+    api_key: SecretStr | list[SecretStr] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: PositiveSeconds = 5.0
     read_timeout_s: PositiveSeconds = 600.0

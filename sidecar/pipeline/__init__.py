@@ -35,7 +35,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
                providers (pipeline/route.py)
 
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
-telemetry to auth) ending in `Route.forward`, which streams both ways.
+telemetry to auth) ending in `Route.forward`, which streams both ways. A model endpoint that is
+free (`billed: False` in endpoints.py: /v1/messages/count_tokens) runs the `free` list: the
+same stages up to fallback, then route; no spend (nothing to price, hold or record), no cache
+and no answer stage (its answer is a count, not a completion).
 """
 
 from __future__ import annotations
@@ -43,8 +46,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-
-from aiohttp import web
 
 from sidecar.call import Next, Stage
 from sidecar.deps import Deps
@@ -59,7 +60,7 @@ from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.telemetry import Telemetry
 from sidecar.telemetry.genai import Upstreams
 
-__all__ = ["PIPELINES", "Pipelines", "build_pipeline", "compose"]
+__all__ = ["Pipelines", "build_pipeline", "compose"]
 
 
 def compose(stages: Sequence[Stage], terminal: Next) -> Next:
@@ -72,12 +73,10 @@ def compose(stages: Sequence[Stage], terminal: Next) -> Next:
 
 @dataclass(frozen=True, slots=True)
 class Pipelines:
-    model: Next  # chat/completions, completions, embeddings, responses
+    model: Next  # chat/completions, completions, embeddings, responses, messages
+    free: Next  # model endpoints that are not billed (messages/count_tokens)
     passthrough: Next  # every other /v1/* path
     stage_names: tuple[str, ...]
-
-
-PIPELINES = web.AppKey("pipelines", Pipelines)
 
 
 def telemetry_stage(deps: Deps) -> Telemetry | None:
@@ -121,6 +120,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
+    free = list(stages)  # what a free endpoint needs: the caller, its body, redaction, routing
     if deps.ledger is not None and deps.prices is not None:
         stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
     if deps.cache is not None and deps.flights is not None:
@@ -130,6 +130,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     route = Route(deps.upstream, routing)
     return Pipelines(
         model=compose(stages, route.model),
+        free=compose(free, route.model),
         passthrough=compose(before_body, route.forward),
         stage_names=(*(stage.name for stage in stages), route.name),
     )

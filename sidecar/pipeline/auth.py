@@ -1,7 +1,8 @@
 """Local API keys: who is calling, and which models they may use.
 
-Present only when `auth.required` is true. The client's `Authorization: Bearer <token>` is
-looked up by its SHA-256 digest (no token compared byte by byte, no token kept in a dict key);
+Present only when `auth.required` is true. The client's `Authorization: Bearer <token>` (or,
+from Anthropic's SDKs and Claude Code, its `x-api-key: <token>`) is looked up by its SHA-256
+digest (no token compared byte by byte, no token kept in a dict key);
 an unknown or missing token ends the call with 401 before the body is read. The key's name, tags
 and `allowed_models` go onto the Call: read_body refuses a model outside the globs (403), and the
 router never tries a fallback model outside them. The token itself never leaves this stage
@@ -79,18 +80,21 @@ class Auth:
         self._windows = any(k.not_before or k.not_after for k in settings.keys)
 
     async def __call__(self, call: Call, next: Next) -> Reply:
-        token = bearer_token(call.headers.get("Authorization"))
+        headers = call.headers
+        token = bearer_token(headers.get("Authorization")) or (
+            headers.get("x-api-key", "").strip() or None)
         if token is None:
             self._refusals.refused("proxy", "missing")
             return Reply.from_error(InvalidApiKey(
                 "Missing API key: this sidecar requires a local key. Send "
-                "'Authorization: Bearer <token>' with a token from auth.keys "
-                "(with the OpenAI SDK: set OPENAI_API_KEY)."))
+                "'Authorization: Bearer <token>' or 'x-api-key: <token>' with a token from "
+                "auth.keys (with the OpenAI SDK: set OPENAI_API_KEY; with Anthropic's SDK or "
+                "Claude Code: ANTHROPIC_API_KEY)."))
         key = self._keys.get(_digest(token))
         if key is None:
             self._refusals.refused("proxy", "invalid")
             return Reply.from_error(InvalidApiKey(
-                "Unknown API key: the bearer token matches none of this sidecar's auth.keys."))
+                "Unknown API key: the token matches none of this sidecar's auth.keys."))
         if self._windows and (refused := key.refusal(time.time())) is not None:
             self._refusals.refused("proxy", "expired")
             return Reply.from_error(refused)

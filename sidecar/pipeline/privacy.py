@@ -22,7 +22,9 @@ import orjson
 
 from sidecar.call import Call, Next, Reply
 from sidecar.config.privacy import RedactSettings
+from sidecar.endpoints import wire_of
 from sidecar.errors import PiiDetected
+from sidecar.messages.restorer import restore_body, restore_stream
 from sidecar.privacy.fields import Slot, text_slots
 from sidecar.privacy.redactor import Redaction, Scanner
 from sidecar.privacy.restorer import Restorer
@@ -75,7 +77,12 @@ class Privacy:
         reply = await next(call)
         if redaction.originals and reply.error is None:
             restorer = Restorer(redaction.originals)
-            if reply.body is not None:
+            if wire_of(call.endpoint, call.path) == "anthropic":  # messages/restorer.py
+                if reply.body is not None:
+                    reply.body = restore_body(restorer, reply.body)
+                elif reply.sse and reply.chunks is not None:
+                    reply.chunks = restore_stream(restorer, reply.chunks)
+            elif reply.body is not None:
                 reply.body = restorer.body(reply.body)
             elif reply.sse and reply.chunks is not None:
                 reply.chunks = restorer.stream(reply.chunks)

@@ -4,7 +4,8 @@ The body is read up to `listen.max_body_bytes` (413 beyond; a declared Content-L
 limit is refused before a byte is read), its request Content-Encoding undone (gzip, deflate;
 the decoded size is bounded too, so a gzip bomb is a 413), parsed once with orjson, and checked
 for what every later stage relies on: a JSON object with a `model`, one the caller's local key
-may use. Placed after auth, so an unknown caller gets 401 before the sidecar reads 32 MiB for it.
+may use, and the fields its endpoint requires (endpoints.py). Placed after auth, so an unknown
+caller gets 401 before the sidecar reads 32 MiB for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from sidecar.call import Call, Next, Reply
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import (
     InvalidJSON,
     InvalidRequest,
@@ -83,6 +85,11 @@ def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
     if not isinstance(model, str) or not model:
         raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
                              "call, e.g. \"openai/gpt-4o-mini\".", param="model")
+    if (row := ENDPOINTS.get(call.endpoint or "")) is not None and row.required:
+        for name in row.required:  # Anthropic's max_tokens: spend must never invent one
+            if body.get(name) is None:
+                raise InvalidRequest(f"'{name}' is required for /v1/{call.endpoint}.",
+                                     param=name)
     allowed = call.allowed_models
     if allowed is not None and not allowed.match(model) and model not in aliases:
         raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "

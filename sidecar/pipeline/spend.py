@@ -33,6 +33,7 @@ from sidecar.call import Call, Next, Reply
 from sidecar.config.spend import SpendSettings
 from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
+from sidecar.messages.meter import MessagesMeter
 from sidecar.spend.bill import Books, Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
@@ -134,7 +135,12 @@ class Spend:
             if bill.remaining is not None:
                 headers[REMAINING_HEADER] = usd_text(bill.remaining)
             return reply
-        if reply.sse and reply.status < 400:
+        if reply.sse and reply.status < 400 and ENDPOINTS[endpoint].wire == "anthropic":
+            run.meter = MessagesMeter(  # Anthropic's events always carry their usage
+                limit=grant.tokens if grant is not None and blocking and not run.hit else None,
+                ending_usage=run.ending_usage, hit=run.hit)
+            reply.chunks = run.meter.watch(reply.chunks)
+        elif reply.sse and reply.status < 400:
             limit = grant.tokens * est.choices if (
                 grant is not None and blocking and streamed_usage and not run.hit) else None
             run.meter = StreamMeter(

@@ -8,6 +8,8 @@
     responses         instructions; input (a string, or items: message content and its
                       input_text/output_text parts, function_call arguments,
                       function_call_output output, reasoning summaries)
+    messages          Anthropic's Messages API (and its count_tokens): system, text blocks,
+                      tool_use inputs, tool_result content, metadata.user_id (messages/fields.py)
     every endpoint    user (often an email address)
 
 Untouched: image, audio and file parts (their bytes are not text), token-id inputs (lists of
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from sidecar.messages.fields import message_slots
 
 Slot = tuple[Any, Any, bool]
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "summary_text", "reasoning_text"})
@@ -49,6 +53,8 @@ def text_slots(endpoint: str | None, body: dict[str, Any]) -> Iterator[Slot]:
             for item in items:
                 if isinstance(item, dict):
                     yield from _response_item(item)
+    elif endpoint in ("messages", "messages/count_tokens"):
+        yield from message_slots(body)
     if isinstance(body.get("user"), str):
         yield body, "user", False
 

@@ -67,7 +67,10 @@ class Run:
         seen = meter.text_bytes if meter is not None else 0
         if self.told is not None:
             seen = min(seen, self.told * self.est.choices)
-        return Usage(prompt_tokens=self.est.prompt_tokens, completion_tokens=seen)
+        prompt = self.est.prompt_tokens
+        if meter is not None and meter.prompt_tokens is not None:
+            prompt = meter.prompt_tokens  # the stream said it before it ended (Anthropic's)
+        return Usage(prompt_tokens=prompt, completion_tokens=seen)
 
     def ending_usage(self) -> dict[str, Any]:
         usage = self.estimated_usage()
@@ -132,8 +135,9 @@ class Run:
                 # a stream: usage as the answer stage read it (a usage chunk, or the Responses
                 # API's `response.completed`); else cancelled or failed before an answer came
                 # back: nothing to bill
-                streamed = self.meter is not None
-                self.settle(call, call.answer.usage if streamed else None, answered=streamed)
+                meter = self.meter
+                self.settle(call, None if meter is None else meter.billable(call.answer),
+                            answered=meter is not None)
         finally:
             if self.owner:
                 self.books.ledger.record(make_row(call, self.bill))

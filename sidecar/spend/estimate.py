@@ -8,8 +8,9 @@ Prompt tokens are bounded by the request body's size in bytes, with no tokenizer
   around each message (`{"role":"user","content":""}` is 29 bytes);
 - token-id inputs (`"input": [[1234, 5678]]`) spend at least one byte per token;
 - what the body does not show is added: each image counts `spend.image_tokens` (its URL or
-  base64 bytes are not text), tool definitions add `TOOLS_TOKENS` (Anthropic prepends a tool-use
-  system prompt of 346 tokens), and the answer primer adds `REQUEST_TOKENS`;
+  base64 bytes are not text; Anthropic's base64 image blocks likewise), tool definitions add
+  `TOOLS_TOKENS` (Anthropic prepends a tool-use system prompt of 346 tokens), and the answer
+  primer adds `REQUEST_TOKENS`;
 - a prompt can never exceed the model's context window, so the bound is clamped to it when the
   price book knows it; a prompt stored upstream (Responses `previous_response_id`,
   `conversation` or `prompt`, uploaded `file_id`s, OpenRouter's web plugin) is bounded by the
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.endpoints import ENDPOINTS
+from sidecar.messages.fields import base64_images
 
 TOOLS_TOKENS = 1_024
 REQUEST_TOKENS = 16
@@ -78,6 +80,9 @@ def prompt_bound(endpoint: str, raw: bytes, body: dict[str, Any], image_tokens: 
     if b'"image_url"' in raw:
         images = len(_IMAGE_KEY.findall(raw))
         bound += images * image_tokens - sum(map(len, _DATA_IMAGE.findall(raw)))
+    if b'"base64"' in raw and endpoint in ("messages", "messages/count_tokens"):
+        images, size = base64_images(body)  # Anthropic's image blocks (screenshots)
+        bound += images * image_tokens - size
     if b'"tools"' in raw or b'"functions"' in raw:
         bound += TOOLS_TOKENS
     stored = (b'"file_id"' in raw or "plugins" in body

@@ -26,6 +26,7 @@ import orjson
 import structlog
 
 from sidecar import USER_AGENT
+from sidecar.config.base import secret_values
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
 from sidecar.spend.pricing import ModelPrice, Rates, parse_models, rates_from_usd
@@ -56,8 +57,8 @@ def price_sources(settings: Settings) -> list[PriceSource]:
         extra = dict(headers)
         if not any(name.lower() == "user-agent" for name in extra):  # the provider's own wins
             extra["User-Agent"] = USER_AGENT
-        if key is not None:
-            extra["Authorization"] = f"Bearer {key.get_secret_value()}"
+        if keys := secret_values(key):
+            extra["Authorization"] = f"Bearer {keys[0]}"
         out.append(PriceSource(name, base_url.rstrip("/") + "/models", extra))
     return out
 

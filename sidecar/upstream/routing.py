@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,9 @@ class Routing:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
-              environ: Mapping[str, str] | None = None) -> Routing:
+              environ: Mapping[str, str] | None = None,
+              on_key_change: Callable[[str, int], None] | None = None) -> Routing:
+        """`on_key_change(provider, index)`: a provider moved to a later key of its list."""
         clock = clock or SystemClock()
         configured = settings.providers is not None
         explicit = settings.model_fields_set
@@ -59,6 +61,7 @@ class Routing:
             proxy = egress_proxy(p.base_url, p.proxy, proxies)
             targets.append(Target(
                 provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy,
+                                       on_key_change=on_key_change,
                                        prompt_cache_models=settings.prompt_cache.models),
                 patterns=tuple((pattern, Globs([pattern])) for pattern in p.models),
                 weight=p.weight,
@@ -91,6 +94,9 @@ class Routing:
             if old is not None:
                 target.breaker.keep_state_of(old.breaker)
                 target.stats = old.stats
+                keys, before_keys = target.provider.keys, old.provider.keys
+                if keys is not None and before_keys is not None:
+                    keys.keep_position_of(before_keys)
 
     def target(self, name: str) -> Target | None:
         for target in self.targets:

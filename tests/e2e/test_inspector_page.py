@@ -48,8 +48,8 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: object, what: str, timeout: float = 20) -> object:
-    # A condition reads the live page: a row the page re-rendered meanwhile is stale, and the
-    # condition is simply asked again.
+    """Until `condition(driver)`; an element the page re-rendered meanwhile (stale) is asked
+    again at the next poll, not a failure."""
     try:
         return WebDriverWait(driver, timeout, ignored_exceptions=(
             StaleElementReferenceException,)).until(condition)  # type: ignore[arg-type]
@@ -64,7 +64,11 @@ def screenshot(driver: WebDriver, name: str) -> None:
 
 
 def rows(driver: WebDriver) -> list[str]:
-    return [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")]
+    """The request table's rows as text, read in one script (the page may re-render the table
+    between two WebDriver calls: elements found first would then be stale)."""
+    texts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#requests tbody tr')].map(r => r.innerText)")
+    return texts
 
 
 def chat(base: str, model: str, text: str, **kwargs: object) -> None:

@@ -15,6 +15,7 @@ from sidecar.spend.estimate import (
     TOOLS_TOKENS,
     UNKNOWN_CONTEXT_TOKENS,
     estimate,
+    prompt_bound,
 )
 from sidecar.spend.windows import window_end, window_start
 
@@ -129,3 +130,16 @@ def test_total_window_never_ends() -> None:
     """The total window starts at 0 and never resets."""
     assert (window_start("total", at("2026-11-18T10:20:30")), window_end("total", 0)) == (0,
                                                                                          None)
+
+
+def test_anthropic_base64_images_count_as_images() -> None:
+    """A screenshot in an Anthropic image block (a tool result's, too) is bounded by
+    spend.image_tokens, not by its base64 bytes."""
+    data = "A" * 200_000
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": data}}
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        image, {"type": "tool_result", "tool_use_id": "t", "content": [image]}]}]}
+    raw = orjson.dumps(body)
+    bound = prompt_bound("messages", raw, body, 1_000, None)
+    assert bound == len(raw) + REQUEST_TOKENS + 2 * 1_000 - 2 * len(data)
