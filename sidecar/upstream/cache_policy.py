@@ -31,7 +31,10 @@ from sidecar.upstream.openrouter import is_openrouter
 from sidecar.upstream.prompt_cache import is_anthropic_family, minimum_tokens
 
 Kind = Literal["anthropic", "openrouter", "openai", "other"]
-_KEYED_ENDPOINTS = frozenset(("chat/completions", "responses"))
+# Breakpoints: chat, and Anthropic's own messages (native, or translated to a chat for an
+# OpenAI-format provider); a cache key wherever OpenAI takes one.
+_MARKED_ENDPOINTS = frozenset(("chat/completions", "messages"))
+_KEYED_ENDPOINTS = frozenset(("chat/completions", "responses", "messages"))
 
 
 def provider_kind(format: str, base_url: str) -> Kind:
@@ -68,9 +71,9 @@ class PromptCachePolicy:
         return self.mode
 
     def breakpoints(self, call: Call, model: str) -> int | None:
-        """The minimum cacheable length (tokens) when this chat request gets breakpoints for
-        `model` (the name as routed, e.g. anthropic/claude-sonnet-4.5), else None."""
-        if call.endpoint != "chat/completions":
+        """The minimum cacheable length (tokens) when this request gets breakpoints for `model`
+        (the name as routed, e.g. anthropic/claude-sonnet-4.5), else None."""
+        if call.endpoint not in _MARKED_ENDPOINTS:
             return None
         mode = self.mode_for(call)
         if mode == "off":

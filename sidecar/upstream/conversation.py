@@ -6,8 +6,9 @@ made of, derived once per request (`Call.conversation`).
     else the stable prefix              what every turn of one conversation starts with: the
                                         system prompt (every leading system or developer
                                         message), the tools, and the first other message
-                                        (chat); `instructions`, the tools and the first input
-                                        item (Responses API)
+                                        (chat); `system`, the tools and the first message
+                                        (Anthropic's messages); `instructions`, the tools and
+                                        the first input item (Responses API)
 
 Two conversations with the same system prompt, tools and first message are one here (they
 share their cached prefix too); a client that wants them apart sends a session id. Endpoints
@@ -73,6 +74,13 @@ def _chat_prefix(body: dict[str, Any]) -> list[Any] | None:
     return prefix
 
 
+def _messages_prefix(body: dict[str, Any]) -> list[Any] | None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return None
+    return [body.get("tools"), body.get("system"), messages[0]]
+
+
 def _responses_prefix(body: dict[str, Any]) -> list[Any] | None:
     given = body.get("input")
     first = given[0] if isinstance(given, list) and given else given
@@ -81,4 +89,5 @@ def _responses_prefix(body: dict[str, Any]) -> list[Any] | None:
     return [body.get("tools"), body.get("instructions"), first]
 
 
-_PREFIXES = {"chat/completions": _chat_prefix, "responses": _responses_prefix}
+_PREFIXES = {"chat/completions": _chat_prefix, "messages": _messages_prefix,
+             "responses": _responses_prefix}

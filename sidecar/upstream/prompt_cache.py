@@ -269,13 +269,17 @@ def mark_anthropic(body: Body, minimum: int, *, marked: bool | None = None
 _SYSTEM_ROLES = ("system", "developer")
 
 
-def mark_openai_chat(body: Body, minimum: int) -> tuple[Body, int]:
+def mark_openai_chat(body: Body, minimum: int, *, marked: bool | None = None
+                     ) -> tuple[Body, int]:
     """The OpenAI chat request (for OpenRouter, which passes `cache_control` on content parts
     to Anthropic) with the rule's markers, and how many were added. String content becomes one
     text part to carry a marker; only text parts are marked; tools are left alone (a system
-    marker or the conversation's covers them: they come first in the prefix)."""
+    marker or the conversation's covers them: they come first in the prefix). `marked` as for
+    mark_anthropic (a chat translated from Anthropic's messages)."""
     messages = body.get("messages")
-    if not isinstance(messages, list) or client_marked(body):
+    if marked is None:
+        marked = client_marked(body)
+    if not isinstance(messages, list) or marked:
         return body, 0
     need = minimum * CHARS_PER_TOKEN
     chars = _tools_chars(body.get("tools"), need)
@@ -286,16 +290,16 @@ def mark_openai_chat(body: Body, minimum: int) -> tuple[Body, int]:
             index = _last_markable(message.get("content"), text_only=True)
             if index is not None:
                 last_system = m, index
-    marked: list[Any] | None = None
+    edited: list[Any] | None = None
     if last_system is not None and chars >= need:
-        marked = list(messages)
-        marked[last_system[0]] = _with_marker(messages[last_system[0]], last_system[1])
+        edited = list(messages)
+        edited[last_system[0]] = _with_marker(messages[last_system[0]], last_system[1])
     turn = _newest_user_turn(messages, ("user", "tool"))
     found = _conversation_marker(messages, turn, _SYSTEM_ROLES, text_only=True)
-    added = int(marked is not None)
+    added = int(edited is not None)
     if found is not None and _prefix_chars(messages, *found, _SYSTEM_ROLES, chars,
                                            need) >= need:
-        marked = marked or list(messages)
-        marked[found[0]] = _with_marker(messages[found[0]], found[1])
+        edited = edited or list(messages)
+        edited[found[0]] = _with_marker(messages[found[0]], found[1])
         added += 1
-    return ({**body, "messages": marked} if marked is not None else body), added
+    return ({**body, "messages": edited} if edited is not None else body), added

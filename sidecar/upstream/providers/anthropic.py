@@ -100,6 +100,19 @@ class AnthropicProvider:
         return Reply(response.status, client_response_headers(response.headers, decoded_body=True),
                      chunks=translate_stream(chunks, translator, self._where), sse=True)
 
+    def _native_body(self, call: Call, attempt: Attempt) -> bytes | None:
+        """The native request's body: with the rule's breakpoints when the client set none,
+        else (and when none found a place) as the stages left it."""
+        model = self.upstream_model(attempt.model)
+        policy = self._prompt_cache
+        if policy is not None and call.body is not None and (
+                minimum := policy.breakpoints(call, attempt.model)) is not None:
+            body, attempt.cache_markers = mark_anthropic(
+                {**call.body, **call.overrides, "model": model}, minimum)
+            if attempt.cache_markers:
+                return orjson.dumps(body)
+        return call.upstream_body(model)
+
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         path = call.path.partition("?")[0]
         if call.method == "GET" and (path == "/models" or path.startswith("/models/")):
@@ -130,7 +143,7 @@ class AnthropicProvider:
         headers["Content-Type"] = _JSON
         if call.upstream_headers:
             headers.update(call.upstream_headers)
-        data = call.upstream_body(self.upstream_model(attempt.model))
+        data = self._native_body(call, attempt)
         response = await self._open(client, attempt, "POST", call.path, headers, data)
         if isinstance(response, Reply):
             return response

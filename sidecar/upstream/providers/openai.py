@@ -112,6 +112,10 @@ class OpenAIProvider:
     def openrouter(self) -> bool:
         return self._openrouter
 
+    @property
+    def prompt_cache(self) -> PromptCachePolicy | None:
+        return self._prompt_cache
+
     async def open(self, client: UpstreamClient, attempt: Attempt, method: str, path: str,
                    headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None, *,
                    decoded: bool) -> ClientResponse | Reply:

@@ -73,3 +73,16 @@ def test_a_client_key_is_kept_and_endpoints_without_turns_get_none() -> None:
     embedding.endpoint = "embeddings"
     assert policy.cache_key(embedding, "text-embedding-3-small") is None
     assert policy.breakpoints(embedding, "claude-x") is None
+
+
+def test_anthropic_messages_get_breakpoints_and_keys_too() -> None:
+    """/v1/messages: breakpoints for Anthropic models (natively or on OpenRouter), a key for
+    OpenAI models on OpenRouter; count_tokens gets neither."""
+    call = make_call(body={"model": CLAUDE, "max_tokens": 9, "messages": [
+        {"role": "user", "content": "hi"}]})
+    call.endpoint = "messages"
+    assert PromptCachePolicy("auto", "anthropic").breakpoints(call, "claude-x") is not None
+    assert PromptCachePolicy("auto", "openrouter").breakpoints(call, CLAUDE) is not None
+    assert PromptCachePolicy("auto", "openrouter").cache_key(call, GPT) is not None
+    call.endpoint = "messages/count_tokens"
+    assert PromptCachePolicy("auto", "anthropic").breakpoints(call, "claude-x") is None

@@ -81,3 +81,15 @@ def test_derived_once_per_request() -> None:
     first = conversation_key(call)
     call.body = chat({"role": "user", "content": "changed"})
     assert conversation_key(call) == first
+
+
+def test_anthropic_messages_prefix() -> None:
+    """Anthropic's messages: system, tools and the first message; later turns keep the key."""
+    def messages(*turns: str) -> str | None:
+        return key({"model": "m", "system": "terse", "max_tokens": 9,
+                    "messages": [{"role": "user" if i % 2 == 0 else "assistant",
+                                  "content": t} for i, t in enumerate(turns)]},
+                   endpoint="messages")
+    assert messages("hi") is not None
+    assert messages("hi") == messages("hi", "hello", "more")
+    assert messages("hi") != messages("bye")
