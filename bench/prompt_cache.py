@@ -97,7 +97,7 @@ def cpu_figures(loops: int, rounds: int) -> list[tuple[str, float]]:
     body = {"model": MODEL, "messages": agent_messages(20), "tools": TOOLS}
     translated, _ = translate_request(body, "claude-sonnet-4-5")
     call = new_call(body)
-    injecting = OpenAIProvider("or", "https://openrouter.ai/api/v1", api_key="k")
+    injecting = OpenAIProvider("or", "https://openrouter.ai/api/v1", keys=None)
     attempt = call.begin_attempt("or", MODEL, 0.0)
 
     def render_plain() -> object:
