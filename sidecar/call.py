@@ -9,6 +9,10 @@ Who writes which field of a Call:
     any stage  body + body_changed (edits every attempt sees: the client's exact bytes go out
                unless a stage set body_changed), upstream_headers, response_headers, finishers
     per model  overrides (fallback resets them for each candidate; spend caps max_tokens there)
+    auto       candidates (the models fallback tries, in order, instead of the body's),
+               priced_as (the model spend holds the call at, when `model` has no price of its
+               own: a delegated `openrouter/auto`), auto (the router's choice: tier, reasons,
+               baseline; read by the headers, the ledger row and the inspector)
     fallback   model (the candidate being tried), preferences (the body's `provider` object and
                the candidate's `:floor`/`:nitro` suffix, for the router)
     route      attempts (one Attempt per try), conversation (when a pool or a provider's
@@ -138,6 +142,33 @@ class Bill:
         return None if self.remaining is None else self.remaining * NANO_USD
 
 
+class AutoRoute(Protocol):
+    """What an auto router decided for a request (`call.auto`), as the stages that say it out
+    loud read it: the ledger row (spend/bill.py) and the inspector. Implemented by
+    sidecar/auto/choice.py; a Protocol here so that the Call depends on no feature."""
+
+    router: str  # the router's name, as the client sent it in `model`
+
+    @property
+    def reason(self) -> str:
+        """The deciding features and what moved the tier, comma-separated."""
+        ...
+
+    def served_model(self, call: Call) -> str | None:
+        """The model that ran (for a delegated request, the one OpenRouter's answer names)."""
+        ...
+
+    def served_tier(self, call: Call) -> str: ...
+
+    def baseline_cost(self, bill: Bill | None) -> int | None:
+        """Nano-dollars the router's baseline would have cost for the same tokens."""
+        ...
+
+    def saved(self, bill: Bill | None) -> int | None:
+        """Nano-dollars saved against the baseline (negative: it cost more)."""
+        ...
+
+
 @dataclass(slots=True)
 class Attempt:
     """One try at one provider: filled by route, read by telemetry, spend and the access line."""
@@ -168,6 +199,9 @@ class Call:
     overrides: dict[str, Any] = field(default_factory=dict)  # body fields for this model only
     model: str | None = None  # the model being tried (a fallback candidate during routing)
     requested_model: str | None = None  # what the client asked for
+    candidates: tuple[str, ...] | None = None  # set by auto: fallback's candidate list
+    priced_as: str | None = None  # set by auto's delegate: spend prices this model instead
+    auto: AutoRoute | None = None  # the auto router's choice (sidecar/auto/choice.py)
     preferences: Preferences | None = None  # provider preferences; None: the router's default
     stream: bool = False
     user: str | None = None
@@ -215,9 +249,10 @@ class Call:
         copied    who and what was asked, as the stages above the fork left it: method, path,
                   endpoint, headers, started, raw_body, body (the same dict: stages replace a
                   body, they never edit one in place once it is parsed), body_changed, model,
-                  requested_model, preferences, stream, user, tags, key_name, allowed_models,
-                  redactions, pseudonyms, zdr, trace_id, span_id, conversation; overrides and
-                  upstream_headers as new dicts (the fork's changes stay its own)
+                  requested_model, candidates, priced_as, auto, preferences, stream, user,
+                  tags, key_name, allowed_models, redactions, pseudonyms, zdr, trace_id,
+                  span_id, conversation; overrides and upstream_headers as new dicts (the
+                  fork's changes stay its own)
         fresh     finishers (the fork runs its own, when its task ends), answer (moved back in
                   one assignment by whoever owns the fork), bill, cache_status,
                   response_headers, status, first_byte_at, bytes_out, outcome, content (the
@@ -234,7 +269,8 @@ class Call:
             method=self.method, path=self.path, endpoint=self.endpoint, headers=self.headers,
             started=self.started, raw_body=self.raw_body, body=self.body,
             body_changed=self.body_changed, overrides=dict(self.overrides), model=self.model,
-            requested_model=self.requested_model, preferences=self.preferences,
+            requested_model=self.requested_model, candidates=self.candidates,
+            priced_as=self.priced_as, auto=self.auto, preferences=self.preferences,
             stream=self.stream, user=self.user, tags=self.tags, key_name=self.key_name,
             allowed_models=self.allowed_models, upstream_headers=dict(self.upstream_headers),
             attempts=self.attempts if share_attempts else [], redactions=self.redactions,

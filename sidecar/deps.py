@@ -15,6 +15,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.auto.pins import Pins
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
@@ -54,9 +55,10 @@ class Deps:
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
-    prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
+    prices: PriceBook | None = None  # None with spend.ledger: off and no auto router
     ledger: Ledger | None = None
     env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
+    pins: Pins | None = None  # auto routers' session pins: plain state, kept across requests
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -79,8 +81,11 @@ class Deps:
             deps.cache = build_store(settings, metrics)
             deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
         deps.ledger = open_ledger(settings, metrics)
-        if deps.ledger is not None:
+        # auto routers read context windows and their baselines' prices from it, spend or not
+        if deps.ledger is not None or settings.auto.routers:
             deps.prices = PriceBook(settings, upstream)
+        if settings.auto.routers:
+            deps.pins = Pins(settings.auto.max_sessions, deps.routing.clock.now)
         return deps
 
     async def rebuild(self, settings: Settings) -> list[Resource]:
@@ -108,6 +113,14 @@ class Deps:
                                    and not settings.privacy.zdr)
         if self.prices is not None:
             await self.prices.reconfigure(settings)
+        if settings.auto.routers:  # routers added by this reload: what they need
+            if self.prices is None:  # no spend ledger: their own price book (closed at exit)
+                self.prices = PriceBook(settings, self.upstream)
+                await self.prices.start()
+            if self.pins is None:
+                self.pins = Pins(settings.auto.max_sessions, self.routing.clock.now)
+        if self.pins is not None:  # kept across reloads, like the breakers
+            self.pins.resize(settings.auto.max_sessions)
         if self.ledger is not None:
             await self.ledger.reconfigure(settings.spend)
         self.settings, self.routing, self.telemetry = settings, routing, telemetry
@@ -119,8 +132,10 @@ class Deps:
         log's last lines; the price book fetches through the upstream pool, so it starts after
         it; flights close before the store they fill and the upstream pool they read."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
-        if self.prices is not None and self.ledger is not None:
-            out += [self.prices, self.ledger]
+        if self.prices is not None:
+            out.append(self.prices)
+        if self.ledger is not None:
+            out.append(self.ledger)
         if self.cache is not None and self.flights is not None:
             out += [self.cache, self.flights]
         if self.inspector is not None:

@@ -3,7 +3,8 @@
 A `RequestRecord` is built from the Call in a finisher with data the pipeline already has (no
 parsing, no I/O): ids, model, provider, status, outcome, timings, tokens (with the prompt tokens
 the provider's cache read and wrote), cost, cache status, redactions, attempts, key name and
-tags, and what the sidecar did for the provider's cache (breakpoints added, a pinned provider).
+tags, what the sidecar did for the provider's cache (breakpoints added, a pinned provider), and
+for an auto router's request its tier, why, and what it saved against the router's baseline.
 Content (prompt and completion) is kept apart, only when `telemetry.capture_content` is on and
 zero-retention is off, in a bounded `ContentStore` the detail view reads on demand; the list and
 the event stream never carry it.
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.call import Call
+from sidecar.call import NANO_USD, Call
 
 
 @dataclass(slots=True)
@@ -50,6 +51,9 @@ class RequestRecord:
     user: str | None = None
     tags: list[str] = field(default_factory=list)
     trace_id: str | None = None
+    tier: str | None = None  # the auto router's tier (docs/auto.md)
+    auto_reason: str | None = None
+    saved_vs_baseline_usd: float | None = None  # negative: it cost more than the baseline
     cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache
     cache_write_tokens: int | None = None  # prompt tokens written to it
     cache_markers: int = 0  # breakpoints the sidecar added to the answering try's body
@@ -82,6 +86,8 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
               for a in attempts[:-1]] if len(attempts) > 1 else []
     first = call.first_byte_at
     last = attempts[-1] if attempts else None
+    auto = call.auto
+    saved = auto.saved(bill) if auto is not None else None
     return RequestRecord(
         seq, wall() - (ended - started), call.request_id, call.method,
         call.endpoint or "passthrough", call.requested_model, call.answer.model,
@@ -92,7 +98,9 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
         bill.cost_usd if bill else None, bill.saved_usd if bill else None,
         bill.remaining_usd if bill else None, call.cache_status,
         call.redactions, len(attempts), failed, call.key_name, call.user, list(call.tags),
-        call.trace_id, usage.cached_tokens if usage else None,
+        call.trace_id, auto.served_tier(call) if auto is not None else None,
+        auto.reason if auto is not None else None,
+        None if saved is None else saved * NANO_USD, usage.cached_tokens if usage else None,
         usage.cache_write_tokens if usage else None,
         last.cache_markers if last else 0, last.sticky if last else False)
 

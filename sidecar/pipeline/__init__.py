@@ -1,6 +1,6 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
-    client ─► telemetry → zdr → inspect → auth → read_body → privacy → fallback → spend
+    client ─► telemetry → zdr → inspect → auth → read_body → privacy → auto → fallback → spend
               → cache ─┬─ hit: the entry's answer, back up the list
                        └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
                           task, on `call.fork()`: → answer → route ─► upstream
@@ -19,6 +19,11 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     read_body  read, decode and parse the body once; everything after it needs it
     privacy    redaction before spend and cache, so neither the cache key nor the ledger ever
                sees unredacted content; pseudonyms restored in the answer on the way back
+    auto       `model: "sidecar/auto"`: classify the request and set its tier's models as the
+               candidates (docs/auto.md); after privacy, so it reads what the upstream will;
+               before fallback, which tries them, so everything below sees the real model; it
+               runs the rest again for a cheaper tier when a budget refuses (402 from spend)
+               and for the tier up when a whole answer is at fault (the cascade)
     fallback   the request's candidate models, each a separate run of the rest of the list
                (priced, cached and billed as the model it really is); after privacy, so
                redaction runs once
@@ -47,10 +52,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from sidecar.auto.router import Router
 from sidecar.call import Next, Stage
+from sidecar.config.schema import Settings
 from sidecar.deps import Deps
 from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.auth import Auth
+from sidecar.pipeline.auto import Auto
 from sidecar.pipeline.cache import Cache
 from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
@@ -58,6 +66,7 @@ from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.genai import Upstreams
 
 __all__ = ["Pipelines", "build_pipeline", "compose"]
@@ -92,6 +101,12 @@ def telemetry_stage(deps: Deps) -> Telemetry | None:
     return Telemetry(export, deps.metrics, Upstreams(base_urls))
 
 
+def auto_routers(settings: Settings, prices: PriceBook) -> dict[str, Router]:
+    """The configured auto routers, by the model name that selects each."""
+    return {name: Router(name, router, prices.lookup, prices.window)
+            for name, router in settings.auto.routers.items()}
+
+
 def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     """The model and passthrough pipelines for these settings. `outer` stages run before all
     others on both (an embedder's own stage; the tests' recorders), telemetry excepted: it is
@@ -108,16 +123,19 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         before_body.append(Inspect(deps.inspector))
     if settings.auth.required:
         before_body.append(Auth(settings.auth, deps.refusals))
+    routers = settings.auto.routers
     stages: list[Stage] = [*before_body, ReadBody(settings.listen.max_body_bytes,
-                                                   aliases=settings.routes)]
+                                                   aliases=(*settings.routes, *routers))]
     if settings.privacy.redact.mode != "off":
         # Imported only when on: phonenumbers and the patterns cost 15 ms of start-up.
         from sidecar.pipeline.privacy import Privacy
 
         stages.append(Privacy(settings.privacy.redact, deps.metrics))
+    if routers and deps.pins is not None and deps.prices is not None:
+        stages.append(Auto(auto_routers(settings, deps.prices), deps.pins))
     routing = deps.routing
     local = routing.configured and not routing.openrouter_only
-    if settings.routes or local:
+    if settings.routes or local or routers:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
     free = list(stages)  # what a free endpoint needs: the caller, its body, redaction, routing

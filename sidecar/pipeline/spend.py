@@ -69,14 +69,15 @@ class Spend:
             else ModelPrice(rates_from_usd(**unknown.model_dump()), "default"))
         self._fail_closed = spend.on_ledger_error == "fail_closed"
         self._noted: set[tuple[str, ...]] = set()
-        self._books = Books(ledger, metrics, self._note)
+        self._books = Books(ledger, metrics, self._note, prices.lookup)
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         ledger = self.ledger
         model = call.model or ""
         budgets, limits = self.policy.applicable(call)
         blocking = any(rule.block for rule, _ in budgets)
-        price = self._prices.lookup(model) or self._default
+        # a delegated openrouter/auto is held at the dearest model OpenRouter may pick
+        price = self._prices.lookup(call.priced_as or model) or self._default
         if price is None:
             if blocking:
                 return Reply.from_error(self._unpriced(model, budgets))

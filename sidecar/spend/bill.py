@@ -29,12 +29,14 @@ from sidecar.telemetry.metrics import Metrics
 
 @dataclass(frozen=True, slots=True)
 class Books:
-    """Where a run settles: the ledger (holds and rows), the spend metrics, and a log line
-    written once per name (`note(event, name, level, **fields)`)."""
+    """Where a run settles: the ledger (holds and rows), the spend metrics, a log line
+    written once per name (`note(event, name, level, **fields)`), and the price book's lookup
+    (a call held at a stand-in's price, `call.priced_as`, settles at the answering model's)."""
 
     ledger: Ledger
     metrics: Metrics
     note: Callable[..., None]
+    prices: Callable[[str], ModelPrice | None] | None = None
 
 
 class Run:
@@ -84,6 +86,8 @@ class Run:
         usage = call.answer.usage
         if self.hit or usage is None:
             return 0.0
+        if call.priced_as is not None:
+            self._reprice(call)
         return to_usd(self.price.cost(usage))
 
     def settle(self, call: Call, usage: Usage | None, answered: bool) -> None:
@@ -96,6 +100,8 @@ class Run:
         if usage is None and answered and not self.hit:
             usage, estimated = self.estimated_usage(), True
         cost = saved = cache_saved = 0
+        if call.priced_as is not None and usage is not None:
+            self._reprice(call)
         if usage is not None:
             if self.hit:
                 saved = self.price.cost(usage)
@@ -127,6 +133,14 @@ class Run:
         if usage is not None:
             bill.usage = usage
 
+    def _reprice(self, call: Call) -> None:
+        """Held at a stand-in's price (auto's delegate: `openrouter/auto` at the dearest model
+        it may pick): the answer names the model that ran, and that is the price it pays."""
+        lookup, ran = self.books.prices, call.answer.model
+        if lookup is not None and ran is not None and (price := lookup(ran)) is not None:
+            self.price = price
+            self.model = ran
+
     def finish(self, call: Call) -> None:
         """The finisher: settle what the response side could not (streams, cancellations), and
         the owner writes the row, whatever settling did."""
@@ -145,13 +159,17 @@ class Run:
 
 def make_row(call: Call, bill: Bill) -> Row:
     usage = bill.usage or Usage()
+    auto = call.auto  # an auto router's request: its tier, its baseline, the model that ran
     return Row(
         ts=bill.ts, request_id=call.request_id, endpoint=call.endpoint or "",
-        key_name=call.key_name, user=call.user, tags=call.tags, model=call.model,
+        key_name=call.key_name, user=call.user, tags=call.tags,
+        model=call.model if auto is None else auto.served_model(call),
         requested_model=call.requested_model, provider=call.provider,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
         reasoning_tokens=usage.reasoning_tokens, cost=bill.cost, saved=bill.saved,
         provider_cache_saved=bill.provider_cache_saved,
         estimated=bill.estimated, capped=bill.capped, cache_hit=bill.hit, status=call.status,
-        outcome=call.outcome, latency_ms=(time.monotonic() - call.started) * 1000)
+        outcome=call.outcome, latency_ms=(time.monotonic() - call.started) * 1000,
+        tier=None if auto is None else auto.served_tier(call),
+        baseline_cost=None if auto is None else auto.baseline_cost(bill))

@@ -48,12 +48,22 @@ class Row:
     status: int = 0
     outcome: str = "ok"
     latency_ms: float = 0.0
+    tier: str | None = None  # the auto router's tier (None: no router chose the model)
+    baseline_cost: int | None = None  # nano-dollars the router's baseline would have cost
+
+    @property
+    def baseline_saved(self) -> int:
+        """Nano-dollars saved against the baseline (0 without one; negative: it cost more)."""
+        return 0 if self.baseline_cost is None else self.baseline_cost - self.cost
 
     def scopes(self) -> list[tuple[str, str]]:
-        """(scope, value) pairs this row is reported under; "" for a missing value."""
+        """(scope, value) pairs this row is reported under; "" for a missing value. A row
+        is under a tier only when an auto router served it."""
         out = [("global", ""), ("key", self.key_name or ""), ("user", self.user or ""),
                ("model", self.model or ""), ("provider", self.provider or "")]
         out += [("tag", tag) for tag in dict.fromkeys(self.tags)]
+        if self.tier is not None:
+            out.append(("tier", self.tier))
         return out
 
 

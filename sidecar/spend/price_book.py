@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from sidecar.spend.pricing import ModelPrice, Rates, parse_models, rates_from_us
 from sidecar.upstream.client import UpstreamClient
 
 _log = structlog.get_logger("sidecar.spend.prices")
+Lookup = Callable[[str], ModelPrice | None]  # PriceBook.lookup, as its readers take it
 _SUFFIXES = (":nitro", ":floor", ":exacto", ":online")
 _MEMO_LIMIT = 10_000  # distinct model names remembered; a flood of made-up names cannot grow it
 _FETCH_TIMEOUT_S = 30.0  # one background fetch (OpenRouter's /models is ~1 MB)
@@ -141,6 +143,18 @@ class PriceBook:
             memo.clear()
         memo[model] = price
         return price
+
+    def window(self, model: str) -> int | None:
+        """The model's context window: its price's, else the upstream's or the bundled table's
+        listing (a price set in `spend.prices` carries none, yet the model keeps its window)."""
+        price = self.lookup(model)
+        if price is not None and price.context_length is not None:
+            return price.context_length
+        for name in (model, *(model[:-len(s)] for s in _SUFFIXES if model.endswith(s))):
+            for found in (self._fetched.get(name), self._bundled.get(name)):
+                if found is not None and found.context_length is not None:
+                    return found.context_length
+        return None
 
     def _resolve(self, model: str) -> ModelPrice | None:
         for globs, price in self._configured:

@@ -34,9 +34,12 @@ def row_fields(row: Row) -> dict[Any, Any]:
             "saved_nusd": row.saved, "provider_cache_saved_nusd": row.provider_cache_saved,
             "estimated": int(row.estimated),
             "capped": int(row.capped), "cache_hit": int(row.cache_hit), "status": row.status,
-            "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3)}
+            "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3),
+            "tier": row.tier or "",
+            "baseline_nusd": "" if row.baseline_cost is None else row.baseline_cost}
 
 
+# usage.FIELDS, in order; sums written before a metric existed read it as 0 (unpack)
 _METRICS = FIELDS
 _INDEX = {name: i for i, name in enumerate(_METRICS)}
 

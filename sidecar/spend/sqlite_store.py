@@ -13,9 +13,14 @@ the time index.
 WAL mode with synchronous=NORMAL: a committed batch survives the process being killed (only a
 power cut can lose the last commits), readers (the CLI) never block the writer.
 
-Columns added since the first release (ADDED) are added to an older file when the sidecar opens
-it, as 0 for the rows already there; a read-only reader (the CLI on a file no newer sidecar has
-opened yet) reads them as 0.
+Migrations: `PRAGMA user_version` is the file's schema version. Version 1 added the auto
+router's columns (requests: auto_tier, baseline_nusd; daily: baseline_nusd,
+baseline_saved_nusd), version 2 the provider prompt cache's (requests:
+provider_cache_saved_nusd; daily: upstream_prompt_tokens, cached_tokens, cache_write_tokens,
+provider_cache_saved_nusd): a file from before gets them on its first writable open, in one
+transaction, its rows kept (their new columns NULL or 0; what was summed before counts no
+provider-cache tokens). A read-only open of an older file (`llm-sidecar usage` on a sidecar not
+yet upgraded) reads it as it is, the sums of missing columns as 0.
 """
 
 from __future__ import annotations
@@ -45,48 +50,73 @@ CREATE TABLE IF NOT EXISTS requests (
     saved_nusd INTEGER NOT NULL,
     estimated INTEGER NOT NULL, capped INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
     status INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL,
-    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0
+    auto_tier TEXT,                    -- the auto router's tier; NULL: no router chose
+    baseline_nusd INTEGER,             -- the router's baseline cost for the same tokens
+    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0  -- the provider's prompt cache
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE TABLE IF NOT EXISTS daily (
     day INTEGER NOT NULL,              -- Unix day number (ts // 86400)
-    scope TEXT NOT NULL,               -- global key user model provider tag
+    scope TEXT NOT NULL,               -- global key user model provider tag tier
     value TEXT NOT NULL,               -- '' when the request had none
     requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL, cost_nusd INTEGER NOT NULL,
     cache_hits INTEGER NOT NULL, saved_nusd INTEGER NOT NULL,
+    baseline_nusd INTEGER NOT NULL DEFAULT 0,        -- auto rows: the baselines' cost
+    baseline_saved_nusd INTEGER NOT NULL DEFAULT 0,  -- auto rows: baseline minus cost
     upstream_prompt_tokens INTEGER NOT NULL DEFAULT 0,  -- of requests that went upstream
-    cached_tokens INTEGER NOT NULL DEFAULT 0, cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,            -- read from the provider's cache
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,       -- written to it
     provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, day, value)    -- reads are one scope over a range of days
 ) WITHOUT ROWID;
 """
-# (table, column) added after the first release: ALTER TABLE on files made before.
-ADDED = (("requests", "provider_cache_saved_nusd"), ("daily", "upstream_prompt_tokens"),
-         ("daily", "cached_tokens"), ("daily", "cache_write_tokens"),
-         ("daily", "provider_cache_saved_nusd"))
+SCHEMA_VERSION = 2
+_MIGRATIONS = (  # (table, column, type)
+    # version 1, the auto router's columns
+    ("requests", "auto_tier", "TEXT"), ("requests", "baseline_nusd", "INTEGER"),
+    ("daily", "baseline_nusd", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "baseline_saved_nusd", "INTEGER NOT NULL DEFAULT 0"),
+    # version 2, the provider prompt cache's
+    ("requests", "provider_cache_saved_nusd", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "upstream_prompt_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "provider_cache_saved_nusd", "INTEGER NOT NULL DEFAULT 0"))
 _INSERT = ("INSERT INTO requests (ts, request_id, endpoint, key_name, user_name, tags, model, "
            "requested_model, provider, prompt_tokens, completion_tokens, cached_tokens, "
            "cache_write_tokens, reasoning_tokens, cost_nusd, saved_nusd, estimated, capped, "
-           "cache_hit, status, outcome, latency_ms, provider_cache_saved_nusd) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+           "cache_hit, status, outcome, latency_ms, auto_tier, baseline_nusd, "
+           "provider_cache_saved_nusd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 # The daily sums, in the order of usage.FIELDS.
 _SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_nusd", "cache_hits",
-         "saved_nusd", "upstream_prompt_tokens", "cached_tokens", "cache_write_tokens",
-         "provider_cache_saved_nusd")
+         "saved_nusd", "baseline_nusd", "baseline_saved_nusd", "upstream_prompt_tokens",
+         "cached_tokens", "cache_write_tokens", "provider_cache_saved_nusd")
 _UPSERT = (f"INSERT INTO daily (day, scope, value, {', '.join(_SUMS)}) VALUES "
            f"(?,?,?,{','.join('?' * len(_SUMS))}) ON CONFLICT (scope, day, value) DO UPDATE SET "
            + ", ".join(f"{name} = {name} + excluded.{name}" for name in _SUMS))
 # The requests column that holds each scope's value.
 COLUMNS = {"global": "''", "key": "key_name", "user": "user_name", "model": "model",
-           "provider": "provider", "tag": "tags"}
-# The same sums from the requests themselves (a hit of the sidecar's cache went nowhere).
-_TALLY = ("COUNT(*)", "SUM(prompt_tokens)", "SUM(completion_tokens)", "SUM(cost_nusd)",
-          "SUM(cache_hit)", "SUM(saved_nusd)",
-          "SUM(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END)",
-          "SUM(CASE WHEN cache_hit THEN 0 ELSE cached_tokens END)",
-          "SUM(CASE WHEN cache_hit THEN 0 ELSE cache_write_tokens END)",
-          "SUM(provider_cache_saved_nusd)")
+           "provider": "provider", "tag": "tags", "tier": "auto_tier"}
+# The same sums from the requests themselves, each with the column it needs (a file from
+# before that column, read only, sums it as 0); a hit of the sidecar's cache went nowhere.
+_TALLY = (("COUNT(*)", None), ("SUM(prompt_tokens)", None), ("SUM(completion_tokens)", None),
+          ("SUM(cost_nusd)", None), ("SUM(cache_hit)", None), ("SUM(saved_nusd)", None),
+          ("SUM(COALESCE(baseline_nusd, 0))", "baseline_nusd"),
+          ("SUM(CASE WHEN baseline_nusd IS NULL THEN 0 ELSE baseline_nusd - cost_nusd END)",
+           "baseline_nusd"),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END)", None),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE cached_tokens END)", None),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE cache_write_tokens END)", None),
+          ("SUM(provider_cache_saved_nusd)", "provider_cache_saved_nusd"))
+
+
+def _tally_sql(requests: set[str] | None, daily: set[str] | None) -> tuple[str, str]:
+    """The SELECT lists over requests and daily; None: every column is there."""
+    return (", ".join(sql if column is None or requests is None or column in requests else "0"
+                      for sql, column in _TALLY),
+            ", ".join(f"SUM({name})" if daily is None or name in daily else "0"
+                      for name in _SUMS))
 
 
 class Store:
@@ -94,22 +124,17 @@ class Store:
         self.path = path
         self._readonly = readonly
         self._db: sqlite3.Connection | None = None
-        self._tally = ", ".join(_TALLY)
-        self._daily_tally = ", ".join(f"SUM({name})" for name in _SUMS)
+        self._tally, self._daily_tally = _tally_sql(None, None)
+        self._tiers = True  # the file has the auto router's tier column
 
     def open(self) -> None:
         """Connect (creating the directory, file and tables on first start)."""
         if self._readonly:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             self._db = db = sqlite3.connect(uri, uri=True)
-            # a file no newer sidecar has opened yet: the sums of missing columns read as 0
-            missing = {(table, column) for table, column in ADDED
-                       if column not in _columns(db, table)}
-            self._tally = ", ".join(
-                "0" if any(t == "requests" and c in sql for t, c in missing) else sql
-                for sql in _TALLY)
-            self._daily_tally = ", ".join(
-                "0" if ("daily", name) in missing else f"SUM({name})" for name in _SUMS)
+            requests, daily = _columns(db, "requests"), _columns(db, "daily")
+            self._tally, self._daily_tally = _tally_sql(requests, daily)
+            self._tiers = "auto_tier" in requests
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -117,10 +142,7 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-            for table, column in ADDED:
-                if column not in _columns(db, table):
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} "
-                               "INTEGER NOT NULL DEFAULT 0")
+            migrate(db)
         except sqlite3.Error:
             db.close()
             raise
@@ -143,13 +165,15 @@ class Store:
         by_identity: dict[tuple[Any, ...], list[int]] = {}
         for row in rows:
             identity = (int(row.ts // DAY), row.key_name, row.user, row.model, row.provider,
-                        row.tags)
+                        row.tags, row.tier)
             add(by_identity, identity, tally_of(row))
         sums: dict[tuple[int, str, str], list[int]] = {}
-        for (day, key, user, model, provider, tags), tally in by_identity.items():
+        for (day, key, user, model, provider, tags, tier), tally in by_identity.items():
             scopes = [("global", ""), ("key", key or ""), ("user", user or ""),
                       ("model", model or ""), ("provider", provider or "")]
             scopes += [("tag", tag) for tag in dict.fromkeys(tags)]
+            if tier is not None:
+                scopes.append(("tier", tier))
             for scope, value in scopes:
                 add(sums, (day, scope, value), tally)
         db = self.db
@@ -202,8 +226,11 @@ class Store:
             start = max(start, cut_day * DAY)
         # ... and the rest from the rows themselves.
         column = COLUMNS[scope]
+        only = f" AND {column} IS NOT NULL" if scope == "tier" else ""  # routed rows alone
+        if scope == "tier" and not self._tiers:
+            return out  # a file from before tiers has none
         rows = self.db.execute(
-            f"SELECT {column}, {self._tally} FROM requests WHERE ts >= ? AND ts < ? "
+            f"SELECT {column}, {self._tally} FROM requests WHERE ts >= ? AND ts < ?{only} "
             f"GROUP BY {column}", (start, cut)).fetchall()
         for value, *tally in rows:
             tally_t = tuple(int(v or 0) for v in tally)
@@ -219,9 +246,26 @@ def _fields(row: Row) -> tuple[Any, ...]:
             row.model, row.requested_model, row.provider, row.prompt_tokens,
             row.completion_tokens, row.cached_tokens, row.cache_write_tokens,
             row.reasoning_tokens, row.cost, row.saved, int(row.estimated), int(row.capped),
-            int(row.cache_hit), row.status, row.outcome, round(row.latency_ms, 3),
-            row.provider_cache_saved)
+            int(row.cache_hit), row.status, row.outcome, round(row.latency_ms, 3), row.tier,
+            row.baseline_cost, row.provider_cache_saved)
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:
     return {str(info[1]) for info in db.execute(f"PRAGMA table_info({table})")}
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a ledger file to SCHEMA_VERSION in one transaction (see the module docstring).
+    A new file already has every column: it only gets its version."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")  # two sidecars opening one old file: one migrates
+    try:
+        for table, column, kind in _MIGRATIONS:
+            if column not in _columns(db, table):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -34,6 +34,11 @@ def make_rows(count: int) -> list[Row]:
                        saved=rng.randint(0, 5), cache_hit=rng.random() < 0.2, status=200,
                        cached_tokens=rng.randint(0, 50), cache_write_tokens=rng.randint(0, 40),
                        provider_cache_saved=rng.randint(-500, 5000)))
+    routed = random.Random(10)  # half the rows were chosen by an auto router
+    for row in out:
+        if routed.random() < 0.5:
+            row.tier = routed.choice(["simple", "complex", "reasoning"])
+            row.baseline_cost = routed.randint(0, 2 * 10**6)
     return out
 
 
@@ -73,38 +78,46 @@ def test_rebuilt_totals_equal_the_rows(store: Store, scope: str, window: Window,
 
 
 @pytest.mark.parametrize("window", ["minute", "hour", "day", "week", "month", "all"])
-@pytest.mark.parametrize("by", ["model", "key", "tag", "provider"])
+@pytest.mark.parametrize("by", ["model", "key", "tag", "provider", "tier"])
 def test_usage_report_equals_the_rows(store: Store, window: str, by: str) -> None:
-    """Reports by every dimension and window count requests, tokens, cost, hits and savings
-    exactly as the rows say; totals count each request once."""
+    """Reports by every dimension and window count requests, tokens, cost, hits, savings and
+    the auto routers' baseline and saving exactly as the rows say; totals count each request
+    once; by tier, only the requests a router served."""
     span: Window = "total" if window == "all" else window  # type: ignore[assignment]
     start = window_start(span, NOW)
     picked = [r for r in store.rows if r.ts >= start]  # type: ignore[attr-defined]
-    column = {"model": "model", "key": "key_name", "provider": "provider"}
+    column = {"model": "model", "key": "key_name", "provider": "provider", "tier": "tier"}
     expected: dict[object, list[Any]] = {}
     for row in picked:
+        if by == "tier" and row.tier is None:
+            continue
         values = list(row.tags) if by == "tag" else [getattr(row, column[by]) or None]
         upstream = not row.cache_hit  # the provider's cache: requests that went upstream
         for value in values:
-            tally = expected.setdefault(value, [0, 0, 0, 0, 0, 0, 0, 0])
+            tally = expected.setdefault(value, [0] * 10)
             tally[0] += 1
             tally[1] += row.prompt_tokens
             tally[2] += row.cost
             tally[3] += row.cache_hit
-            tally[4] += row.cached_tokens if upstream else 0
-            tally[5] += row.cache_write_tokens if upstream else 0
-            tally[6] += row.provider_cache_saved
-            tally[7] += row.prompt_tokens if upstream else 0
+            tally[4] += row.baseline_cost or 0
+            tally[5] += row.baseline_saved
+            tally[6] += row.cached_tokens if upstream else 0
+            tally[7] += row.cache_write_tokens if upstream else 0
+            tally[8] += row.provider_cache_saved
+            tally[9] += row.prompt_tokens if upstream else 0
     report = store.usage(span, by, NOW)  # type: ignore[arg-type]
     got = {r["key"]: [r["requests"], r["prompt_tokens"], round(r["cost_usd"] * 1e9),
-                      r["cache_hits"], r["cached_tokens"], r["cache_write_tokens"],
-                      round(r["provider_cache_saved_usd"] * 1e9), r["provider_cache_hit_rate"]]
-           for r in report["rows"]}
+                      r["cache_hits"], round(r["baseline_usd"] * 1e9),
+                      round(r["saved_vs_baseline_usd"] * 1e9), r["cached_tokens"],
+                      r["cache_write_tokens"], round(r["provider_cache_saved_usd"] * 1e9),
+                      r["provider_cache_hit_rate"]] for r in report["rows"]}
     for tally in expected.values():
-        tally[7] = round(tally[4] / tally[7], 4) if tally[7] else None
+        tally[9] = round(tally[6] / tally[9], 4) if tally[9] else None
     assert got == expected
     assert report["total_requests"] == len(picked)
     assert round(report["total_cost_usd"] * 1e9) == sum(r.cost for r in picked)
+    assert round(report["total_saved_vs_baseline_usd"] * 1e9) == sum(
+        r.baseline_saved for r in picked)
 
 
 def test_readonly_store_reads_a_live_file(store: Store) -> None:
@@ -116,59 +129,3 @@ def test_readonly_store_reads_a_live_file(store: Store) -> None:
     finally:
         reader.close()
 
-
-OLD_SCHEMA = """
-CREATE TABLE requests (
-    id INTEGER PRIMARY KEY, ts REAL NOT NULL, request_id TEXT NOT NULL, endpoint TEXT NOT NULL,
-    key_name TEXT, user_name TEXT, tags TEXT, model TEXT, requested_model TEXT, provider TEXT,
-    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL, cache_write_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL, cost_nusd INTEGER NOT NULL, saved_nusd INTEGER NOT NULL,
-    estimated INTEGER NOT NULL, capped INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
-    status INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL);
-CREATE TABLE daily (
-    day INTEGER NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,
-    requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL, cost_nusd INTEGER NOT NULL,
-    cache_hits INTEGER NOT NULL, saved_nusd INTEGER NOT NULL,
-    PRIMARY KEY (scope, day, value)) WITHOUT ROWID;
-INSERT INTO requests VALUES (1, 1795000000.0, 'old', 'chat/completions', NULL, NULL, '', 'm',
-    'm', 'upstream', 100, 5, 60, 0, 0, 777, 0, 0, 0, 0, 200, 'ok', 1.0);
-INSERT INTO daily VALUES (20775, 'model', 'm', 1, 100, 5, 777, 0, 0);
-INSERT INTO daily VALUES (20775, 'global', '', 1, 100, 5, 777, 0, 0);
-"""
-
-
-def test_a_file_from_before_the_provider_cache_columns(tmp_path: Path) -> None:
-    """A ledger written by an older sidecar: a read-only reader reads the new sums as 0;
-    opened by the sidecar, the columns are added and new rows sum into them."""
-    import sqlite3
-
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.executescript(OLD_SCHEMA)
-    db.close()
-    reader = Store(path, readonly=True)
-    reader.open()
-    try:
-        before = reader.usage("total", "model", NOW)
-    finally:
-        reader.close()
-    assert (before["total_requests"], before["total_cached_tokens"]) == (1, 0)
-    assert before["rows"][0]["provider_cache_saved_usd"] == 0
-    writer = Store(path)
-    writer.open()
-    try:
-        writer.write([Row(ts=NOW, request_id="new", endpoint="chat/completions", key_name=None,
-                          user=None, tags=(), model="m", requested_model="m",
-                          provider="upstream", prompt_tokens=200, completion_tokens=5,
-                          cached_tokens=150, cache_write_tokens=20, cost=1000,
-                          provider_cache_saved=4000, status=200)])
-        after = writer.usage("total", "model", NOW)
-    finally:
-        writer.close()
-    (row,) = after["rows"]
-    assert (row["requests"], row["cached_tokens"], row["cache_write_tokens"]) == (2, 150, 20)
-    assert round(row["provider_cache_saved_usd"] * 1e9) == 4000
-    # rows summed before the columns existed count no provider-cache tokens, either side
-    assert row["provider_cache_hit_rate"] == round(150 / 200, 4)
