@@ -3,7 +3,7 @@ what it saves on an agent's conversation.
 
     .venv/bin/python -m bench.prompt_cache [--loops 5000] [--rounds 5] [--conversations 5]
 
-1. CPU per request, in this process (median of --rounds, µs): on a realistic agent request
+1. CPU per request, in this process (median of --rounds, µs of process time): on an agent request
    (an 8 kB system prompt, 6 tools, 20 turns with tool calls and results):
    - the breakpoint rule on the translated Anthropic body (`mark_anthropic`), and what an
      OpenRouter provider's render costs with injection next to the client's bytes as they are
@@ -81,15 +81,16 @@ def new_call(body: dict[str, Any]) -> Call:
 
 
 def timed(fn: Callable[[], object], loops: int, rounds: int) -> float:
-    """Median µs per call over `rounds` of `loops`."""
+    """Median µs of CPU per call over `rounds` of `loops` (process time: other processes on a
+    shared machine do not count in it)."""
     for _ in range(min(loops, 500)):
         fn()
     samples = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(loops):
             fn()
-        samples.append((time.perf_counter() - started) / loops * 1e6)
+        samples.append((time.process_time() - started) / loops * 1e6)
     return statistics.median(samples)
 
 
