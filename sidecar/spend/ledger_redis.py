@@ -50,6 +50,7 @@ from sidecar.telemetry.metrics import Metrics
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
+REDIS_POOL = 128  # connections to Redis at most; more requests at once wait for one
 _GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
 
 
@@ -88,10 +89,14 @@ class RedisLedger:
         # restart closed: without it, each stale connection failed one request after Redis was
         # back and opened a new outage (503s under fail_closed for another interval). Timeouts
         # are not retried: that would double the wait `redis_timeout_s` bounds.
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        # A blocking pool: a burst of admissions waits (at most `redis_timeout_s`) for a pooled
+        # connection instead of failing. redis-py's default pool raises "Too many connections"
+        # past 100 at once, which opened an outage (503s) under a burst of 100 requests.
+        self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_POOL, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-            decode_responses=True)
+            decode_responses=True))
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
         self._settles: list[Settle] = []
