@@ -16,6 +16,7 @@ from typing import Protocol
 from aiohttp import web
 
 from sidecar.auto.pins import Pins
+from sidecar.background import BackgroundReads
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
@@ -59,6 +60,7 @@ class Deps:
     ledger: Ledger | None = None
     env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
     pins: Pins | None = None  # auto routers' session pins: plain state, kept across requests
+    background: BackgroundReads | None = None  # with the ledger: cancelled calls read to the end
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -86,6 +88,11 @@ class Deps:
             deps.prices = PriceBook(settings, upstream)
         if settings.auto.routers:
             deps.pins = Pins(settings.auto.max_sessions, deps.routing.clock.now)
+        if deps.ledger is not None:
+            spend = settings.spend
+            deps.background = BackgroundReads(limit=spend.cancelled_reads_max,
+                                              read_s=spend.cancelled_read_s,
+                                              drain_s=settings.listen.shutdown_grace_s)
         return deps
 
     async def rebuild(self, settings: Settings) -> list[Resource]:
@@ -130,7 +137,9 @@ class Deps:
         """In start order; they close in reverse: telemetry last (it flushes what the others
         logged while closing); the ledger flushes after the last request, before the access
         log's last lines; the price book fetches through the upstream pool, so it starts after
-        it; flights close before the store they fill and the upstream pool they read."""
+        it; flights close before the store they fill and the upstream pool they read; the
+        background reads close first (they read through the flights, the pool, and finish into
+        the ledger)."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
         if self.prices is not None:
             out.append(self.prices)
@@ -140,6 +149,8 @@ class Deps:
             out += [self.cache, self.flights]
         if self.inspector is not None:
             out.append(self.inspector)
+        if self.background is not None:
+            out.append(self.background)
         return out
 
 

@@ -1,7 +1,7 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
     client ─► telemetry → zdr → inspect → auth → read_body → privacy → auto → fallback → spend
-              → cache ─┬─ hit: the entry's answer, back up the list
+              → detach → cache ─┬─ hit: the entry's answer, back up the list
                        └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
                           task, on `call.fork()`: → answer → route ─► upstream
     client ◄─ the reply unwinds right to left; then `Call.finish` runs every stage's finisher,
@@ -30,6 +30,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     spend      price, hold the worst case against the budgets, cap, then bill; before the cache,
                so a blocked budget is never bypassed by a hit, yet hits are counted (billed 0,
                their saving recorded)
+    detach     right below spend, for non-streamed calls: the rest runs in a task of its own, so
+               when the client leaves, the answer is still read in the background (bounded) and
+               billed what the provider bills; the call's finishers wait for it
+               (pipeline/detach.py); present with spend
     cache      right before the upstream call, so a hit skips exactly that; a miss leads (or
                joins) a single flight: the stages below run in the flight's task on a fork of
                the call, and the flight moves the answer record and attempts back to it
@@ -40,10 +44,12 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
                providers (pipeline/route.py)
 
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
-telemetry to auth) ending in `Route.forward`, which streams both ways. A model endpoint that is
-free (`billed: False` in endpoints.py: /v1/messages/count_tokens) runs the `free` list: the
-same stages up to fallback, then route; no spend (nothing to price, hold or record), no cache
-and no answer stage (its answer is a count, not a completion).
+telemetry to auth, then spend's rule for paths: free, a batch bounded at submission, or
+unpriced and decided by `spend.unpriced_paths`, pipeline/spend_paths.py) ending in
+`Route.forward`, which streams both ways. A model endpoint that is free (`billed: False` in
+endpoints.py: /v1/messages/count_tokens) runs the `free` list: the same stages up to fallback,
+then route; no spend (nothing to price, hold or record), no cache and no answer stage (its
+answer is a count, not a completion).
 """
 
 from __future__ import annotations
@@ -60,12 +66,15 @@ from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.auth import Auth
 from sidecar.pipeline.auto import Auto
 from sidecar.pipeline.cache import Cache
+from sidecar.pipeline.detach import Detach
 from sidecar.pipeline.fallback import Fallback
 from sidecar.pipeline.inspect import Inspect
 from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 from sidecar.pipeline.spend import Spend
+from sidecar.pipeline.spend_paths import SpendPaths
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.spend.paths import PathRules
 from sidecar.spend.price_book import PriceBook
 from sidecar.telemetry.genai import Upstreams
 
@@ -139,8 +148,14 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=len(routing.targets) > 1))
     free = list(stages)  # what a free endpoint needs: the caller, its body, redaction, routing
+    passthrough = list(before_body)
     if deps.ledger is not None and deps.prices is not None:
-        stages.append(Spend(settings.spend, deps.prices, deps.ledger, deps.metrics))
+        spend = Spend(settings.spend, deps.prices, deps.ledger, deps.metrics)
+        stages.append(spend)
+        if deps.background is not None:
+            stages.append(Detach(deps.background))
+        passthrough.append(SpendPaths(spend, PathRules(settings.spend.free_paths),
+                                      settings.listen.max_body_bytes))
     if deps.cache is not None and deps.flights is not None:
         stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
     if any(stage.reads_answer for stage in stages):
@@ -149,6 +164,6 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     return Pipelines(
         model=compose(stages, route.model),
         free=compose(free, route.model),
-        passthrough=compose(before_body, route.forward),
+        passthrough=compose(passthrough, route.forward),
         stage_names=(*(stage.name for stage in stages), route.name),
     )

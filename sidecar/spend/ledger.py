@@ -91,6 +91,11 @@ class Ledger(Protocol):
         """Atomically check and hold; raises LedgerDown."""
         ...
 
+    async def wait_for_room(self, at_most_s: float) -> None:
+        """Return when holds in flight may have settled (so an admission refused only because
+        of them may now fit), or after `at_most_s` seconds at the latest."""
+        ...
+
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
         """Replace the holds by the real cost (0 releases); never blocks. Returns the tightest
         budget's room left, when known."""

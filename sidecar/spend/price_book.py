@@ -10,6 +10,8 @@ Lookup order, first hit wins:
      still knows the common models.
 Routing suffixes (`:nitro`, `:floor`, `:exacto`, `:online`) are dropped for a second try.
 A model found nowhere is `None`: the spend stage applies `spend.unknown_model_price`.
+The media endpoints' prices (per image, per character, per minute) are `media` (media.py): the
+same order, from `spend.media_prices`, the same /models answers and their own bundled table.
 Results are memoised per model name (a dict hit per request instead of a glob scan).
 """
 
@@ -30,6 +32,7 @@ from sidecar import USER_AGENT
 from sidecar.config.base import secret_values
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
+from sidecar.spend.media import MediaBook, MediaPrice, media_from_openrouter
 from sidecar.spend.pricing import ModelPrice, Rates, parse_models, rates_from_usd
 from sidecar.upstream.client import UpstreamClient
 
@@ -79,6 +82,7 @@ class PriceBook:
 
     def __init__(self, settings: Settings, upstream: UpstreamClient) -> None:
         self._upstream = upstream
+        self.media = MediaBook(settings.spend)
         self._configure(settings)
         self._fetched: dict[str, ModelPrice] = {}
         self._bundled: dict[str, ModelPrice] = {}
@@ -101,6 +105,8 @@ class PriceBook:
         `prices_fetch_timeout_s`), and kept fresh from then on."""
         sources = self._sources
         self._configure(settings)
+        media = MediaBook(settings.spend)  # spend.media_prices, with what was fetched kept
+        media.fetched, self.media = self.media.fetched, media
         self._memo = {}
         if self._sources == sources:
             return
@@ -172,15 +178,21 @@ class PriceBook:
         if not any(r is not None for r in results):
             return
         merged: dict[str, ModelPrice] = {}
-        for prices in results:
-            for model, price in (prices or self._fetched).items():
+        media: dict[str, MediaPrice] = {}
+        for result in results:
+            prices, found = result or (self._fetched, self.media.fetched)
+            for model, price in prices.items():
                 known = merged.get(model)
                 merged[model] = price if known is None else _dearer(known, price)
+            for model, item in found.items():
+                media.setdefault(model, item)
         self._fetched = merged
+        self.media.fetched = media
         self._memo = {}
         self.fetched_at = asyncio.get_running_loop().time()
 
-    async def _fetch(self, source: PriceSource) -> dict[str, ModelPrice] | None:
+    async def _fetch(self, source: PriceSource
+                     ) -> tuple[dict[str, ModelPrice], dict[str, MediaPrice]] | None:
         try:
             async with self._upstream.session.get(
                     source.url, headers=source.headers, auto_decompress=True,
@@ -194,8 +206,12 @@ class PriceBook:
                          error=str(exc) or type(exc).__name__)
             return None
         prices = parse_models(payload, "upstream")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        media = {entry["id"]: found for entry in (data if isinstance(data, list) else ())
+                 if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+                 and (found := media_from_openrouter(entry)) is not None}
         _log.info("prices_fetched", provider=source.name, models=len(prices))
-        return prices
+        return prices, media
 
     async def _keep_fresh(self, first: asyncio.Future[None]) -> None:
         await first

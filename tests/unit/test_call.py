@@ -55,13 +55,13 @@ def test_globs(patterns: list[str], name: str, matches: bool) -> None:
 # Call.fork: every field of a Call in exactly one of these groups (a new field must be sorted
 # here, and so decided, before the tests pass).
 COPIED = {"request_id", "method", "path", "endpoint", "headers", "started", "raw_body", "body",
-          "body_changed", "model", "requested_model", "candidates", "priced_as", "auto",
+          "form", "body_changed", "model", "requested_model", "candidates", "priced_as", "auto",
           "preferences", "stream", "user", "tags",
           "key_name", "allowed_models", "redactions", "pseudonyms", "zdr", "trace_id",
           "span_id", "conversation"}
 COPIED_AS_NEW = {"overrides", "upstream_headers"}  # equal content, a dict of the fork's own
 FRESH = {"content", "finishers", "answer", "bill", "cache_status", "response_headers",
-         "status", "first_byte_at", "bytes_out", "outcome"}
+         "status", "first_byte_at", "bytes_out", "outcome", "finish_deferred"}
 SHAREABLE = {"attempts"}
 
 

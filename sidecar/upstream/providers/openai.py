@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import orjson
 from aiohttp import ClientResponse, StreamReader
@@ -27,6 +28,7 @@ from sidecar.sse import frame_events
 from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
+from sidecar.upstream.limits import completion_field, renamed_cap
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body, retain_nothing
 from sidecar.upstream.prompt_cache import mark_openai_chat
 
@@ -60,24 +62,28 @@ class OpenAIProvider:
 
             return await send_messages(self, client, call, attempt)
         model = self.upstream_model(attempt.model)
+        # the sidecar's completion cap, in the field this provider takes (limits.py)
+        renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
+            "max_tokens" in call.overrides) else None
         data = None
         if self._prompt_cache is not None and call.body is not None:
-            data = self._cached_body(call, attempt, model, self._prompt_cache)
+            data = self._cached_body(call, attempt, model, self._prompt_cache, renamed)
         if data is None:
             data = (openrouter_body(call, model) if call.zdr and self._openrouter
-                    else call.upstream_body(model))
+                    else call.upstream_body(model, renamed))
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
-    def _cached_body(self, call: Call, attempt: Attempt, model: str, policy: PromptCachePolicy
-                     ) -> bytes | None:
+    def _cached_body(self, call: Call, attempt: Attempt, model: str, policy: PromptCachePolicy,
+                     renamed: dict[str, Any] | None) -> bytes | None:
         """The body with breakpoints and a cache key; None when neither applies (or the rule
-        found no place for a marker), so the client's bytes go as they came."""
+        found no place for a marker), so the body goes as it would have. `renamed`: the
+        overrides with the completion cap in this provider's field (limits.py)."""
         minimum = policy.breakpoints(call, attempt.model)
         key = policy.cache_key(call, attempt.model)
         if minimum is None and key is None:
             return None
         assert call.body is not None
-        body = {**call.body, **call.overrides, "model": model}
+        body = {**call.body, **(call.overrides if renamed is None else renamed), "model": model}
         if minimum is not None:
             body, attempt.cache_markers = mark_openai_chat(body, minimum)
         if key is not None:
@@ -89,7 +95,9 @@ class OpenAIProvider:
         return orjson.dumps(body)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
-        data = None if call.content is None else _stream(call.content)
+        # a body a stage read already (a batch, bounded before it is sent) goes as it was read
+        data = call.raw_body if call.raw_body is not None else (
+            None if call.content is None else _stream(call.content))
         return await self._exchange(client, call, attempt, call.method, data, decoded=False)
 
     def request_headers(self, call: Call, *, decoded: bool) -> CIMultiDict[str]:
