@@ -19,6 +19,7 @@ import pytest
 from bench.provider_cache import ProviderCache
 from tests.conftest import RunningSidecar, StartSidecar, merge
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.metered import Metered
 from tests.fakes.otlp import GrpcReceiver, attributes
 from tests.fakes.proxy import FakeProxy
 from tests.fakes.telemetry import CLIENT, by_kind, flush
@@ -255,3 +256,22 @@ async def test_inspector_and_spans_show_the_provider_cache(
     assert got["gen_ai.usage.cache_creation.input_tokens"] == second.written
     assert got["gen_ai.usage.input_tokens"] == second.prompt
     assert got["llm_sidecar.prompt_cache.markers"] == 2
+
+
+async def test_breakpoints_keep_the_cap_in_the_providers_field(start_sidecar: StartSidecar,
+                                                              metered: Metered) -> None:
+    """Under a blocking budget, a body given breakpoints still carries spend's completion cap,
+    in the field the provider takes (max_completion_tokens for an OpenAI reasoning model)."""
+    sidecar = await start_sidecar({
+        "providers": [{"name": "gateway", "base_url": metered.url, "prompt_cache": "on"}],
+        "cache": {"backend": "off"},
+        "spend": {"reserve_max_tokens": 64, "prices": {"o3-mini": {"prompt": 0,
+                                                                   "completion": 1e-6}},
+                  "budgets": [{"name": "cap", "limit_usd": 1.0}]}})
+    sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="sk-client", max_retries=0)
+    await sdk.chat.completions.create(model="o3-mini", messages=[
+        {"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}])
+    await sdk.close()
+    [sent] = metered.bodies
+    assert sent["max_completion_tokens"] == 64 and "max_tokens" not in sent
+    assert sent["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
