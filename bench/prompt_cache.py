@@ -107,7 +107,7 @@ def cpu_figures(loops: int, rounds: int) -> list[tuple[str, float]]:
     policy = PromptCachePolicy("auto", "openrouter")
 
     def render_injected() -> object:
-        return injecting._cached_body(call, attempt, MODEL, policy)
+        return injecting._cached_body(call, attempt, MODEL, policy, None)
 
     def derive() -> object:
         call.conversation = None
