@@ -16,7 +16,8 @@ Who writes which field of a Call:
                baseline; read by the headers, the ledger row and the inspector)
     fallback   model (the candidate being tried), preferences (the body's `provider` object and
                the candidate's `:floor`/`:nitro` suffix, for the router)
-    route      attempts (one Attempt per try)
+    route      attempts (one Attempt per try), conversation (when a pool or a provider's
+               prompt cache needs it)
     answer     answer: one `Answer` record (usage, finish reason, the answering model and id),
                read from the upstream's reply by the answer stage, or taken whole from a cache
                entry or a single flight
@@ -124,6 +125,10 @@ class Bill:
     ts: float  # Unix time the request was first admitted
     cost: int = 0  # nano-dollars, every candidate together
     saved: int = 0  # what a cache hit did not spend
+    # what the provider's prompt cache saved against uncached input (reads at their discount,
+    # net of the write premium; negative when writes cost more than reads saved), every
+    # candidate together (spend/pricing.py)
+    provider_cache_saved: int = 0
     usage: Usage | None = None  # the last settled candidate's (the answer the client got)
     estimated: bool = False  # some usage was estimated (a stream that ended without usage)
     capped: bool = False  # a blocking budget lowered the completion limit
@@ -181,6 +186,8 @@ class Attempt:
     error: str | None = None  # an error code (upstream_timeout, http_503, ...) when it failed
     headers_at: float | None = None  # monotonic time the upstream's headers arrived
     ended: float | None = None  # monotonic time the attempt was over (body read, or failed)
+    cache_markers: int = 0  # prompt-cache breakpoints the sidecar added to this try's body
+    sticky: bool = False  # tried first because its conversation is pinned to this provider
 
 
 @dataclass(slots=True)
@@ -222,6 +229,9 @@ class Call:
     zdr: bool = False  # zero data retention: providers ask upstreams to retain nothing
     trace_id: str | None = None
     span_id: str | None = None
+    # the conversation's key (upstream/conversation.py): derived once, when routing or a
+    # provider first needs it
+    conversation: str | None = None
     status: int = 0  # the status the client was sent; 0 until the response starts
     first_byte_at: float | None = None  # monotonic time the first body byte went to the client
     bytes_out: int = 0
@@ -258,8 +268,8 @@ class Call:
                   body, they never edit one in place once it is parsed), form, body_changed,
                   model, requested_model, candidates, priced_as, auto, preferences, stream,
                   user, tags, key_name, allowed_models, redactions, pseudonyms, zdr, trace_id,
-                  span_id; overrides and upstream_headers as new dicts (the fork's changes
-                  stay its own)
+                  span_id, conversation; overrides and upstream_headers as new dicts (the
+                  fork's changes stay its own)
         fresh     finishers (the fork runs its own, when its task ends), answer (moved back in
                   one assignment by whoever owns the fork), bill, cache_status,
                   response_headers, status, first_byte_at, bytes_out, outcome, content (the
@@ -282,7 +292,7 @@ class Call:
             allowed_models=self.allowed_models, upstream_headers=dict(self.upstream_headers),
             attempts=self.attempts if share_attempts else [], redactions=self.redactions,
             pseudonyms=self.pseudonyms, zdr=self.zdr, trace_id=self.trace_id,
-            span_id=self.span_id)
+            span_id=self.span_id, conversation=self.conversation)
 
     def begin_attempt(self, provider: str, model: str, now: float) -> Attempt:
         attempt = Attempt(provider, model, now)

@@ -37,7 +37,7 @@ from sidecar.config.cache import CacheSettings
 from sidecar.globs import Globs
 from sidecar.telemetry.metrics import Metrics
 
-REDIS_POOL = 128  # connections to Redis at most; more requests at once wait for one
+REDIS_POOL = 32  # connections to Redis at most; more requests at once wait for one
 
 PREFIX = "llm-sidecar:cache:v1:"
 RETRY_AFTER_S = 1.0  # during an outage, Redis is tried again after this long

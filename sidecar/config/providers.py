@@ -13,6 +13,7 @@ from sidecar.config.base import (
     check_provider_url,
     empty_is_none,
 )
+from sidecar.config.prompt_cache import PromptCacheMode, yaml_mode
 from sidecar.config.spend import Price
 
 
@@ -29,8 +30,10 @@ class ProviderSettings(Section):
     headers: dict[str, str] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
     proxy: str | None = None  # egress proxy URL for this provider; default: HTTPS_PROXY etc.
+    prompt_cache: PromptCacheMode = "auto"  # breakpoints and cache keys (docs/prompt-cache.md)
 
     _url = field_validator("base_url")(check_provider_url)
+    _prompt_cache = field_validator("prompt_cache", mode="before")(yaml_mode)
     _key = field_validator("api_key", mode="before")(empty_is_none)
     _proxy = field_validator("proxy", mode="before")(empty_is_none)
 

@@ -32,6 +32,7 @@ from sidecar.config.compare import (
     check_shadow_rules,
 )
 from sidecar.config.privacy import PrivacySettings
+from sidecar.config.prompt_cache import PromptCacheSettings
 from sidecar.config.providers import (
     BreakerSettings,
     ProviderSettings,
@@ -44,8 +45,8 @@ from sidecar.config.telemetry import LogSettings, TelemetrySettings
 __all__ = [
     "AdminSettings", "AuthKey", "AuthSettings", "AutoSettings", "BreakerSettings",
     "CacheSettings", "CompareSettings", "ListenSettings", "LogSettings", "PrivacySettings",
-    "ProviderSettings", "ReloadSettings", "RetrySettings", "Settings", "ShadowRule",
-    "SpendSettings", "TelemetrySettings", "UpstreamSettings",
+    "PromptCacheSettings", "ProviderSettings", "ReloadSettings", "RetrySettings", "Settings",
+    "ShadowRule", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
 
@@ -161,6 +162,7 @@ class Settings(Section):
     routes: dict[str, list[str]] = Field(default_factory=dict)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    prompt_cache: PromptCacheSettings = Field(default_factory=PromptCacheSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     spend: SpendSettings = Field(default_factory=SpendSettings)

@@ -1,11 +1,13 @@
 """What the inspector keeps of a finished request: metadata only, never content.
 
 A `RequestRecord` is built from the Call in a finisher with data the pipeline already has (no
-parsing, no I/O): ids, model, provider, status, outcome, timings, tokens, cost, cache status,
-redactions, attempts, key name and tags, and for an auto router's request its tier, why, and
-what it saved against the router's baseline. Content (prompt and completion) is kept apart, only
-when `telemetry.capture_content` is on and zero-retention is off, in a bounded `ContentStore`
-the detail view reads on demand; the list and the event stream never carry it.
+parsing, no I/O): ids, model, provider, status, outcome, timings, tokens (with the prompt tokens
+the provider's cache read and wrote), cost, cache status, redactions, attempts, key name and
+tags, what the sidecar did for the provider's cache (breakpoints added, a pinned provider), and
+for an auto router's request its tier, why, and what it saved against the router's baseline.
+Content (prompt and completion) is kept apart, only when `telemetry.capture_content` is on and
+zero-retention is off, in a bounded `ContentStore` the detail view reads on demand; the list and
+the event stream never carry it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class RequestRecord:
     tier: str | None = None  # the auto router's tier (docs/auto.md)
     auto_reason: str | None = None
     saved_vs_baseline_usd: float | None = None  # negative: it cost more than the baseline
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache
+    cache_write_tokens: int | None = None  # prompt tokens written to it
+    cache_markers: int = 0  # breakpoints the sidecar added to the answering try's body
+    sticky: bool = False  # the answering try went to the conversation's pinned provider
     _event: bytes | None = None  # this record as a server-sent event, rendered once
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,6 +85,7 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
     failed = [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error}
               for a in attempts[:-1]] if len(attempts) > 1 else []
     first = call.first_byte_at
+    last = attempts[-1] if attempts else None
     auto = call.auto
     saved = auto.saved(bill) if auto is not None else None
     return RequestRecord(
@@ -93,7 +100,9 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
         call.redactions, len(attempts), failed, call.key_name, call.user, list(call.tags),
         call.trace_id, auto.served_tier(call) if auto is not None else None,
         auto.reason if auto is not None else None,
-        None if saved is None else saved * NANO_USD)
+        None if saved is None else saved * NANO_USD, usage.cached_tokens if usage else None,
+        usage.cache_write_tokens if usage else None,
+        last.cache_markers if last else 0, last.sticky if last else False)
 
 
 class ContentStore:

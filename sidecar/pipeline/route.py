@@ -1,7 +1,8 @@
 """The terminal stage: send the call for ONE model to its providers; return the answer as a Reply.
 
 `model` serves the model endpoints. The router lists the providers for `call.model` (pool by
-weight, then fallbacks, reshaped by the request's preferences); each is tried in turn, skipping
+weight, then fallbacks, reshaped by the request's preferences; a conversation's pinned provider
+first, upstream/sticky.py); each is tried in turn, skipping
 those whose breaker is open, and a provider that failed before answering (a transport error, or
 a status in `retry.on_status`) goes back in the queue to be retried after an exponential,
 jittered backoff or its `Retry-After`. Bounds: `retry.attempts` tries for this model and no new
@@ -47,6 +48,7 @@ class Route:
         self._router = routing.router
         self._retry = routing.retry
         self._clock = routing.clock
+        self._sticky = routing.sticky
         self._merge_models = len(routing.targets) > 1
         # No providers, no retry, no breaker: the core's path exactly (no averages either), so
         # the default configuration pays nothing for routing (bench/routing.py).
@@ -64,6 +66,10 @@ class Route:
             targets = self._router.candidates(model, call.preferences)
         except NoProviderAvailable as exc:
             return Reply.from_error(exc)
+        if self._sticky is not None and len(targets) > 1:
+            pool = self._router.tiers(model)[0]
+            if len(pool) > 1:
+                targets = self._sticky.order(call, model, pool, targets)
         first = targets[0]
         if first.breaker.allow():  # the common case: the first try answers
             reply = await self._attempt(call, first, model)

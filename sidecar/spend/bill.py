@@ -117,7 +117,7 @@ class Run:
         bill = self.bill
         if usage is None and answered and not self.hit:
             usage, estimated = self.estimated_usage(), True
-        cost = saved = 0
+        cost = saved = cache_saved = 0
         if call.priced_as is not None and usage is not None:
             self._reprice(call)
         if usage is not None:
@@ -125,6 +125,8 @@ class Run:
                 saved = self.price.cost(usage)
             else:
                 cost = self.price.cost(usage)
+                if isinstance(self.price, ModelPrice):  # a media tariff has no prompt cache
+                    cache_saved = self.price.cache_saving(usage)
         capped = (self.grant is not None and self.grant.capped) or bool(
             self.meter and self.meter.cut)
         tokens = usage.prompt_tokens + usage.completion_tokens if usage else 0
@@ -143,6 +145,7 @@ class Run:
                            request_id=call.request_id)
         bill.cost += cost
         bill.saved += saved
+        bill.provider_cache_saved += cache_saved
         bill.hit |= self.hit
         bill.estimated |= estimated
         bill.capped |= capped
@@ -218,6 +221,7 @@ def make_row(call: Call, bill: Bill) -> Row:
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
         reasoning_tokens=usage.reasoning_tokens, cost=bill.cost, saved=bill.saved,
+        provider_cache_saved=bill.provider_cache_saved,
         estimated=bill.estimated, capped=bill.capped, cache_hit=bill.hit, status=call.status,
         outcome=call.outcome, latency_ms=(time.monotonic() - call.started) * 1000,
         tier=None if auto is None else auto.served_tier(call),

@@ -40,6 +40,8 @@ class Row:
     reasoning_tokens: int = 0
     cost: int = 0  # nano-dollars
     saved: int = 0  # nano-dollars a cache hit did not spend
+    # nano-dollars the provider's prompt cache saved against uncached input (may be negative)
+    provider_cache_saved: int = 0
     estimated: bool = False  # no usage came back: tokens and cost are the sidecar's bound
     capped: bool = False  # a budget lowered the completion limit, or ended the stream
     cache_hit: bool = False

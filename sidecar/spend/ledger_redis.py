@@ -53,7 +53,7 @@ from sidecar.telemetry.metrics import Metrics
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
-REDIS_POOL = 128  # connections to Redis at most; more requests at once wait for one
+REDIS_POOL = 32  # connections to Redis at most; more requests at once wait for one
 _GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
 _POLL_S = 0.1  # a request waiting for room asks Redis again this often (other replicas' holds)
 

@@ -8,7 +8,8 @@ real price (about 1e-8 USD a token) is still 10 units. USD floats appear only at
 A `ModelPrice` holds OpenRouter's per-token prices as nano-dollars. `cost` prices a `Usage`:
 cached input tokens at `input_cache_read`, cache writes at `input_cache_write`, reasoning tokens
 at `internal_reasoning` (else as completion tokens), plus the per-request fee; when the upstream
-reported `usage.cost` (OpenRouter does, in every answer), that figure wins. `worst` is the price
+reported `usage.cost` (OpenRouter does, in every answer), that figure wins. `cache_saving` is
+what the provider's prompt cache saved against the same input uncached. `worst` is the price
 a reservation uses: the dearest way each token could be billed, so a reservation is never less
 than what the answer can cost.
 """
@@ -83,6 +84,19 @@ class ModelPrice:
                      + cached * r.cache_read + written * r.cache_write
                      + (usage.completion_tokens - reasoning) * r.completion
                      + reasoning * r.reasoning + r.request)
+
+    def cache_saving(self, usage: Usage) -> int:
+        """Nano-dollars the provider's prompt cache saved on this answer's input: its cached and
+        written tokens at the prompt price, minus what they cost. Net of the write premium
+        (Anthropic bills writes at 1.25x), so a write nothing reads yet is a negative saving,
+        which later reads repay. From the book's rates, also when the upstream reported
+        usage.cost (its own figure covers the whole answer, not this part of it)."""
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        if not (cached or written):
+            return 0
+        r = self.rates_for(usage.prompt_tokens)
+        return round(cached * (r.prompt - r.cache_read) + written * (r.prompt - r.cache_write))
 
     def worst(self, prompt_tokens: int) -> tuple[float, float, float]:
         """(per prompt token, per completion token, per request) at the dearest rates an

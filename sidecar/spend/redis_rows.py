@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.spend.ledger import Row
-from sidecar.spend.usage import add
+from sidecar.spend.usage import FIELDS, add, tally_of
 from sidecar.spend.windows import DAY, Window
 
 PREFIX = "llm-sidecar:spend:"
@@ -31,21 +31,21 @@ def row_fields(row: Row) -> dict[Any, Any]:
             "completion_tokens": row.completion_tokens, "cached_tokens": row.cached_tokens,
             "cache_write_tokens": row.cache_write_tokens,
             "reasoning_tokens": row.reasoning_tokens, "cost_nusd": row.cost,
-            "saved_nusd": row.saved, "estimated": int(row.estimated),
+            "saved_nusd": row.saved, "provider_cache_saved_nusd": row.provider_cache_saved,
+            "estimated": int(row.estimated),
             "capped": int(row.capped), "cache_hit": int(row.cache_hit), "status": row.status,
             "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3),
             "tier": row.tier or "",
             "baseline_nusd": "" if row.baseline_cost is None else row.baseline_cost}
 
 
-# usage.FIELDS, in order; sums written before "baseline" existed read it as 0 (unpack)
-_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved",
-            "baseline", "baseline_saved")
+# usage.FIELDS, in order; sums written before a metric existed read it as 0 (unpack)
+_METRICS = FIELDS
+_INDEX = {name: i for i, name in enumerate(_METRICS)}
 
 
 def sum_row(sums: dict[tuple[str, int], dict[str, int]], row: Row) -> None:
-    values = (1, row.prompt_tokens, row.completion_tokens, row.cost, int(row.cache_hit),
-              row.saved, row.baseline_cost or 0, row.baseline_saved)
+    values = tally_of(row)
     for granularity, (length, ttl) in _SUMS.items():
         start = int(row.ts) - int(row.ts) % length if length else 0
         for scope, value in row.scopes():
@@ -70,6 +70,9 @@ def sum_keys(window: Window, start: int, now: float) -> list[str]:
 def unpack(tallies: dict[str, list[int]], fields: dict[str, str]) -> None:
     for field, amount in fields.items():
         value, _, name = field.rpartition("\x1f")
+        index = _INDEX.get(name)
+        if index is None:  # a metric a newer replica sums: not in this version's report
+            continue
         tally = [0] * len(_METRICS)
-        tally[_METRICS.index(name)] = int(amount)
+        tally[index] = int(amount)
         add(tallies, value, tally)

@@ -15,9 +15,12 @@ power cut can lose the last commits), readers (the CLI) never block the writer.
 
 Migrations: `PRAGMA user_version` is the file's schema version. Version 1 added the auto
 router's columns (requests: auto_tier, baseline_nusd; daily: baseline_nusd,
-baseline_saved_nusd): a file from before gets them on its first writable open, in one
-transaction, its rows kept (their new columns NULL or 0). A read-only open of an older file
-(`llm-sidecar usage` on a sidecar not yet upgraded) reads it as it is, the new sums as 0.
+baseline_saved_nusd), version 2 the provider prompt cache's (requests:
+provider_cache_saved_nusd; daily: upstream_prompt_tokens, cached_tokens, cache_write_tokens,
+provider_cache_saved_nusd): a file from before gets them on its first writable open, in one
+transaction, its rows kept (their new columns NULL or 0; what was summed before counts no
+provider-cache tokens). A read-only open of an older file (`llm-sidecar usage` on a sidecar not
+yet upgraded) reads it as it is, the sums of missing columns as 0.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from sidecar.config.compare import SHADOW_TAG_PREFIX
 from sidecar.spend.ledger import Row
 from sidecar.spend.policy import BudgetRule
-from sidecar.spend.usage import By, add, report, since
+from sidecar.spend.usage import By, add, report, since, tally_of
 from sidecar.spend.windows import DAY, Window, window_start
 
 SCHEMA = """
@@ -49,7 +52,8 @@ CREATE TABLE IF NOT EXISTS requests (
     estimated INTEGER NOT NULL, capped INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
     status INTEGER NOT NULL, outcome TEXT NOT NULL, latency_ms REAL NOT NULL,
     auto_tier TEXT,                    -- the auto router's tier; NULL: no router chose
-    baseline_nusd INTEGER              -- the router's baseline cost for the same tokens
+    baseline_nusd INTEGER,             -- the router's baseline cost for the same tokens
+    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0  -- the provider's prompt cache
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 CREATE TABLE IF NOT EXISTS daily (
@@ -61,43 +65,59 @@ CREATE TABLE IF NOT EXISTS daily (
     cache_hits INTEGER NOT NULL, saved_nusd INTEGER NOT NULL,
     baseline_nusd INTEGER NOT NULL DEFAULT 0,        -- auto rows: the baselines' cost
     baseline_saved_nusd INTEGER NOT NULL DEFAULT 0,  -- auto rows: baseline minus cost
+    upstream_prompt_tokens INTEGER NOT NULL DEFAULT 0,  -- of requests that went upstream
+    cached_tokens INTEGER NOT NULL DEFAULT 0,            -- read from the provider's cache
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,       -- written to it
+    provider_cache_saved_nusd INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, day, value)    -- reads are one scope over a range of days
 ) WITHOUT ROWID;
 """
-SCHEMA_VERSION = 1
-_MIGRATIONS = (  # (table, column, type): version 1, the auto router's columns
+SCHEMA_VERSION = 2
+_MIGRATIONS = (  # (table, column, type)
+    # version 1, the auto router's columns
     ("requests", "auto_tier", "TEXT"), ("requests", "baseline_nusd", "INTEGER"),
     ("daily", "baseline_nusd", "INTEGER NOT NULL DEFAULT 0"),
-    ("daily", "baseline_saved_nusd", "INTEGER NOT NULL DEFAULT 0"))
+    ("daily", "baseline_saved_nusd", "INTEGER NOT NULL DEFAULT 0"),
+    # version 2, the provider prompt cache's
+    ("requests", "provider_cache_saved_nusd", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "upstream_prompt_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("daily", "provider_cache_saved_nusd", "INTEGER NOT NULL DEFAULT 0"))
 _INSERT = ("INSERT INTO requests (ts, request_id, endpoint, key_name, user_name, tags, model, "
            "requested_model, provider, prompt_tokens, completion_tokens, cached_tokens, "
            "cache_write_tokens, reasoning_tokens, cost_nusd, saved_nusd, estimated, capped, "
-           "cache_hit, status, outcome, latency_ms, auto_tier, baseline_nusd) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-_UPSERT = ("INSERT INTO daily (day, scope, value, requests, prompt_tokens, completion_tokens, "
-           "cost_nusd, cache_hits, saved_nusd, baseline_nusd, baseline_saved_nusd) VALUES "
-           "(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (scope, day, value) DO "
-           "UPDATE SET requests = requests + excluded.requests, "
-           "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-           "completion_tokens = completion_tokens + excluded.completion_tokens, "
-           "cost_nusd = cost_nusd + excluded.cost_nusd, "
-           "cache_hits = cache_hits + excluded.cache_hits, "
-           "saved_nusd = saved_nusd + excluded.saved_nusd, "
-           "baseline_nusd = baseline_nusd + excluded.baseline_nusd, "
-           "baseline_saved_nusd = baseline_saved_nusd + excluded.baseline_saved_nusd")
+           "cache_hit, status, outcome, latency_ms, auto_tier, baseline_nusd, "
+           "provider_cache_saved_nusd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+# The daily sums, in the order of usage.FIELDS.
+_SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_nusd", "cache_hits",
+         "saved_nusd", "baseline_nusd", "baseline_saved_nusd", "upstream_prompt_tokens",
+         "cached_tokens", "cache_write_tokens", "provider_cache_saved_nusd")
+_UPSERT = (f"INSERT INTO daily (day, scope, value, {', '.join(_SUMS)}) VALUES "
+           f"(?,?,?,{','.join('?' * len(_SUMS))}) ON CONFLICT (scope, day, value) DO UPDATE SET "
+           + ", ".join(f"{name} = {name} + excluded.{name}" for name in _SUMS))
 # The requests column that holds each scope's value.
 COLUMNS = {"global": "''", "key": "key_name", "user": "user_name", "model": "model",
            "provider": "provider", "tag": "tags", "tier": "auto_tier"}
-_TALLY = ("COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nusd), "
-          "SUM(cache_hit), SUM(saved_nusd), SUM(COALESCE(baseline_nusd, 0)), "
-          "SUM(CASE WHEN baseline_nusd IS NULL THEN 0 ELSE baseline_nusd - cost_nusd END)")
-_DAILY_TALLY = ("SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_nusd), "
-                "SUM(cache_hits), SUM(saved_nusd), SUM(baseline_nusd), "
-                "SUM(baseline_saved_nusd)")
-# A file from before version 1, read only: the sums it has not got read as 0.
-_OLD_TALLY = _TALLY.rsplit(", SUM(COALESCE", 1)[0] + ", 0, 0"
-_OLD_DAILY_TALLY = _DAILY_TALLY.rsplit(", SUM(baseline_nusd)", 1)[0] + ", 0, 0"
-_TALLY_FIELDS = 8
+# The same sums from the requests themselves, each with the column it needs (a file from
+# before that column, read only, sums it as 0); a hit of the sidecar's cache went nowhere.
+_TALLY = (("COUNT(*)", None), ("SUM(prompt_tokens)", None), ("SUM(completion_tokens)", None),
+          ("SUM(cost_nusd)", None), ("SUM(cache_hit)", None), ("SUM(saved_nusd)", None),
+          ("SUM(COALESCE(baseline_nusd, 0))", "baseline_nusd"),
+          ("SUM(CASE WHEN baseline_nusd IS NULL THEN 0 ELSE baseline_nusd - cost_nusd END)",
+           "baseline_nusd"),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE prompt_tokens END)", None),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE cached_tokens END)", None),
+          ("SUM(CASE WHEN cache_hit THEN 0 ELSE cache_write_tokens END)", None),
+          ("SUM(provider_cache_saved_nusd)", "provider_cache_saved_nusd"))
+
+
+def _tally_sql(requests: set[str] | None, daily: set[str] | None) -> tuple[str, str]:
+    """The SELECT lists over requests and daily; None: every column is there."""
+    return (", ".join(sql if column is None or requests is None or column in requests else "0"
+                      for sql, column in _TALLY),
+            ", ".join(f"SUM({name})" if daily is None or name in daily else "0"
+                      for name in _SUMS))
 
 
 class Store:
@@ -105,15 +125,17 @@ class Store:
         self.path = path
         self._readonly = readonly
         self._db: sqlite3.Connection | None = None
-        self._tally, self._daily_tally = _TALLY, _DAILY_TALLY
+        self._tally, self._daily_tally = _tally_sql(None, None)
+        self._tiers = True  # the file has the auto router's tier column
 
     def open(self) -> None:
         """Connect (creating the directory, file and tables on first start)."""
         if self._readonly:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True)
-            if "baseline_nusd" not in _columns(self._db, "requests"):
-                self._tally, self._daily_tally = _OLD_TALLY, _OLD_DAILY_TALLY
+            self._db = db = sqlite3.connect(uri, uri=True)
+            requests, daily = _columns(db, "requests"), _columns(db, "daily")
+            self._tally, self._daily_tally = _tally_sql(requests, daily)
+            self._tiers = "auto_tier" in requests
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -145,18 +167,7 @@ class Store:
         for row in rows:
             identity = (int(row.ts // DAY), row.key_name, row.user, row.model, row.provider,
                         row.tags, row.tier)
-            tally = by_identity.get(identity)
-            if tally is None:
-                tally = by_identity[identity] = [0] * _TALLY_FIELDS
-            tally[0] += 1
-            tally[1] += row.prompt_tokens
-            tally[2] += row.completion_tokens
-            tally[3] += row.cost
-            tally[4] += row.cache_hit
-            tally[5] += row.saved
-            if row.baseline_cost is not None:
-                tally[6] += row.baseline_cost
-                tally[7] += row.baseline_cost - row.cost
+            add(by_identity, identity, tally_of(row))
         sums: dict[tuple[int, str, str], list[int]] = {}
         for (day, key, user, model, provider, tags, tier), tally in by_identity.items():
             scopes = [("global", ""), ("key", key or ""), ("user", user or ""),
@@ -240,7 +251,7 @@ class Store:
         # ... and the rest from the rows themselves.
         column = COLUMNS[scope]
         only = f" AND {column} IS NOT NULL" if scope == "tier" else ""  # routed rows alone
-        if scope == "tier" and self._tally is _OLD_TALLY:
+        if scope == "tier" and not self._tiers:
             return out  # a file from before tiers has none
         rows = self.db.execute(
             f"SELECT {column}, {self._tally} FROM requests WHERE ts >= ? AND ts < ?{only} "
@@ -260,7 +271,7 @@ def _fields(row: Row) -> tuple[Any, ...]:
             row.completion_tokens, row.cached_tokens, row.cache_write_tokens,
             row.reasoning_tokens, row.cost, row.saved, int(row.estimated), int(row.capped),
             int(row.cache_hit), row.status, row.outcome, round(row.latency_ms, 3), row.tier,
-            row.baseline_cost)
+            row.baseline_cost, row.provider_cache_saved)
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

@@ -8,6 +8,13 @@ The one shape every way of asking returns (GET /sidecar/usage, `llm-sidecar usag
                "saved_usd": 0.0121}],
      "total_requests": 12, "total_cost_usd": 0.0595, "total_saved_usd": 0.0121}
 
+Two caches, reported apart. `cache_hits` and `saved_usd`: requests the sidecar's own cache
+answered (nothing went upstream). `cached_tokens`, `cache_write_tokens`: prompt tokens the
+provider read from and wrote to its prompt cache, on requests that went upstream;
+`provider_cache_hit_rate` is cached / prompt tokens of those requests (null without any), and
+`provider_cache_saved_usd` what that cache saved against the same input uncached, net of the
+write premium (pricing.py `cache_saving`); totals as `total_cached_tokens` and so on.
+
 Each row, and the totals, also carry `baseline_usd` (what the auto routers' baselines would have
 cost for the same tokens, over the requests a router served) and `saved_vs_baseline_usd` (that
 minus what those requests cost; docs/auto.md). `by=tier` groups the requests an auto router
@@ -23,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
+from sidecar.spend.ledger import Row
 from sidecar.spend.policy import BudgetRule
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.windows import REPORT_WINDOWS, Window, iso, window_end, window_start
@@ -31,9 +39,22 @@ K = TypeVar("K")
 By = Literal["model", "key", "user", "tag", "provider", "tier"]
 BYS: tuple[By, ...] = ("model", "key", "user", "tag", "provider", "tier")
 # Tally fields, in order: requests, prompt_tokens, completion_tokens, cost, cache_hits, saved,
-# baseline (the auto baseline's cost), baseline_saved (baseline minus cost, auto rows only)
+# baseline (the auto baseline's cost), baseline_saved (baseline minus cost, auto rows only);
+# the provider's prompt cache: upstream_prompt_tokens, cached_tokens, cache_write_tokens (of
+# requests that went upstream: a hit of the sidecar's cache replays a stored usage) and
+# provider_cache_saved
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved",
-          "baseline", "baseline_saved")
+          "baseline", "baseline_saved", "upstream_prompt_tokens", "cached_tokens",
+          "cache_write_tokens", "provider_cache_saved")
+
+
+def tally_of(row: Row) -> tuple[int, ...]:
+    """What one request adds to each of FIELDS."""
+    upstream = not row.cache_hit
+    return (1, row.prompt_tokens, row.completion_tokens, row.cost, int(row.cache_hit),
+            row.saved, row.baseline_cost or 0, row.baseline_saved,
+            row.prompt_tokens if upstream else 0, row.cached_tokens if upstream else 0,
+            row.cache_write_tokens if upstream else 0, row.provider_cache_saved)
 
 
 def parse_query(window: str | None, by: str | None) -> tuple[Window, By]:
@@ -69,14 +90,21 @@ def report(window: Window, by: By, start: int, tallies: dict[str, list[int]],
     rows = [{"key": key or None, "requests": t[0], "prompt_tokens": t[1],
              "completion_tokens": t[2], "cost_usd": to_usd(t[3]), "cache_hits": t[4],
              "saved_usd": to_usd(t[5]), "baseline_usd": to_usd(t[6]),
-             "saved_vs_baseline_usd": to_usd(t[7])}
+             "saved_vs_baseline_usd": to_usd(t[7]), **_provider_cache(t, "")}
             for key, t in sorted(((k, _whole(v)) for k, v in tallies.items()),
                                  key=lambda kv: (-kv[1][3], kv[0]))]
     return {"window": "all" if window == "total" else window,
             "since": iso(start), "by": by, "rows": rows,
             "total_requests": total[0], "total_cost_usd": to_usd(total[3]),
             "total_saved_usd": to_usd(total[5]), "total_baseline_usd": to_usd(total[6]),
-            "total_saved_vs_baseline_usd": to_usd(total[7])}
+            "total_saved_vs_baseline_usd": to_usd(total[7]), **_provider_cache(total, "total_")}
+
+
+def _provider_cache(t: list[int], prefix: str) -> dict[str, Any]:
+    """The provider prompt cache's figures of a tally (`prefix`: "total_" for the totals)."""
+    return {f"{prefix}cached_tokens": t[9], f"{prefix}cache_write_tokens": t[10],
+            f"{prefix}provider_cache_hit_rate": round(t[9] / t[8], 4) if t[8] > 0 else None,
+            f"{prefix}provider_cache_saved_usd": to_usd(t[11])}
 
 
 def _whole(tally: list[int]) -> list[int]:

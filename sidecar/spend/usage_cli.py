@@ -119,6 +119,14 @@ def render(payload: dict[str, Any]) -> None:
         columns += [("baseline USD", _usd(payload.get("total_baseline_usd", 0.0))),
                     ("saved vs baseline USD",
                      _usd(payload.get("total_saved_vs_baseline_usd", 0.0)))]
+    # The provider's prompt cache (the sidecar's own is "cache hits" and "saved USD"), when it
+    # read or wrote anything: the tokens it read, its hit rate, what it saved net of writes.
+    cached = bool(payload.get("total_cached_tokens") or payload.get("total_cache_write_tokens"))
+    if cached:
+        columns += [("provider cached tokens", str(payload["total_cached_tokens"])),
+                    ("provider cache hit", _rate(payload.get("total_provider_cache_hit_rate"))),
+                    ("provider cache saved USD",
+                     _usd(payload.get("total_provider_cache_saved_usd", 0.0)))]
     for header, footer in columns:
         table.add_column(header, footer=footer, justify="right")
     for row in payload["rows"]:
@@ -128,6 +136,10 @@ def render(payload: dict[str, Any]) -> None:
         if routed:
             cells += [_usd(row.get("baseline_usd", 0.0)),
                       _usd(row.get("saved_vs_baseline_usd", 0.0))]
+        if cached:
+            cells += [str(row.get("cached_tokens", 0)),
+                      _rate(row.get("provider_cache_hit_rate")),
+                      _usd(row.get("provider_cache_saved_usd", 0.0))]
         table.add_row(*cells)
     # Piped output gets room for long model names instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -139,3 +151,7 @@ def render(payload: dict[str, Any]) -> None:
 
 def _usd(value: float) -> str:
     return usd_text(to_nano(value))
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"

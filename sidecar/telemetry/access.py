@@ -45,9 +45,12 @@ class AccessRecord:
             "provider": call.provider,
             "attempts": len(call.attempts),
         }
-        if call.answer.usage is not None:
-            line["prompt_tokens"] = call.answer.usage.prompt_tokens
-            line["completion_tokens"] = call.answer.usage.completion_tokens
+        if (usage := call.answer.usage) is not None:
+            line["prompt_tokens"] = usage.prompt_tokens
+            line["completion_tokens"] = usage.completion_tokens
+            if usage.cached_tokens or usage.cache_write_tokens:  # the provider's prompt cache
+                line["cached_tokens"] = usage.cached_tokens
+                line["cache_write_tokens"] = usage.cache_write_tokens
         if call.cache_status is not None:
             line["cache"] = call.cache_status
         if (bill := call.bill) is not None:

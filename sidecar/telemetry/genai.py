@@ -121,7 +121,10 @@ def request_attributes(body: Mapping[str, Any] | None, overrides: Mapping[str, A
 
 
 def usage_attributes(usage: Usage) -> dict[str, Any]:
-    """gen_ai.usage.*: input includes cached tokens, output includes reasoning (as OpenAI's)."""
+    """gen_ai.usage.*: input includes cached tokens, output includes reasoning (as OpenAI's).
+    The provider's prompt cache: `cache_read.input_tokens` (OpenAI's cached_tokens, Anthropic's
+    cache_read_input_tokens) and `cache_creation.input_tokens` (Anthropic's
+    cache_creation_input_tokens), both subsets of input_tokens (conventions v1.40)."""
     out: dict[str, Any] = {"gen_ai.usage.input_tokens": usage.prompt_tokens,
                            "gen_ai.usage.output_tokens": usage.completion_tokens}
     if usage.cached_tokens:

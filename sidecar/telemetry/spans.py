@@ -8,7 +8,9 @@ request's start, so spans keep their exact durations even if the wall clock is s
 
 Span layout (semantic conventions v1.41):
     SERVER  "POST /v1/chat/completions"   http.*, llm_sidecar.* (cache, cost, budget, ...)
-      CLIENT "chat gpt-4o-mini"           gen_ai.* for attempt 1 (error.type if it failed)
+      CLIENT "chat gpt-4o-mini"           gen_ai.* for attempt 1 (error.type if it failed);
+                                          gen_ai.usage.cache_read / cache_creation tokens,
+                                          llm_sidecar.prompt_cache.* (markers added, sticky)
       CLIENT "chat gpt-4o-mini"           attempt 2, llm_sidecar.fallback_reason = attempt 1's error
 """
 
@@ -104,6 +106,10 @@ def build_spans(call: Call, trace: TraceContext, clock: Clock, end: float,
             attributes[PREFIX + "fallback_reason"] = attempts[index - 1].error or "retry"
         if attempt.status:
             attributes["http.response.status_code"] = attempt.status
+        if attempt.cache_markers:
+            attributes[PREFIX + "prompt_cache.markers"] = attempt.cache_markers
+        if attempt.sticky:
+            attributes[PREFIX + "prompt_cache.sticky"] = True
         span = SpanData(trace.trace_id, _span_id(), trace.span_id,
                         f"{operation} {attempt.model}" if attempt.model else operation, CLIENT,
                         clock.wall_ns(started), clock.wall_ns(ended), attributes,
@@ -172,6 +178,9 @@ def _server_span(call: Call, trace: TraceContext, clock: Clock, end: float,
         attributes[PREFIX + "cost_usd"] = bill.cost_usd
         if bill.hit:
             attributes[PREFIX + "saved_usd"] = bill.saved * NANO_USD
+        if bill.provider_cache_saved:
+            attributes[PREFIX + "provider_cache_saved_usd"] = (bill.provider_cache_saved
+                                                               * NANO_USD)
         if bill.remaining is not None:
             attributes[PREFIX + "budget_remaining_usd"] = bill.remaining * NANO_USD
     if call.redactions:

@@ -7,6 +7,7 @@ object; a lone OpenRouter provider also applies `models` and `provider` itself (
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -27,6 +28,11 @@ def openrouter_body(call: Call, model: str) -> bytes | None:
     if call.body is None:
         return call.raw_body
     body = {**call.body, **call.overrides, "model": model}
+    retain_nothing(body)
+    return orjson.dumps(body)
+
+
+def retain_nothing(body: dict[str, Any]) -> None:
+    """Merge the retention policy into the `provider` of a body the caller owns."""
     provider = body.get("provider")
     body["provider"] = {**(provider if isinstance(provider, dict) else {}), **OPENROUTER_POLICY}
-    return orjson.dumps(body)

@@ -8,6 +8,8 @@ resolved here, once per provider.
 
 `finish` is the finisher route registers once per request: it feeds the throughput average from
 the answer's usage and counts a stream the upstream broke as a failure of its provider.
+`sticky` keeps each conversation on the provider of its pool that holds its prompt cache
+(sticky.py); None when `prompt_cache.sticky_idle_s` is 0.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sidecar.upstream.egress import egress_proxy, environment_proxies, redact
 from sidecar.upstream.openrouter import is_openrouter
 from sidecar.upstream.providers import make_provider
 from sidecar.upstream.retry import RetryPolicy
+from sidecar.upstream.sticky import Sticky
 from sidecar.upstream.targets import Router, Target
 
 
@@ -40,6 +43,7 @@ class Routing:
     configured: bool  # `providers` is set (else the one provider is `upstream`)
     openrouter_only: bool  # one provider, on openrouter.ai: it applies models/provider itself
     settings: tuple[ProviderSettings, ...]
+    sticky: Sticky | None = None
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -57,7 +61,8 @@ class Routing:
             proxy = egress_proxy(p.base_url, p.proxy, proxies)
             targets.append(Target(
                 provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy,
-                                       on_key_change=on_key_change),
+                                       on_key_change=on_key_change,
+                                       prompt_cache_models=settings.prompt_cache.models),
                 patterns=tuple((pattern, Globs([pattern])) for pattern in p.models),
                 weight=p.weight,
                 prices=tuple((Globs([glob]), price) for glob, price in p.prices.items()),
@@ -69,7 +74,7 @@ class Routing:
             retry=RetryPolicy(settings.retry, enabled=configured or "retry" in explicit),
             clock=clock, configured=configured,
             openrouter_only=len(providers) == 1 and is_openrouter(providers[0].base_url),
-            settings=providers)
+            settings=providers, sticky=_sticky(settings, clock, len(targets)))
 
     @property
     def passthrough_target(self) -> Target:
@@ -78,7 +83,10 @@ class Routing:
 
     def keep_state_of(self, previous: Routing) -> None:
         """Live reload: a provider that is still there (same name, base URL and format) keeps
-        its breaker's state and its averages; a new or changed one starts fresh."""
+        its breaker's state and its averages; a new or changed one starts fresh. Conversations
+        stay pinned (a pin naming a provider that left is ignored, then dropped)."""
+        if self.sticky is not None and previous.sticky is not None:
+            self.sticky.keep_pins_of(previous.sticky)
         before = {(t.name, p.base_url, p.format): t
                   for t, p in zip(previous.targets, previous.settings, strict=True)}
         for target, p in zip(self.targets, self.settings, strict=True):
@@ -140,11 +148,21 @@ class Routing:
                 "models": list(p.models), "weight": p.weight, "strip_prefix": p.strip_prefix,
                 "proxy": redact(target.proxy),
                 "healthy": breaker.state == "closed",
+                "pinned_conversations": (self.sticky.pinned_to(target.name)
+                                         if self.sticky is not None else 0),
                 "breaker": {"enabled": breaker.enabled, "state": breaker.state,
                             "consecutive_failures": breaker.failures,
                             "retry_in_s": round(breaker.retry_in(), 3)},
                 "averages": models})
         return out
+
+
+def _sticky(settings: Settings, clock: Clock, providers: int) -> Sticky | None:
+    """Pins, when a pool can exist (two providers or more) and stickiness is on."""
+    cache = settings.prompt_cache
+    if providers < 2 or cache.sticky_idle_s <= 0:
+        return None
+    return Sticky(cache.sticky_idle_s, cache.sticky_max_conversations, clock)
 
 
 def _upstream_as_provider(settings: Settings) -> ProviderSettings:

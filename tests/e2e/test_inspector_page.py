@@ -150,7 +150,8 @@ async def test_admin_token_guards_the_page(serve: Serve, browser: WebDriver,  # 
 async def test_cost_cache_and_budget_panels(serve: Serve, browser: WebDriver,  # noqa: F811
                                             tmp_path: Path) -> None:
     """Against the demo upstream's prices: each row shows its cost, a repeated request shows
-    the cache hit (and a cost of $0), and the budget panel shows what was spent of its limit."""
+    the cache hit (and a cost of $0), the budget panel shows what was spent of its limit, and
+    the provider prompt cache panel its hit rate."""
     path = config_file(tmp_path, "spend:\n  budgets:\n    - {name: demo-daily, scope: global, "
                                  "window: day, limit_usd: 1}\n")
     served = await serve("--upstream", "demo", "--config", str(path))
@@ -168,6 +169,9 @@ async def test_cost_cache_and_budget_panels(serve: Serve, browser: WebDriver,  #
     wait_for(browser, lambda d: "openai/gpt-4o-mini" in d.find_element(By.ID, "spend").text,
              "spend by model")
     assert "% hits" in browser.find_element(By.ID, "cache").text
+    # the provider's own prompt cache, from the same report: the demo caches nothing
+    wait_for(browser, lambda d: "0.0 %\nof prompt tokens" in d.find_element(
+        By.ID, "prompt-cache").text, "the provider prompt cache panel")
     # A few more, of every kind, for the README's picture.
     for model, text, extra in (("anthropic/claude-3-5-haiku", "a longer question about caching",
                                 {}), ("openai/gpt-4o", "stream this answer", {"stream": True}),

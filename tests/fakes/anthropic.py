@@ -7,7 +7,9 @@ content_block_start / delta / stop per block, message_delta with usage, message_
 404. It checks what Anthropic checks first (x-api-key, anthropic-version, max_tokens,
 messages) and answers Anthropic's error shapes. Tests queue answers per request with
 `answer(...)`: a message, an event list (paced by gates, or cut), an error with its status and
-headers. Every request is recorded, its JSON parsed.
+headers. Every request is recorded, its JSON parsed, with the prompt-cache breakpoints it
+carried (`markers`). With `prompt_cache` set (bench/provider_cache.py), it keeps a prompt cache
+as Anthropic does and bills default answers' cache writes and reads in their usage.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from bench.provider_cache import Billed, ProviderCache, marker_paths
 
 Event = dict[str, Any] | bytes
 MODEL = "claude-test-1"
@@ -121,9 +125,16 @@ class Recorded:
     def json(self) -> Any:
         return orjson.loads(self.body)
 
+    @property
+    def markers(self) -> list[str]:
+        """Where this request carried cache_control (marker_paths' spelling)."""
+        return marker_paths(self.json)
+
 
 class FakeAnthropic:
-    def __init__(self) -> None:
+    def __init__(self, prompt_cache: ProviderCache | None = None) -> None:
+        self.prompt_cache = prompt_cache
+        self.billed: list[Billed] = []  # what the prompt cache billed, per /v1/messages
         self.requests: list[Recorded] = []
         self._answers: deque[Answer] = deque()
         self._runner: web.AppRunner | None = None
@@ -179,8 +190,15 @@ class FakeAnthropic:
             if name not in parsed:
                 return _error(400, "invalid_request_error", f"{name}: Field required")
         answer = self._answers.popleft() if self._answers else None
+        usage = None
+        if self.prompt_cache is not None:
+            billed = self.prompt_cache.bill_anthropic(parsed)
+            self.billed.append(billed)
+            usage = {"input_tokens": billed.input, "output_tokens": 5,
+                     "cache_creation_input_tokens": billed.written,
+                     "cache_read_input_tokens": billed.read}
         if answer is None:
-            reply = message(text("Hello from Claude."), model=parsed["model"])
+            reply = message(text("Hello from Claude."), model=parsed["model"], usage=usage)
             answer = Answer(events=stream_events(reply)) if parsed.get("stream") else Answer(
                 json=reply)
         if answer.events is None:

@@ -5,7 +5,10 @@ anything else. Tests steer single requests with `script(path, Script(...))`: sta
 paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers, and faults of the
 wire itself: a body sent one byte at a time, or cut (reset) or stalled after N bytes. Each
 script is used once, in order; without one the default answer is given. Every request is recorded
-(method, raw path, headers, body bytes) and the fake notes when a client aborted a stream.
+(method, raw path, headers, body bytes, the prompt-cache breakpoints it carried) and the fake
+notes when a client aborted a stream. With `prompt_cache` set (bench/provider_cache.py) it keeps
+a prompt cache as OpenRouter's Anthropic providers do, and its default chat answers bill cache
+writes and reads in `prompt_tokens_details` (OpenRouter's `cached_tokens`, `cache_write_tokens`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from bench.provider_cache import Billed, ProviderCache, marker_paths
 
 Event = bytes | dict[str, Any]
 
@@ -56,6 +61,15 @@ class Recorded:
     chunked: bool  # the request body came with Transfer-Encoding: chunked
     peer_port: int  # the sidecar's side of the connection: equal ports mean a reused connection
 
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def markers(self) -> list[str]:
+        """Where this request carried cache_control (marker_paths' spelling)."""
+        return marker_paths(self.json)
+
 
 def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict[str, Any]:
     return {
@@ -65,6 +79,14 @@ def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict
                      "finish_reason": "stop", "logprobs": None}],
         "usage": {"prompt_tokens": 7, "completion_tokens": 6, "total_tokens": 13},
     }
+
+
+def cache_usage(billed: Billed, completion: int) -> dict[str, Any]:
+    """OpenRouter's usage for a prompt its provider's cache billed."""
+    return {"prompt_tokens": billed.prompt, "completion_tokens": completion,
+            "total_tokens": billed.prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": billed.read,
+                                      "cache_write_tokens": billed.written}}
 
 
 def chat_chunks(model: str, pieces: list[str], usage: bool = True) -> list[Event]:
@@ -83,8 +105,11 @@ def chat_chunks(model: str, pieces: list[str], usage: bool = True) -> list[Event
 
 
 class FakeUpstream:
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None,
+                 prompt_cache: ProviderCache | None = None) -> None:
         self._ssl = ssl_context  # serve https (with a test CA's certificate)
+        self.prompt_cache = prompt_cache
+        self.billed: list[Billed] = []  # what the prompt cache billed, per chat completion
         self.requests: list[Recorded] = []
         self.aborted = asyncio.Event()  # a client went away before a scripted answer was done
         self.first_body_bytes = asyncio.Event()  # an upload's first bytes arrived
@@ -230,6 +255,15 @@ class FakeUpstream:
                 parsed = None
         model = parsed.get("model", "fake-model") if isinstance(parsed, dict) else "fake-model"
         if path == "/chat/completions" and isinstance(parsed, dict):
+            if self.prompt_cache is not None:
+                billed = self.prompt_cache.bill_openai(parsed)
+                self.billed.append(billed)
+                answer = {**chat_answer(model), "usage": cache_usage(billed, 6)}
+                if not parsed.get("stream"):
+                    return web.json_response(answer)
+                events = chat_chunks(model, ["Hello", " from", " fake."], usage=False)
+                return self._sse_response([*events, {**events[-1], "choices": [],
+                                                     "usage": cache_usage(billed, 3)}])
             if parsed.get("stream"):
                 return self._sse_response(chat_chunks(model, ["Hello", " from", " fake."]))
             return web.json_response(chat_answer(model))

@@ -58,7 +58,7 @@ COPIED = {"request_id", "method", "path", "endpoint", "headers", "started", "raw
           "form", "body_changed", "model", "requested_model", "candidates", "priced_as", "auto",
           "preferences", "stream", "user", "tags",
           "key_name", "allowed_models", "redactions", "pseudonyms", "zdr", "trace_id",
-          "span_id"}
+          "span_id", "conversation"}
 COPIED_AS_NEW = {"overrides", "upstream_headers"}  # equal content, a dict of the fork's own
 FRESH = {"content", "finishers", "answer", "bill", "cache_status", "response_headers",
          "status", "first_byte_at", "bytes_out", "outcome", "finish_deferred"}
@@ -75,6 +75,7 @@ def _filled_call() -> Call:
     call.upstream_headers["traceparent"] = "00-x"
     call.response_headers["x-sidecar-cache"] = "MISS"
     call.redactions, call.pseudonyms, call.zdr = 2, {"<P1>": "x"}, True
+    call.conversation = "c" * 32
     call.begin_attempt("p", "m", 1.0)
     call.answer = Answer(Usage(1, 2), "stop", "m-1", "chatcmpl-1")
     call.bill = Bill(0.0, cost=5)

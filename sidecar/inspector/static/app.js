@@ -75,8 +75,16 @@ function rowOf(r) {
   if (r.provider) model.append(el("span", " · " + r.provider, "muted"));
   const status = el("td", r.outcome === "ok" ? r.status : `${r.status} ${r.outcome}`,
                     "s" + String(r.status)[0]);
-  const tokens = (r.prompt_tokens === null && r.completion_tokens === null) ? "—" :
-    `${int(r.prompt_tokens)} / ${int(r.completion_tokens)}`;
+  const tokens = el("td", (r.prompt_tokens === null && r.completion_tokens === null) ? "—" :
+    `${int(r.prompt_tokens)} / ${int(r.completion_tokens)}`, "num");
+  // The provider's prompt cache: prompt tokens it read and wrote, breakpoints the sidecar
+  // added, and a conversation kept on the provider that holds its cache.
+  const promptCache = [];
+  if (r.cached_tokens) promptCache.push(`read ${int(r.cached_tokens)}`);
+  if (r.cache_write_tokens) promptCache.push(`wrote ${int(r.cache_write_tokens)}`);
+  if (r.cache_markers) promptCache.push(`${r.cache_markers} marked`);
+  if (r.sticky) promptCache.push("pinned");
+  if (promptCache.length) tokens.append(el("div", promptCache.join(" · "), "muted prompt-cache"));
   const who = el("td");
   who.append(el("span", r.key || "—"));
   for (const tag of r.tags || []) who.append(el("span", tag, "tag"));
@@ -84,7 +92,7 @@ function rowOf(r) {
     model, status,
     el("td", ms(r.latency_ms), "num"),
     el("td", r.stream ? ms(r.ttft_ms) : "—", "num"),
-    el("td", tokens, "num"),
+    tokens,
     el("td", costText(r), "num"),
     el("td", r.cache || "—", "cache-" + (r.cache || "none")),
     el("td", r.redactions || "—", "num"),
@@ -259,7 +267,13 @@ const panels = {
       cacheNode.replaceChildren(
         el("div", requests ? `${(100 * hits / requests).toFixed(1)} % hits` : "—", "big"),
         el("div", `${int(hits)} of ${int(requests)} requests · saved ${usd(saved)}`, "muted"));
-    } catch (error) { unavailable(node, error, "Spend"); unavailable(cacheNode, error, "Spend"); }
+      promptCachePanel(data.total_provider_cache_hit_rate, data.total_cached_tokens,
+                       data.total_cache_write_tokens, data.total_provider_cache_saved_usd,
+                       "in the ledger");
+    } catch (error) {
+      unavailable(node, error, "Spend"); unavailable(cacheNode, error, "Spend");
+      promptCacheFromRows();
+    }
   },
   async latency() {
     const node = $("latency");
@@ -299,6 +313,32 @@ const panels = {
     } catch (error) { unavailable(node, error, "Routing"); }
   },
 };
+
+// The provider's own prompt cache (not the sidecar's): the share of prompt tokens it read, on
+// requests that went upstream. From the ledger's report when spend is on; else from the
+// requests listed on this page.
+function promptCachePanel(rate, cached, written, saved, where) {
+  const node = $("prompt-cache");
+  const lines = [el("div", rate === null || rate === undefined ? "—"
+                           : `${(100 * rate).toFixed(1)} %`, "big"),
+                 el("div", "of prompt tokens read from the provider's cache", "muted"),
+                 el("div", `${int(cached || 0)} read · ${int(written || 0)} written ${where}`, "muted")];
+  if (saved !== null && saved !== undefined) {
+    lines.push(el("div", saved < 0 ? `writes cost ${usd(-saved)} more than reads saved so far`
+                                   : `saved ${usd(saved)} against uncached input`, "muted"));
+  }
+  node.replaceChildren(...lines);
+}
+
+function promptCacheFromRows() {
+  let prompt = 0, cached = 0, written = 0;
+  for (const r of rows) {
+    if (r.cache === "HIT" || !r.prompt_tokens) continue;
+    prompt += r.prompt_tokens; cached += r.cached_tokens || 0; written += r.cache_write_tokens || 0;
+  }
+  promptCachePanel(prompt ? cached / prompt : null, cached, written, null,
+                   `in the ${rows.length} requests listed`);
+}
 
 const soon = new Set();
 function refreshSoon(name) {

@@ -13,12 +13,14 @@ OpenAI-only configs).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
 from sidecar.config.base import secret_values
+from sidecar.config.prompt_cache import PromptCacheMode
 from sidecar.config.providers import ProviderSettings
+from sidecar.upstream.cache_policy import PromptCachePolicy, provider_kind
 from sidecar.upstream.client import UpstreamClient
 from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.providers.openai import OpenAIProvider
@@ -47,7 +49,7 @@ class Provider(Protocol):
 class ProviderClass(Protocol):
     def __call__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]], strip_prefix: bool, local_auth: bool,
-                 proxy: str | None) -> Provider: ...
+                 proxy: str | None, prompt_cache: PromptCachePolicy | None) -> Provider: ...
 
 
 def _openai() -> ProviderClass:
@@ -64,13 +66,18 @@ FORMATS: dict[str, Callable[[], ProviderClass]] = {"openai": _openai, "anthropic
 
 
 def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None,
-                  on_key_change: Callable[[str, int], None] | None = None) -> Provider:
+                  on_key_change: Callable[[str, int], None] | None = None,
+                  prompt_cache_models: Mapping[str, PromptCacheMode] | None = None) -> Provider:
     """The provider these settings describe. `local_auth`: clients send local keys, which never
     go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None;
-    `on_key_change`: told when a later key of the provider's list comes into use."""
+    `on_key_change`: told when a later key of the provider's list comes into use;
+    `prompt_cache_models`: the `prompt_cache.models` overrides (cache_policy.py)."""
     cls = FORMATS[settings.format]()
     keys = secret_values(settings.api_key)
     ring = KeyRing(settings.name, keys, on_key_change) if keys else None
+    policy = PromptCachePolicy.build(settings.prompt_cache,
+                                     provider_kind(settings.format, settings.base_url),
+                                     prompt_cache_models or {})
     return cls(settings.name, settings.base_url, keys=ring,
                headers=settings.headers.items(), strip_prefix=settings.strip_prefix,
-               local_auth=local_auth, proxy=proxy)
+               local_auth=local_auth, proxy=proxy, prompt_cache=policy)

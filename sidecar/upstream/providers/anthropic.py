@@ -10,7 +10,8 @@ knows it), the query as sent (`?beta=true`), the answer and its errors as Anthro
 Anthropic has no equivalent. Credentials: the provider's `api_key` as
 `x-api-key`, else the client's own key (its Bearer token, or its x-api-key) unless it was a
 local key, which never leaves the sidecar. `anthropic-version` is 2023-06-01 unless the client
-sends its own; a client's `anthropic-beta` header passes through.
+sends its own; a client's `anthropic-beta` header passes through. Prompt-cache breakpoints the
+client did not set are added to the translated request (upstream/prompt_cache.py).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from sidecar.upstream.anthropic.models import PAGE_LIMIT, translate_models
 from sidecar.upstream.anthropic.request import translate_request
 from sidecar.upstream.anthropic.response import translate_body
 from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
+from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
+from sidecar.upstream.prompt_cache import client_marked, mark_anthropic
 from sidecar.upstream.providers.openai import failed
 
 _JSON = "application/json"
@@ -45,10 +48,12 @@ _LISTED_PREFIX = "anthropic/"  # what strip_prefix removed, as OpenRouter names 
 class AnthropicProvider:
     def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
-                 local_auth: bool = False, proxy: str | None = None) -> None:
+                 local_auth: bool = False, proxy: str | None = None,
+                 prompt_cache: PromptCachePolicy | None = None) -> None:
         self.name = name
         self.base_url = base_url
         self.keys = keys
+        self._prompt_cache = prompt_cache
         self._extra = tuple(headers)
         self._strip_prefix = strip_prefix
         self._local_auth = local_auth
@@ -70,6 +75,11 @@ class AnthropicProvider:
                                               self.upstream_model(attempt.model))
         except SidecarError as exc:
             return _refused(attempt, exc)
+        policy = self._prompt_cache
+        if policy is not None and (minimum := policy.breakpoints(call, attempt.model)) is not None:
+            # after translation: the markers land on Anthropic's blocks (cache_policy.py)
+            request, attempt.cache_markers = mark_anthropic(
+                request, minimum, marked=client_marked(call.body))
         headers = self._headers(call)
         headers["Content-Type"] = _JSON
         response = await self._open(client, attempt, "POST", "/messages", headers,
@@ -89,6 +99,19 @@ class AnthropicProvider:
         translator = StreamTranslator(plan, created, self.name)
         return Reply(response.status, client_response_headers(response.headers, decoded_body=True),
                      chunks=translate_stream(chunks, translator, self._where), sse=True)
+
+    def _native_body(self, call: Call, attempt: Attempt) -> bytes | None:
+        """The native request's body: with the rule's breakpoints when the client set none,
+        else (and when none found a place) as the stages left it."""
+        model = self.upstream_model(attempt.model)
+        policy = self._prompt_cache
+        if policy is not None and call.body is not None and (
+                minimum := policy.breakpoints(call, attempt.model)) is not None:
+            body, attempt.cache_markers = mark_anthropic(
+                {**call.body, **call.overrides, "model": model}, minimum)
+            if attempt.cache_markers:
+                return orjson.dumps(body)
+        return call.upstream_body(model)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         path = call.path.partition("?")[0]
@@ -120,7 +143,7 @@ class AnthropicProvider:
         headers["Content-Type"] = _JSON
         if call.upstream_headers:
             headers.update(call.upstream_headers)
-        data = call.upstream_body(self.upstream_model(attempt.model))
+        data = self._native_body(call, attempt)
         response = await self._open(client, attempt, "POST", call.path, headers, data)
         if isinstance(response, Reply):
             return response

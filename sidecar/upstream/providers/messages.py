@@ -12,13 +12,16 @@ ANTHROPIC_API_KEY). The query Anthropic's SDKs add (`?beta=true`) stays here.
 request upstream, with the spend estimate's prompt bound (spend/estimate.py: the body's bytes,
 plus what tools and images add): an upper bound, never an undercount, marked by the header
 `x-sidecar-token-count: bound`.
+
+The provider's prompt cache (cache_policy.py) adds breakpoints to the translated chat when the
+client set none (an Anthropic model on OpenRouter), and a `prompt_cache_key` for OpenAI models.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import ClientResponse
@@ -28,11 +31,13 @@ from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, UpstreamError, UpstreamUnavailable
 from sidecar.headers import client_response_headers
 from sidecar.spend.estimate import prompt_bound
+from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.messages.errors import translate_error
 from sidecar.upstream.messages.request import Target, translate_request
 from sidecar.upstream.messages.response import translate_body
 from sidecar.upstream.messages.stream import EventTranslator, translate_stream
+from sidecar.upstream.prompt_cache import client_marked, mark_openai_chat
 
 COUNT_HEADER = "x-sidecar-token-count"
 _ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta", "x-api-key")
@@ -50,6 +55,9 @@ class ChatProvider(Protocol):
 
     @property
     def openrouter(self) -> bool: ...
+
+    @property
+    def prompt_cache(self) -> PromptCachePolicy | None: ...
 
     def upstream_model(self, model: str) -> str: ...
 
@@ -75,6 +83,8 @@ async def send_messages(provider: ChatProvider, client: UpstreamClient, call: Ca
                                           zdr=call.zdr)
     except SidecarError as exc:
         return _refused(attempt, exc)
+    if (policy := provider.prompt_cache) is not None:
+        request = _cached(policy, call, attempt, request)
     headers = _headers(provider, call)
     response = await provider.open(client, attempt, "POST", "/chat/completions", headers,
                                    orjson.dumps(request), decoded=True)
@@ -108,6 +118,19 @@ async def send_messages(provider: ChatProvider, client: UpstreamClient, call: Ca
     reply_headers["Content-Type"] = "text/event-stream; charset=utf-8"
     return Reply(response.status, reply_headers, sse=True, chunks=translate_stream(
         chunks, EventTranslator(plan, provider.name), where))
+
+
+def _cached(policy: PromptCachePolicy, call: Call, attempt: Attempt, request: dict[str, Any]
+            ) -> dict[str, Any]:
+    """The translated chat with the provider's prompt-cache breakpoints and key (the client's
+    own breakpoints are looked for in what it sent)."""
+    assert call.body is not None
+    if (minimum := policy.breakpoints(call, attempt.model)) is not None:
+        request, attempt.cache_markers = mark_openai_chat(request, minimum,
+                                                          marked=client_marked(call.body))
+    if (key := policy.cache_key(call, attempt.model)) is not None:
+        request = {**request, "prompt_cache_key": key}
+    return request
 
 
 def _headers(provider: ChatProvider, call: Call) -> CIMultiDict[str]:

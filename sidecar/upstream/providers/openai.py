@@ -4,16 +4,20 @@
 `Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
 local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
 byte, unless a stage changed it or this provider knows the model by another name. In zero
-data retention mode, OpenRouter is also told to use only providers that retain nothing.
-Anthropic-format endpoints (/v1/messages, /v1/messages/count_tokens) are translated to chat
-completions and back (providers/messages.py).
+data retention mode, OpenRouter is also told to use only providers that retain nothing. The
+provider's prompt cache (cache_policy.py) may add breakpoints to an Anthropic model's chat on
+OpenRouter and a `prompt_cache_key` for OpenAI models; a body they leave as it was goes out
+byte for byte still. Anthropic-format endpoints (/v1/messages, /v1/messages/count_tokens) are
+translated to chat completions and back (providers/messages.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
+import orjson
 from aiohttp import ClientResponse, StreamReader
 from multidict import CIMultiDict
 
@@ -21,10 +25,12 @@ from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
+from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.limits import completion_field, renamed_cap
-from sidecar.upstream.openrouter import is_openrouter, openrouter_body
+from sidecar.upstream.openrouter import is_openrouter, openrouter_body, retain_nothing
+from sidecar.upstream.prompt_cache import mark_openai_chat
 
 _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
 
@@ -32,12 +38,14 @@ _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire
 class OpenAIProvider:
     def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
-                 local_auth: bool = False, proxy: str | None = None) -> None:
+                 local_auth: bool = False, proxy: str | None = None,
+                 prompt_cache: PromptCachePolicy | None = None) -> None:
         self.name = name
         self.base_url = base_url
         self.keys = keys
         self._strip_prefix = strip_prefix
         self._proxy = proxy
+        self._prompt_cache = prompt_cache
         self._where = f"{name} ({base_url})"
         self._openrouter = is_openrouter(base_url)  # takes provider.zdr in ZDR mode
         self._keep_client_auth = keys is None and not local_auth
@@ -54,14 +62,37 @@ class OpenAIProvider:
 
             return await send_messages(self, client, call, attempt)
         model = self.upstream_model(attempt.model)
-        if call.zdr and self._openrouter:
-            data = openrouter_body(call, model)
-        else:
-            # the sidecar's completion cap, in the field this provider takes (limits.py)
-            renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
-                "max_tokens" in call.overrides) else None
-            data = call.upstream_body(model, renamed)
+        # the sidecar's completion cap, in the field this provider takes (limits.py)
+        renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
+            "max_tokens" in call.overrides) else None
+        data = None
+        if self._prompt_cache is not None and call.body is not None:
+            data = self._cached_body(call, attempt, model, self._prompt_cache, renamed)
+        if data is None:
+            data = (openrouter_body(call, model) if call.zdr and self._openrouter
+                    else call.upstream_body(model, renamed))
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
+
+    def _cached_body(self, call: Call, attempt: Attempt, model: str, policy: PromptCachePolicy,
+                     renamed: dict[str, Any] | None) -> bytes | None:
+        """The body with breakpoints and a cache key; None when neither applies (or the rule
+        found no place for a marker), so the body goes as it would have. `renamed`: the
+        overrides with the completion cap in this provider's field (limits.py)."""
+        minimum = policy.breakpoints(call, attempt.model)
+        key = policy.cache_key(call, attempt.model)
+        if minimum is None and key is None:
+            return None
+        assert call.body is not None
+        body = {**call.body, **(call.overrides if renamed is None else renamed), "model": model}
+        if minimum is not None:
+            body, attempt.cache_markers = mark_openai_chat(body, minimum)
+        if key is not None:
+            body["prompt_cache_key"] = key
+        elif not attempt.cache_markers:
+            return None
+        if call.zdr and self._openrouter:
+            retain_nothing(body)
+        return orjson.dumps(body)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         # a body a stage read already (a batch, bounded before it is sent) goes as it was read
@@ -88,6 +119,10 @@ class OpenAIProvider:
     @property
     def openrouter(self) -> bool:
         return self._openrouter
+
+    @property
+    def prompt_cache(self) -> PromptCachePolicy | None:
+        return self._prompt_cache
 
     async def open(self, client: UpstreamClient, attempt: Attempt, method: str, path: str,
                    headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None, *,

@@ -80,6 +80,18 @@ def test_upstream_cost_wins_and_worst_case_covers_every_kind() -> None:
     assert price.cost(USAGE) <= 100 * 1250 + 50 * 3000
 
 
+def test_cache_saving_is_net_of_the_write_premium() -> None:
+    """Reads save (prompt - read price) each, writes cost (write - prompt price) more; nothing
+    cached is no saving; a model without cache prices saves nothing."""
+    price = ModelPrice(rates_from_usd(prompt=1e-6, completion=2e-6, input_cache_read=0.1e-6,
+                                      input_cache_write=1.25e-6), "config")
+    assert price.cache_saving(USAGE) == 40 * 900 - 10 * 250
+    assert price.cache_saving(Usage(prompt_tokens=100, cache_write_tokens=100)) == -25_000
+    assert price.cache_saving(Usage(prompt_tokens=100, completion_tokens=9)) == 0
+    flat = ModelPrice(rates_from_usd(prompt=1e-6, completion=2e-6), "config")
+    assert flat.cache_saving(USAGE) == 0
+
+
 @pytest.mark.parametrize(("nano", "text"), [(0, "0"), (1, "0.000000001"), (50_000, "0.00005"),
                                             (1_500_000_000, "1.5"), (-5000, "-0.000005"),
                                             (2_000_000_000, "2")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,9 @@ def make_rows(count: int) -> list[Row]:
                        model=rng.choice(["m1", "m2"]), requested_model="m1",
                        provider="upstream", prompt_tokens=rng.randint(1, 99),
                        completion_tokens=rng.randint(0, 99), cost=rng.randint(0, 10**6),
-                       saved=rng.randint(0, 5), cache_hit=rng.random() < 0.2, status=200))
+                       saved=rng.randint(0, 5), cache_hit=rng.random() < 0.2, status=200,
+                       cached_tokens=rng.randint(0, 50), cache_write_tokens=rng.randint(0, 40),
+                       provider_cache_saved=rng.randint(-500, 5000)))
     routed = random.Random(10)  # half the rows were chosen by an auto router
     for row in out:
         if routed.random() < 0.5:
@@ -84,23 +87,32 @@ def test_usage_report_equals_the_rows(store: Store, window: str, by: str) -> Non
     start = window_start(span, NOW)
     picked = [r for r in store.rows if r.ts >= start]  # type: ignore[attr-defined]
     column = {"model": "model", "key": "key_name", "provider": "provider", "tier": "tier"}
-    expected: dict[object, list[int]] = {}
+    expected: dict[object, list[Any]] = {}
     for row in picked:
         if by == "tier" and row.tier is None:
             continue
         values = list(row.tags) if by == "tag" else [getattr(row, column[by]) or None]
+        upstream = not row.cache_hit  # the provider's cache: requests that went upstream
         for value in values:
-            tally = expected.setdefault(value, [0, 0, 0, 0, 0, 0])
+            tally = expected.setdefault(value, [0] * 10)
             tally[0] += 1
             tally[1] += row.prompt_tokens
             tally[2] += row.cost
             tally[3] += row.cache_hit
             tally[4] += row.baseline_cost or 0
             tally[5] += row.baseline_saved
+            tally[6] += row.cached_tokens if upstream else 0
+            tally[7] += row.cache_write_tokens if upstream else 0
+            tally[8] += row.provider_cache_saved
+            tally[9] += row.prompt_tokens if upstream else 0
     report = store.usage(span, by, NOW)  # type: ignore[arg-type]
     got = {r["key"]: [r["requests"], r["prompt_tokens"], round(r["cost_usd"] * 1e9),
                       r["cache_hits"], round(r["baseline_usd"] * 1e9),
-                      round(r["saved_vs_baseline_usd"] * 1e9)] for r in report["rows"]}
+                      round(r["saved_vs_baseline_usd"] * 1e9), r["cached_tokens"],
+                      r["cache_write_tokens"], round(r["provider_cache_saved_usd"] * 1e9),
+                      r["provider_cache_hit_rate"]] for r in report["rows"]}
+    for tally in expected.values():
+        tally[9] = round(tally[6] / tally[9], 4) if tally[9] else None
     assert got == expected
     assert report["total_requests"] == len(picked)
     assert round(report["total_cost_usd"] * 1e9) == sum(r.cost for r in picked)
@@ -116,3 +128,4 @@ def test_readonly_store_reads_a_live_file(store: Store) -> None:
         assert reader.usage("total", "model", NOW)["total_requests"] == 3_000
     finally:
         reader.close()
+
