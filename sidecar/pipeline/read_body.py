@@ -6,6 +6,10 @@ the decoded size is bounded too, so a gzip bomb is a 413), parsed once with orjs
 for what every later stage relies on: a JSON object with a `model`, one the caller's local key
 may use, and the fields its endpoint requires (endpoints.py). Placed after auth, so an unknown
 caller gets 401 before the sidecar reads 32 MiB for it.
+
+`/v1/responses` may leave `model` out (OpenAI's API makes it optional: a stored prompt,
+`{"prompt": {"id": "pmpt_…"}}`, names it): such a call gets the model "" (no model), is routed
+to the first provider listed (route.py), and is priced by the model its answer names (spend).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sidecar.errors import (
 # failed with an exception, and answers this 400 when depth was the cause (`too_deep`). Real
 # requests nest tool schemas a few dozen levels at most.
 MAX_DEPTH = 128
+_MODEL_OPTIONAL = frozenset({"responses"})  # OpenAI's spec: a stored prompt may name the model
 _CONTAINERS = (dict, list)
 
 
@@ -82,7 +87,9 @@ def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
         raise InvalidRequest(f"The request body must be a JSON object, not a JSON "
                              f"{type(body).__name__}.")
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if model is None and call.endpoint in _MODEL_OPTIONAL:
+        model = ""
+    elif not isinstance(model, str) or not model:
         raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
                              "call, e.g. \"openai/gpt-4o-mini\".", param="model")
     if (row := ENDPOINTS.get(call.endpoint or "")) is not None and row.required:
@@ -91,12 +98,18 @@ def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
                 raise InvalidRequest(f"'{name}' is required for /v1/{call.endpoint}.",
                                      param=name)
     allowed = call.allowed_models
+    if allowed is not None and not model:
+        raise ModelNotAllowed(f"Key '{call.key_name}' may use only the models "
+                              f"{', '.join(allowed.patterns)}, and a request without 'model' "
+                              "(a stored prompt names it) cannot be checked against them: name "
+                              "the model in the request.", param="model")
     if allowed is not None and not allowed.match(model) and model not in aliases:
         raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "
                               f"allowed_models are {', '.join(allowed.patterns)}.", param="model")
     call.raw_body = raw
     call.body = body
-    call.model = call.requested_model = model
+    call.model = model
+    call.requested_model = model or None
     call.stream = body.get("stream") is True
     if call.user is None and isinstance(user := body.get("user"), str):
         call.user = user

@@ -145,7 +145,8 @@ def make_row(call: Call, bill: Bill) -> Row:
     usage = bill.usage or Usage()
     return Row(
         ts=bill.ts, request_id=call.request_id, endpoint=call.endpoint or "",
-        key_name=call.key_name, user=call.user, tags=call.tags, model=call.model,
+        key_name=call.key_name, user=call.user, tags=call.tags,
+        model=call.model or call.answer.model,  # a stored prompt's: the model that answered
         requested_model=call.requested_model, provider=call.provider,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,

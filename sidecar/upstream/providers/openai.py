@@ -1,12 +1,12 @@
 """An OpenAI-compatible provider (OpenAI, OpenRouter, vLLM, Ollama, the demo upstream, ...).
 
-`/v1/X?q` goes to `{base_url}/X?q`. Credentials: the provider's `api_key` as
-`Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
-local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
-byte, unless a stage changed it or this provider knows the model by another name. In zero
-data retention mode, OpenRouter is also told to use only providers that retain nothing.
-Anthropic-format endpoints (/v1/messages, /v1/messages/count_tokens) are translated to chat
-completions and back (providers/messages.py).
+`/v1/X?q` goes to `{base_url}/X?q`, the path and query byte for byte (paths.py). Credentials:
+the provider's `api_key` as `Authorization: Bearer`, else the client's own Authorization
+passes through (unless it was a local key, which never leaves the sidecar). The body goes out
+as the client sent it, byte for byte, unless a stage changed it or this provider knows the
+model by another name. In zero data retention mode, OpenRouter is also told to use only
+providers that retain nothing. Anthropic-format endpoints (/v1/messages,
+/v1/messages/count_tokens) are translated to chat completions and back (providers/messages.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
+from sidecar.upstream.paths import upstream_url
 
 _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
 
@@ -87,9 +88,9 @@ class OpenAIProvider:
                    decoded: bool) -> ClientResponse | Reply:
         """Send one request; the response once its headers are in, or the failure's Reply."""
         try:
-            response = await client.open(method, self.base_url + path, headers=headers,
-                                         data=data, decode=decoded, where=self._where,
-                                         proxy=self._proxy)
+            response = await client.open(method, upstream_url(self.base_url, path),
+                                         headers=headers, data=data, decode=decoded,
+                                         where=self._where, proxy=self._proxy)
         except UpstreamError as exc:
             return failed(attempt, exc)
         attempt.status = status = response.status
