@@ -19,7 +19,7 @@ Who writes which field of a Call:
                redactions, pseudonyms, zdr (privacy: it also replaces body and raw_body with
                their redacted versions), trace_id, span_id (telemetry)
     handler    status (once the response starts), first_byte_at, bytes_out, outcome (as it
-               sends the reply)
+               sends the reply); session (a WebSocket's figures, filled by realtime/relay.py)
 
 `Call.fork()` makes the Call another task runs for the same request (a single-flight upstream
 call, one model of a compare, a shadow copy): its docstring says which fields the fork shares,
@@ -43,7 +43,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 import structlog
@@ -53,6 +53,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
 from sidecar.globs import Globs
 from sidecar.upstream.preferences import Preferences
+
+if TYPE_CHECKING:  # only named in annotations: no import at run time (no cycle)
+    from aiohttp import web
+
+    from sidecar.realtime.stats import SessionStats
 
 _log = structlog.get_logger("sidecar.call")
 
@@ -185,6 +190,7 @@ class Call:
     first_byte_at: float | None = None  # monotonic time the first body byte went to the client
     bytes_out: int = 0
     outcome: Outcome = "ok"
+    session: SessionStats | None = None  # a WebSocket session's figures (realtime/stats.py)
 
     def upstream_body(self, model: str | None = None) -> bytes | None:
         """What to send upstream: the client's exact bytes unless something changed, else the
@@ -252,9 +258,20 @@ class Call:
                 _log.exception("finisher_failed", request_id=self.request_id)
 
 
+class Upgrade(Protocol):
+    """A connection the reply turns into (a WebSocket session, realtime/relay.py): the handler
+    hands it the client's request, with the response's headers, instead of sending a body."""
+
+    async def serve(self, request: web.Request, call: Call, headers: CIMultiDict[str]
+                    ) -> web.StreamResponse: ...
+
+    async def discard(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Reply:
-    """An answer: a whole `body`, or `chunks` streamed as they come. Never both."""
+    """An answer: a whole `body`, `chunks` streamed as they come, or an `upgrade` (101: the
+    connection becomes a WebSocket session). One of them, never two."""
 
     status: int
     headers: CIMultiDict[str]
@@ -262,10 +279,13 @@ class Reply:
     chunks: AsyncIterator[bytes] | None = None
     sse: bool = False  # chunks are event-aligned server-sent events (see sse.py)
     error: SidecarError | None = None  # set when the sidecar itself produced this error
+    upgrade: Upgrade | None = None
 
     def __post_init__(self) -> None:
         if self.body is not None and self.chunks is not None:
             raise ValueError("a Reply holds a body or chunks, never both")
+        if self.upgrade is not None and (self.body is not None or self.chunks is not None):
+            raise ValueError("an upgrade Reply holds no body")
 
     @classmethod
     def from_error(cls, error: SidecarError, headers: dict[str, str] | None = None) -> Reply:
@@ -276,6 +296,8 @@ class Reply:
 
     async def discard(self) -> None:
         """Drop a reply that will not be sent (a retry replaces it): close its stream."""
+        if self.upgrade is not None:
+            await self.upgrade.discard()
         chunks = self.chunks
         if chunks is not None and (close := getattr(chunks, "aclose", None)) is not None:
             await close()

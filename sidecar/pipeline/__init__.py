@@ -34,6 +34,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     route      terminal: the providers for the model, retries, breakers, fallbacks between
                providers (pipeline/route.py)
 
+A WebSocket upgrade on any /v1 path (`/v1/realtime`) runs the stages that need no body, then
+the session's own (sidecar/realtime/: its model from the query; spend's hold per response when
+spend is on) and `Connect`, which opens the upstream side before the client gets its 101.
+
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
 telemetry to auth) ending in `Route.forward`, which streams both ways. A model endpoint that is
 free (`billed: False` in endpoints.py: /v1/messages/count_tokens) runs the `free` list: the
@@ -58,6 +62,7 @@ from sidecar.pipeline.read_body import ReadBody
 from sidecar.pipeline.route import Route
 from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.realtime import Connect, realtime_stages
 from sidecar.telemetry.genai import Upstreams
 
 __all__ = ["Pipelines", "build_pipeline", "compose"]
@@ -76,6 +81,7 @@ class Pipelines:
     model: Next  # chat/completions, completions, embeddings, responses, messages
     free: Next  # model endpoints that are not billed (messages/count_tokens)
     passthrough: Next  # every other /v1/* path
+    realtime: Next  # a WebSocket upgrade on any /v1/* path (sidecar/realtime/)
     stage_names: tuple[str, ...]
 
 
@@ -132,5 +138,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         model=compose(stages, route.model),
         free=compose(free, route.model),
         passthrough=compose(before_body, route.forward),
+        realtime=compose([*before_body, *realtime_stages(deps)], Connect(
+            deps.upstream, routing, deps.metrics, settings.listen.max_body_bytes)),
         stage_names=(*(stage.name for stage in stages), route.name),
     )

@@ -83,6 +83,11 @@ class OpenAIProvider:
     def openrouter(self) -> bool:
         return self._openrouter
 
+    @property
+    def proxy(self) -> str | None:
+        """The egress proxy this provider's connections go through (a WebSocket's too)."""
+        return self._proxy
+
     async def open(self, client: UpstreamClient, attempt: Attempt, method: str, path: str,
                    headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None, *,
                    decoded: bool) -> ClientResponse | Reply:
