@@ -54,10 +54,8 @@ from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
 from sidecar.globs import Globs
 from sidecar.upstream.preferences import Preferences
 
-if TYPE_CHECKING:  # only named in annotations: no import at run time (no cycle)
+if TYPE_CHECKING:  # only named in annotations
     from aiohttp import web
-
-    from sidecar.realtime.stats import SessionStats
 
 _log = structlog.get_logger("sidecar.call")
 
@@ -138,6 +136,12 @@ class Bill:
         return None if self.remaining is None else self.remaining * NANO_USD
 
 
+class SessionFigures(Protocol):
+    """A WebSocket session's figures (realtime/stats.py): what its access line adds."""
+
+    def access_fields(self) -> dict[str, Any]: ...
+
+
 @dataclass(slots=True)
 class Attempt:
     """One try at one provider: filled by route, read by telemetry, spend and the access line."""
@@ -190,7 +194,7 @@ class Call:
     first_byte_at: float | None = None  # monotonic time the first body byte went to the client
     bytes_out: int = 0
     outcome: Outcome = "ok"
-    session: SessionStats | None = None  # a WebSocket session's figures (realtime/stats.py)
+    session: SessionFigures | None = None  # a WebSocket session's (realtime/stats.py)
 
     def upstream_body(self, model: str | None = None) -> bytes | None:
         """What to send upstream: the client's exact bytes unless something changed, else the

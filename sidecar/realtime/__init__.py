@@ -26,10 +26,10 @@ __all__ = ["Connect", "realtime_stages"]
 
 def realtime_stages(deps: Deps) -> list[Stage]:
     """The session's own stages, after those that need no body (pipeline/__init__.py)."""
-    stages: list[Stage] = [ReadSession()]
+    settings = deps.settings
+    stages: list[Stage] = [ReadSession(blocking_redaction=settings.privacy.redact.mode == "block")]
     if deps.ledger is not None and deps.prices is not None:
         from sidecar.realtime.spend import RealtimeSpend
 
-        stages.append(RealtimeSpend(deps.settings.spend, deps.prices, deps.ledger,
-                                    deps.metrics))
+        stages.append(RealtimeSpend(settings.spend, deps.prices, deps.ledger, deps.metrics))
     return stages

@@ -14,7 +14,8 @@ the client's own key is to be used. The subprotocol itself never goes upstream.
 
 `ReadSession` is the session's read_body: the model is the query's `model` (OpenAI's
 `/v1/realtime?model=gpt-realtime`), checked against the local key's `allowed_models` (403); a
-key limited to some models cannot open a session that names none.
+key limited to some models cannot open a session that names none. Redaction does not see a
+session's frames, so under `privacy.redact.mode: block` sessions are refused (400).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.call import Call, Next, Reply, new_request_id
-from sidecar.errors import ModelNotAllowed
+from sidecar.errors import InvalidRequest, ModelNotAllowed
 from sidecar.realtime.stats import SessionStats
 
 __all__ = ["KEY_PROTOCOL", "ReadSession", "is_upgrade", "offered_protocols", "session_call"]
@@ -78,7 +79,18 @@ class ReadSession:
     name = "read_session"
     reads_answer = False
 
+    def __init__(self, *, blocking_redaction: bool = False) -> None:
+        # privacy.redact.mode block promises nothing sensitive leaves; a session's frames
+        # (audio, text events) are not checked, so under it sessions are refused
+        self._refuse = blocking_redaction
+
     async def __call__(self, call: Call, next: Next) -> Reply:
+        if self._refuse:
+            return Reply.from_error(InvalidRequest(
+                "privacy.redact.mode is block, and a WebSocket session's frames (audio, text "
+                "events) are not checked for personal data, so sessions are refused. Use the "
+                "HTTP endpoints, or ask the operator for mode mask or pseudonymize (under "
+                "which session frames pass unredacted: docs/realtime.md)."))
         query = call.path.partition("?")[2]
         model = parse_qs(query).get("model", [""])[0] if "model=" in query else ""
         call.model = model

@@ -41,6 +41,7 @@ from sidecar.call import Bill, Call, Usage
 from sidecar.errors import BudgetExceeded, LedgerUnavailable
 from sidecar.realtime.prices import RealtimePrice, realtime_price
 from sidecar.realtime.relay import Control
+from sidecar.realtime.stats import SessionStats
 from sidecar.spend.ledger import Ledger, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Refusal
 from sidecar.spend.price_book import PriceBook
@@ -241,7 +242,7 @@ class Meter:
         total.completion_tokens += counted.completion_tokens
         total.cached_tokens += counted.cached_tokens
         call.answer.usage = bill.usage = total
-        if call.session is not None:
+        if isinstance(call.session, SessionStats):
             call.session.responses += 1
         self._ledger.record(Row(
             ts=held.ts, request_id=call.request_id, endpoint="realtime",

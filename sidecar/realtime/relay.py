@@ -125,8 +125,8 @@ class Session:
                                        max_msg_size=self._max, timeout=CLOSE_TIMEOUT_S,
                                        decode_text=False)
         client.headers.update(headers)
-        stats = call.session = call.session or self._stats
-        self._stats = stats
+        stats = call.session if isinstance(call.session, SessionStats) else self._stats
+        call.session = self._stats = stats
         try:
             await client.prepare(request)
         except ConnectionResetError:

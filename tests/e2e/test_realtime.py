@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 import orjson
 import pytest
 from aiohttp import WSMsgType
@@ -188,6 +189,18 @@ async def test_unknown_key_in_the_subprotocol_is_refused(start_sidecar: StartSid
             await connect(http, sidecar, key=None,
                           protocols=("realtime", "openai-insecure-api-key.sk-guess"))
     assert caught.value.status == 401
+    assert not realtime.handshakes
+
+
+async def test_sessions_are_refused_when_redaction_blocks(
+        start_sidecar: StartSidecar, realtime: FakeRealtime, http: aiohttp.ClientSession
+        ) -> None:
+    """Under privacy.redact.mode block a session (whose frames redaction cannot check) is
+    refused with 400 before the upgrade; nothing reaches the upstream."""
+    sidecar = await start_sidecar(config(realtime, privacy={"redact": {"mode": "block"}}))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+        await connect(http, sidecar)
+    assert caught.value.status == 400
     assert not realtime.handshakes
 
 
@@ -381,3 +394,34 @@ def access_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     out = capsys.readouterr().out
     events = [orjson.loads(text) for text in out.splitlines() if text.startswith("{")]
     return [event for event in events if event.get("endpoint") == "realtime"]
+
+
+@pytest.mark.parametrize("which", CONFIGS)
+async def test_the_openai_sdks_realtime_client(start_sidecar: StartSidecar,
+                                               realtime: FakeRealtime, tmp_path: Path,
+                                               which: str) -> None:
+    """The official SDK's `client.realtime.connect()` with OPENAI_BASE_URL on the sidecar:
+    its events arrive typed, its response is billed, and the upstream sees the provider's key
+    (never the client's)."""
+    realtime.require_key = PROVIDER_KEY
+    sidecar = await start_sidecar(config(realtime, which))
+    client = openai.AsyncOpenAI(base_url=sidecar.v1, api_key=LOCAL, max_retries=0)
+    async with client.realtime.connect(model=MODEL) as connection:
+        await connection.conversation.item.create(item={
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Hi"}]})
+        assert (await connection.recv()).type == "conversation.item.create"  # the echo
+        await connection.response.create()
+        kinds = []
+        async for event in connection:
+            kinds.append(event.type)
+            if event.type == "response.done":
+                break
+    await client.close()
+    assert kinds == ["response.created", "response.output_text.delta", "response.done"]
+    assert LOCAL not in str(dict(realtime.last.handshake.headers))
+    await realtime.closed.wait()
+    assert realtime.last.close_code == 1000
+    await stop(sidecar)
+    [row] = rows(tmp_path / "ledger.db")
+    assert row["endpoint"] == "realtime" and row["cost_nusd"] == (20 * 4 + 10 * 16) * 1000
