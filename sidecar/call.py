@@ -220,8 +220,8 @@ class Call:
                   upstream_headers as new dicts (the fork's changes stay its own)
         fresh     finishers (the fork runs its own, when its task ends), answer (moved back in
                   one assignment by whoever owns the fork), bill, cache_status,
-                  response_headers, status, first_byte_at, bytes_out, outcome, content (the
-                  body was read already)
+                  response_headers, status, first_byte_at, bytes_out, outcome, session (a
+                  WebSocket session is never forked), content (the body was read already)
         shared    attempts, when `share_attempts`: a single flight's upstream tries are the
                   leader request's own (its provider header, its CLIENT spans, its access line)
         request_id  the same unless given: a compare or shadow call is a request of its own
