@@ -36,6 +36,8 @@ RAW = b'{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}
 class StubProvider:
     """Answers every attempt at once with a prebuilt 200, as a provider would after I/O."""
 
+    keys = None  # no key ring of its own (Provider.keys): route never rotates a key here
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.base_url = f"http://{name}"

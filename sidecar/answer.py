@@ -10,7 +10,11 @@ costs what the upstream says it cost).
 Shapes understood: chat completions and completions (`choices[].finish_reason`, `usage` with
 `prompt_tokens_details` / `completion_tokens_details`, OpenRouter's `usage.cost`), embeddings
 (`usage.prompt_tokens`), and the Responses API (`usage.input_tokens` / `output_tokens`, `status`,
-streamed as `response.completed` / `response.incomplete` events).
+streamed as `response.completed` / `response.incomplete` events). The media endpoints: images
+(`data[]` entries with `b64_json` or `url` are counted; gpt-image-1's `usage` with
+`input_tokens_details.image_tokens`), transcriptions (`usage` of type `tokens` with
+`input_token_details.audio_tokens`, or of type `duration` with `seconds`; else a verbose_json
+answer's `duration`), and their streams' final events (`usage` at the top of the event).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ _RESPONSE_STATUS = {"completed": "stop", "incomplete": "length", "failed": "erro
 # every budget for the rest of its window.
 _MAX_TOKENS = 2**31
 _MAX_COST_USD = 1e6
+_MAX_SECONDS = 1e7  # of audio: 115 days
 
 
 Reader = Callable[[Answer, dict[str, Any]], None]  # takes one answer's or event's facts
@@ -85,6 +90,16 @@ def note(answer: Answer, data: dict[str, Any]) -> None:
     usage = data.get("usage")
     if isinstance(usage, dict):
         answer.usage = parse_usage(usage)
+    if isinstance(items := data.get("data"), list) and items and isinstance(items[0], dict) and (
+            "b64_json" in items[0] or "url" in items[0]):  # images (embeddings have `embedding`)
+        answer.usage = answer.usage or Usage()
+        answer.usage.images = sum(isinstance(i, dict) and ("b64_json" in i or "url" in i)
+                                  for i in items)
+    duration: Any = data.get("duration")  # a verbose_json transcription
+    if type(duration) in (int, float) and 0 < duration < _MAX_SECONDS and (
+            answer.usage is None or not answer.usage.seconds):
+        answer.usage = answer.usage or Usage()
+        answer.usage.seconds = float(duration)
 
 
 def reported_usage(body: bytes) -> Usage | None:
@@ -107,14 +122,17 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
     completion = get("completion_tokens")
     if completion is None:
         completion = get("output_tokens")
-    details = get("prompt_tokens_details") or get("input_tokens_details")
-    cached = write = reasoning = None
+    details = (get("prompt_tokens_details") or get("input_tokens_details")
+               or get("input_token_details"))  # (the transcriptions' spelling)
+    cached = write = reasoning = media = None
     if type(details) is dict:
         cached, write = details.get("cached_tokens"), details.get("cache_write_tokens")
+        media = details.get("image_tokens") or details.get("audio_tokens")
     details = get("completion_tokens_details") or get("output_tokens_details")
     if type(details) is dict:
         reasoning = details.get("reasoning_tokens")
     cost: Any = get("cost")
+    seconds: Any = get("seconds")  # a transcription billed by duration: {"type": "duration"}
     return Usage(
         prompt_tokens=prompt if type(prompt) is int and 0 < prompt < _MAX_TOKENS else 0,
         completion_tokens=(completion if type(completion) is int and 0 < completion < _MAX_TOKENS
@@ -125,4 +143,7 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
                           else 0),
         cost_usd=(float(cost) if type(cost) in (int, float) and 0 <= cost < _MAX_COST_USD
                   else None),
+        media_tokens=media if type(media) is int and 0 < media < _MAX_TOKENS else 0,
+        seconds=float(seconds) if type(seconds) in (int, float) and 0 < seconds < _MAX_SECONDS
+        else 0.0,
     )

@@ -5,10 +5,15 @@ Who writes which field of a Call:
 
     handler    request_id, method, path, endpoint, headers, content, started, user, tags
     auth       key_name, tags (adds the key's tags), allowed_models
-    read_body  raw_body, body, model, requested_model, stream, user (from the body)
+    read_body  raw_body, body, model, requested_model, stream, user (from the body), form (a
+               multipart body's parts: `body` then holds its text fields)
     any stage  body + body_changed (edits every attempt sees: the client's exact bytes go out
                unless a stage set body_changed), upstream_headers, response_headers, finishers
     per model  overrides (fallback resets them for each candidate; spend caps max_tokens there)
+    auto       candidates (the models fallback tries, in order, instead of the body's),
+               priced_as (the model spend holds the call at, when `model` has no price of its
+               own: a delegated `openrouter/auto`), auto (the router's choice: tier, reasons,
+               baseline; read by the headers, the ledger row and the inspector)
     fallback   model (the candidate being tried), preferences (the body's `provider` object and
                the candidate's `:floor`/`:nitro` suffix, for the router)
     route      attempts (one Attempt per try)
@@ -51,6 +56,7 @@ from aiohttp import StreamReader
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
+from sidecar.forms import Form
 from sidecar.globs import Globs
 from sidecar.upstream.preferences import Preferences
 
@@ -88,6 +94,10 @@ class Usage:
     cache_write_tokens: int = 0  # prompt tokens written to it (Anthropic-style caching)
     reasoning_tokens: int = 0  # part of completion_tokens
     cost_usd: float | None = None  # OpenRouter's `usage.cost`, when the upstream reports it
+    # The answers of the media endpoints (spend/media.py prices them):
+    media_tokens: int = 0  # input tokens that were image or audio (part of prompt_tokens)
+    images: int = 0  # images in an image endpoint's answer
+    seconds: float = 0.0  # audio a transcription billed (`usage.seconds`, or `duration`)
 
 
 @dataclass(slots=True)
@@ -142,6 +152,33 @@ class SessionFigures(Protocol):
     def access_fields(self) -> dict[str, Any]: ...
 
 
+class AutoRoute(Protocol):
+    """What an auto router decided for a request (`call.auto`), as the stages that say it out
+    loud read it: the ledger row (spend/bill.py) and the inspector. Implemented by
+    sidecar/auto/choice.py; a Protocol here so that the Call depends on no feature."""
+
+    router: str  # the router's name, as the client sent it in `model`
+
+    @property
+    def reason(self) -> str:
+        """The deciding features and what moved the tier, comma-separated."""
+        ...
+
+    def served_model(self, call: Call) -> str | None:
+        """The model that ran (for a delegated request, the one OpenRouter's answer names)."""
+        ...
+
+    def served_tier(self, call: Call) -> str: ...
+
+    def baseline_cost(self, bill: Bill | None) -> int | None:
+        """Nano-dollars the router's baseline would have cost for the same tokens."""
+        ...
+
+    def saved(self, bill: Bill | None) -> int | None:
+        """Nano-dollars saved against the baseline (negative: it cost more)."""
+        ...
+
+
 @dataclass(slots=True)
 class Attempt:
     """One try at one provider: filled by route, read by telemetry, spend and the access line."""
@@ -166,10 +203,14 @@ class Call:
     content: StreamReader | None = None  # the client's request body, unread
     raw_body: bytes | None = None  # model endpoints: the body as the client sent it (decoded)
     body: dict[str, Any] | None = None  # model endpoints: the parsed JSON object
+    form: Form | None = None  # a multipart body's parts (forms.py); `body` has its text fields
     body_changed: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)  # body fields for this model only
     model: str | None = None  # the model being tried (a fallback candidate during routing)
     requested_model: str | None = None  # what the client asked for
+    candidates: tuple[str, ...] | None = None  # set by auto: fallback's candidate list
+    priced_as: str | None = None  # set by auto's delegate: spend prices this model instead
+    auto: AutoRoute | None = None  # the auto router's choice (sidecar/auto/choice.py)
     preferences: Preferences | None = None  # provider preferences; None: the router's default
     stream: bool = False
     user: str | None = None
@@ -195,18 +236,28 @@ class Call:
     bytes_out: int = 0
     outcome: Outcome = "ok"
     session: SessionFigures | None = None  # a WebSocket session's (realtime/stats.py)
+    # Set by a stage that keeps working for this request after its client left (the background
+    # read of a cancelled call, pipeline/detach.py): `finish` then waits for that work to end.
+    finish_deferred: bool = False
 
-    def upstream_body(self, model: str | None = None) -> bytes | None:
+    def upstream_body(self, model: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> bytes | None:
         """What to send upstream: the client's exact bytes unless something changed, else the
-        body with this model's overrides and, when given, the model name the provider wants."""
+        body with this model's overrides (`overrides` instead, when a provider renamed one)
+        and, when given, the model name the provider wants. A form is written again as a
+        form (forms.py)."""
         body = self.body
         if body is None:
             return self.raw_body
-        if not (self.body_changed or self.overrides or (model and model != body.get("model"))):
+        if overrides is None:
+            overrides = self.overrides
+        if not (self.body_changed or overrides or (model and model != body.get("model"))):
             return self.raw_body
-        out = {**body, **self.overrides}
+        out = {**body, **overrides}
         if model:
             out["model"] = model
+        if self.form is not None:
+            return self.form.render(out)
         return orjson.dumps(out)
 
     def fork(self, *, request_id: str | None = None, share_attempts: bool = False) -> Call:
@@ -214,14 +265,16 @@ class Call:
 
         copied    who and what was asked, as the stages above the fork left it: method, path,
                   endpoint, headers, started, raw_body, body (the same dict: stages replace a
-                  body, they never edit one in place once it is parsed), body_changed, model,
-                  requested_model, preferences, stream, user, tags, key_name, allowed_models,
-                  redactions, pseudonyms, zdr, trace_id, span_id; overrides and
-                  upstream_headers as new dicts (the fork's changes stay its own)
+                  body, they never edit one in place once it is parsed), form, body_changed,
+                  model, requested_model, candidates, priced_as, auto, preferences, stream,
+                  user, tags, key_name, allowed_models, redactions, pseudonyms, zdr, trace_id,
+                  span_id; overrides and upstream_headers as new dicts (the fork's changes
+                  stay its own)
         fresh     finishers (the fork runs its own, when its task ends), answer (moved back in
                   one assignment by whoever owns the fork), bill, cache_status,
                   response_headers, status, first_byte_at, bytes_out, outcome, session (a
-                  WebSocket session is never forked), content (the body was read already)
+                  WebSocket session is never forked), content (the body was read already),
+                  finish_deferred
         shared    attempts, when `share_attempts`: a single flight's upstream tries are the
                   leader request's own (its provider header, its CLIENT spans, its access line)
         request_id  the same unless given: a compare or shadow call is a request of its own
@@ -232,9 +285,10 @@ class Call:
         return Call(
             request_id=self.request_id if request_id is None else request_id,
             method=self.method, path=self.path, endpoint=self.endpoint, headers=self.headers,
-            started=self.started, raw_body=self.raw_body, body=self.body,
+            started=self.started, raw_body=self.raw_body, body=self.body, form=self.form,
             body_changed=self.body_changed, overrides=dict(self.overrides), model=self.model,
-            requested_model=self.requested_model, preferences=self.preferences,
+            requested_model=self.requested_model, candidates=self.candidates,
+            priced_as=self.priced_as, auto=self.auto, preferences=self.preferences,
             stream=self.stream, user=self.user, tags=self.tags, key_name=self.key_name,
             allowed_models=self.allowed_models, upstream_headers=dict(self.upstream_headers),
             attempts=self.attempts if share_attempts else [], redactions=self.redactions,
@@ -253,7 +307,10 @@ class Call:
 
     def finish(self) -> None:
         """Run the finishers once, innermost (last registered) first. One that fails is logged
-        and the rest still run."""
+        and the rest still run. Nothing yet while `finish_deferred`: whoever set it calls
+        `finish` again once its work is over."""
+        if self.finish_deferred:
+            return
         finishers, self.finishers = self.finishers, []
         for finisher in reversed(finishers):
             try:

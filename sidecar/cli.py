@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
 
     add_inject_parser(commands)
+    from sidecar.auto.explain import add_parser as add_auto
+
+    add_auto(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -95,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args, config_path)
     if args.command == "usage":
         return _usage(args, config_path)
+    if args.command == "auto":
+        return _auto(args, config_path)
     if args.command == "reload":
         return _reload(args, config_path)
     overrides = {"listen.host": args.host, "listen.port": args.port,
@@ -127,6 +132,13 @@ def _usage(args: argparse.Namespace, config_path: str | None) -> int:
         return report(args, None)
     settings = _load_or_report(config_path, {})
     return EXIT_INVALID_CONFIG if settings is None else report(args, settings)
+
+
+def _auto(args: argparse.Namespace, config_path: str | None) -> int:
+    from sidecar.auto.explain import run as explain
+
+    settings = _load_or_report(config_path, {})
+    return EXIT_INVALID_CONFIG if settings is None else explain(args, settings)
 
 
 def _check_config(path: str) -> int:

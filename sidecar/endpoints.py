@@ -19,6 +19,15 @@ if-chain of their own:
     required      body fields the endpoint refuses to go without (read_body: a 400 naming it)
     billed        priced, held against budgets and cached (False: a free call such as
                   /v1/messages/count_tokens, which runs the stages that need no answer)
+    body          the request's format: `json`, or `multipart` (a form with files: image edits
+                  and variations, transcriptions, translations; read by forms.py)
+    meter         how spend prices it: `tokens` (the answer's usage at the model's per-token
+                  prices), `images`, `speech`, `transcription` (spend/media.py), `free`
+                  (moderations: recorded, never charged)
+    cacheable     the cache may store its answer (images and audio are not: their answers are
+                  large, and a form's files are not part of the cache key)
+    default_model the model the provider uses when the body names none (OpenAI's documented
+                  defaults), or None when `model` is required
 
 How a body's text is found for redaction (privacy/fields.py), how an answer's usage is read
 (answer.py) and how an entry is replayed (cache/replay.py) dispatch on the same names.
@@ -29,9 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ENDPOINTS", "MODEL_ENDPOINTS", "Endpoint", "Wire", "wire_of"]
+__all__ = ["ENDPOINTS", "MODEL_ENDPOINTS", "Endpoint", "Meter", "Wire", "wire_of"]
 
 Wire = Literal["openai", "anthropic"]
+Meter = Literal["tokens", "images", "speech", "transcription", "free"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,10 @@ class Endpoint:
     wire: Wire = "openai"
     required: tuple[str, ...] = ()
     billed: bool = True
+    body: Literal["json", "multipart"] = "json"
+    meter: Meter = "tokens"
+    cacheable: bool = True
+    default_model: str | None = None
 
 
 ENDPOINTS: dict[str, Endpoint] = {e.path: e for e in (
@@ -60,6 +74,22 @@ ENDPOINTS: dict[str, Endpoint] = {e.path: e for e in (
              wire="anthropic", required=("max_tokens",)),
     Endpoint("messages/count_tokens", "count_tokens", (), stream_usage=False,
              stream_done=False, wire="anthropic", billed=False),
+    # The paid endpoints that are not priced per token (issue 18): spend/media.py prices them.
+    Endpoint("images/generations", "generate_content", (), stream_usage=False,
+             stream_done=False, meter="images", cacheable=False, default_model="dall-e-2"),
+    Endpoint("images/edits", "generate_content", (), stream_usage=False, stream_done=False,
+             body="multipart", meter="images", cacheable=False, default_model="dall-e-2"),
+    Endpoint("images/variations", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="images", cacheable=False,
+             default_model="dall-e-2"),
+    Endpoint("audio/speech", "generate_content", (), stream_usage=False, stream_done=False,
+             meter="speech", cacheable=False),
+    Endpoint("audio/transcriptions", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="transcription", cacheable=False),
+    Endpoint("audio/translations", "generate_content", (), stream_usage=False,
+             stream_done=False, body="multipart", meter="transcription", cacheable=False),
+    Endpoint("moderations", "moderation", (), stream_usage=False, stream_done=False,
+             meter="free", cacheable=False, default_model="omni-moderation-latest"),
 )}
 MODEL_ENDPOINTS = tuple(ENDPOINTS)
 

@@ -9,9 +9,11 @@
     ├── BudgetExceeded                   402     budget_exceeded
     ├── ModelNotAllowed                  403     model_not_allowed
     ├── AdminTokenRequired               403     admin_token_required  (admin, no token set)
+    ├── UnpricedPath                     403     unpriced_path
     ├── NotFound                         404     not_found
     ├── RequestTooLarge                  413     request_too_large
     ├── RateLimitExceeded                429     rate_limit_exceeded
+    ├── BudgetHeld                       429     budget_held
     ├── InternalError                    500     internal_error
     ├── LedgerUnavailable                503     ledger_unavailable
     ├── CacheMiss                        504     cache_miss
@@ -112,6 +114,13 @@ class AdminTokenRequired(SidecarError):
     status, code, type = 403, "admin_token_required", "permission_error"
 
 
+class UnpricedPath(SidecarError):
+    """A passthrough path no price covers, under a blocking budget, with
+    spend.unpriced_paths: block."""
+
+    status, code, type = 403, "unpriced_path", "permission_error"
+
+
 class NotFound(SidecarError):
     status, code, type = 404, "not_found", "not_found_error"
 
@@ -122,6 +131,13 @@ class RequestTooLarge(SidecarError):
 
 class RateLimitExceeded(SidecarError):
     status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
+
+
+class BudgetHeld(SidecarError):
+    """A blocking budget's room is held by requests in flight (what is spent leaves room):
+    429 with Retry-After, so SDKs retry; 402 budget_exceeded is for money spent."""
+
+    status, code, type = 429, "budget_held", "rate_limit_error"
 
 
 class InternalError(SidecarError):

@@ -27,6 +27,8 @@ SERVER = "llm-sidecar"  # the Server header on every response: no versions adver
 REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: relay, not_found, admin
 PROVIDER_HEADER = "x-sidecar-provider"  # the provider whose answer the client got
 ATTEMPTS_HEADER = "x-sidecar-attempts"  # upstream tries it took
+COST_HEADER = "x-sidecar-cost-usd"  # spend: what a whole answer cost
+REMAINING_HEADER = "x-sidecar-budget-remaining-usd"  # spend: the tightest budget's room left
 # What the connection to the upstream sets for itself (aiohttp writes Host) or already handled.
 _REQUEST_DROP = (*HOP_BY_HOP, *SIDECAR_REQUEST_HEADERS, "host", "expect")
 _DECODED_BODY = ("content-length", "content-encoding", "accept-encoding")

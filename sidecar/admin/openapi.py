@@ -186,10 +186,16 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
     for endpoint, row in ENDPOINTS.items():
         anthropic = row.wire == "anthropic"
+        schema: dict[str, Any] = _MODEL_REQUEST if row.default_model is None else {
+            **_MODEL_REQUEST, "required": []}
+        media = JSON
+        if row.body == "multipart":  # text fields are strings; files are parts of their own
+            media = "multipart/form-data"
+            schema = {**schema, "properties": {"model": {"type": "string", "minLength": 1}}}
         paths[f"/v1/{endpoint}"] = {"post": {
             "summary": f"{'Anthropic' if anthropic else 'OpenAI'}'s /{endpoint} through the "
                        "pipeline (auth, privacy, routing, spend, cache, telemetry).",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _MODEL_REQUEST}}},
+            "requestBody": {"required": True, "content": {media: {"schema": schema}}},
             "responses": {"200": {"description": "the provider's answer: a JSON object, or an "
                                                  "event stream when `stream` is true",
                                   "content": {JSON: {"schema": OBJECT},

@@ -19,7 +19,8 @@ from sidecar.config.spend import Price
 class ProviderSettings(Section):
     name: Annotated[str, Field(min_length=1)]
     base_url: str
-    api_key: SecretStr | None = None
+    # a list rotates: the first is used, the next when the upstream refuses it (keys.py)
+    api_key: SecretStr | list[SecretStr] | None = None
     format: Literal["openai", "anthropic"] = "openai"
     models: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
         default_factory=lambda: ["*"])

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
+from sidecar.config.auto import AutoSettings, check_auto
 from sidecar.config.base import (
     Port,
     PositiveSeconds,
@@ -35,9 +36,9 @@ from sidecar.config.spend import SpendSettings
 from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
 __all__ = [
-    "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
-    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "ReloadSettings",
-    "RetrySettings",
+    "AdminSettings", "AuthKey", "AuthSettings", "AutoSettings", "BreakerSettings",
+    "CacheSettings", "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings",
+    "ReloadSettings", "RetrySettings",
     "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
@@ -76,7 +77,8 @@ class AdminSettings(Section):
 
 class UpstreamSettings(Section):
     url: str = "https://openrouter.ai/api/v1"
-    api_key: SecretStr | None = None
+    # a list rotates: the first is used, the next when the upstream refuses it (keys.py)
+    api_key: SecretStr | list[SecretStr] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: PositiveSeconds = 5.0
     read_timeout_s: PositiveSeconds = 600.0
@@ -159,6 +161,7 @@ class Settings(Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    auto: AutoSettings = Field(default_factory=AutoSettings)
     state_dir: Path = Field(default_factory=default_state_dir)
 
     @model_validator(mode="after")
@@ -168,9 +171,21 @@ class Settings(Section):
             raise ValueError("admin.port must differ from listen.port (null keeps admin routes "
                              "on the main listener)")
         check_providers(self.providers, self.routes)
+        if self.auto.routers:
+            check_auto(self.auto, self.routes, self._openrouter_serves("openrouter/auto"))
         if self.privacy.zdr:
             self._zero_retention()
         return self
+
+    def _openrouter_serves(self, model: str) -> bool:
+        """`model` goes to OpenRouter: the lone upstream is there, or a provider there takes
+        the model by its globs (the first such provider is the model's pool's first choice)."""
+        from sidecar.globs import Globs
+        from sidecar.upstream.openrouter import is_openrouter
+
+        if self.providers is None:
+            return is_openrouter(self.upstream.url)
+        return any(is_openrouter(p.base_url) for p in self.providers if Globs(p.models)(model))
 
     def _zero_retention(self) -> None:
         """privacy.zdr: content may live in process memory for the request, nowhere else."""

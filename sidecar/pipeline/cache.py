@@ -36,6 +36,7 @@ from sidecar.cache.singleflight import Flight, Flights
 from sidecar.cache.store import UNAVAILABLE, CacheStore
 from sidecar.call import Call, Next, Reply
 from sidecar.config.cache import CacheSettings
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import CacheMiss, SidecarError
 from sidecar.telemetry.metrics import Metrics
 
@@ -68,6 +69,9 @@ class Cache:
         # entry's key would name no entry).
         if rules.no_store:
             return await self._bypass(call, next, "bypass", "fwd=request")
+        row = ENDPOINTS.get(call.endpoint or "")
+        if row is not None and not row.cacheable:  # images, audio: see endpoints.py
+            return await self._bypass(call, next, "skip", "fwd=bypass")
         if self._hot is not None and _temperature(call) > self._hot:
             return await self._bypass(call, next, "skip", "fwd=bypass")
         key = cache_key(call, shared=self._shared)

@@ -69,7 +69,9 @@ class Privacy:
             # raw_body too: no later stage (cache key, ledger, telemetry) can reach the
             # client's original bytes, whichever field it reads.
             call.body_changed = True
-            call.raw_body = orjson.dumps(body)
+            # (a form is written again as a form: forms.py)
+            call.raw_body = call.form.render(body) if call.form is not None else orjson.dumps(
+                body)
             for entity, count in redaction.counts.items():
                 self._metrics.redacted(entity, count)
         if redaction.originals:

@@ -27,11 +27,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from sidecar.call import Call, Reply
+from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import NoProviderAvailable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from sidecar.upstream import paths
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.keys import REFUSED
 from sidecar.upstream.models import merged_models
+from sidecar.upstream.providers import Provider
 from sidecar.upstream.retry import retry_after
 from sidecar.upstream.routing import Routing
 from sidecar.upstream.targets import Target
@@ -59,8 +61,7 @@ class Route:
         model = call.model
         assert model is not None
         if (provider := self._plain) is not None:
-            attempt = call.begin_attempt(provider.name, model, time.monotonic())
-            return await provider.send(self._client, call, attempt)
+            return (await self._send(call, provider, model))[0]
         try:
             # No model (a stored prompt names it, read_body.py): the first provider listed,
             # as for the paths without a model
@@ -154,10 +155,9 @@ class Route:
         finish = self._routing.finish
         if finish not in call.finishers:  # once per Call, whichever candidate model (a fork,
             call.finishers.append(finish)  # a single flight's, judges its own exchange)
-        attempt = call.begin_attempt(target.name, model, time.monotonic())
         breaker = target.breaker
         try:
-            reply = await target.provider.send(self._client, call, attempt)
+            reply, attempt = await self._send(call, target.provider, model)
         except BaseException:  # cancelled (the client left): a probe must not stay taken
             breaker.abandon()
             raise
@@ -180,6 +180,21 @@ class Route:
                                         self._clock.now())
         return reply
 
+    async def _send(self, call: Call, provider: Provider, model: str
+                    ) -> tuple[Reply, Attempt]:
+        """One try at `provider`; when it refuses its current key (401/403) and its key list
+        has another, once more with the next one (upstream/keys.py)."""
+        keys = provider.keys
+        used = keys.current if keys is not None else None
+        attempt = call.begin_attempt(provider.name, model, time.monotonic())
+        reply = await provider.send(self._client, call, attempt)
+        if (keys is not None and used is not None and reply.status in REFUSED
+                and reply.error is None and keys.refused(used)):
+            await reply.discard()
+            attempt = call.begin_attempt(provider.name, model, time.monotonic())
+            reply = await provider.send(self._client, call, attempt)
+        return reply, attempt
+
     async def forward(self, call: Call) -> Reply:
         if (refused := paths.refusal(call.method, call.path)) is not None:
             return Reply.from_error(refused)  # leaves /v1, or a model endpoint in disguise
@@ -187,8 +202,16 @@ class Route:
                 call.path.partition("?")[0] == "/models"):
             return await merged_models(self._client, self._routing, call)
         provider = self._routing.passthrough_target.provider
+        keys = provider.keys
+        used = keys.current if keys is not None else None
         attempt = call.begin_attempt(provider.name, "", time.monotonic())
-        return await provider.forward(self._client, call, attempt)
+        reply = await provider.forward(self._client, call, attempt)
+        if (keys is not None and used is not None and reply.status in REFUSED
+                and keys.refused(used) and call.content is None):  # no body to replay
+            await reply.discard()
+            attempt = call.begin_attempt(provider.name, "", time.monotonic())
+            reply = await provider.forward(self._client, call, attempt)
+        return reply
 
 
 def _all_open(model: str, targets: Sequence[Target]) -> UpstreamUnavailable:

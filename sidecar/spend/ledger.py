@@ -46,12 +46,22 @@ class Row:
     status: int = 0
     outcome: str = "ok"
     latency_ms: float = 0.0
+    tier: str | None = None  # the auto router's tier (None: no router chose the model)
+    baseline_cost: int | None = None  # nano-dollars the router's baseline would have cost
+
+    @property
+    def baseline_saved(self) -> int:
+        """Nano-dollars saved against the baseline (0 without one; negative: it cost more)."""
+        return 0 if self.baseline_cost is None else self.baseline_cost - self.cost
 
     def scopes(self) -> list[tuple[str, str]]:
-        """(scope, value) pairs this row is reported under; "" for a missing value."""
+        """(scope, value) pairs this row is reported under; "" for a missing value. A row
+        is under a tier only when an auto router served it."""
         out = [("global", ""), ("key", self.key_name or ""), ("user", self.user or ""),
                ("model", self.model or ""), ("provider", self.provider or "")]
         out += [("tag", tag) for tag in dict.fromkeys(self.tags)]
+        if self.tier is not None:
+            out.append(("tier", self.tier))
         return out
 
 
@@ -77,6 +87,11 @@ class Ledger(Protocol):
 
     async def admit(self, ask: Ask) -> Grant | Refusal:
         """Atomically check and hold; raises LedgerDown."""
+        ...
+
+    async def wait_for_room(self, at_most_s: float) -> None:
+        """Return when holds in flight may have settled (so an admission refused only because
+        of them may now fit), or after `at_most_s` seconds at the latest."""
         ...
 
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:

@@ -62,6 +62,7 @@ class SqliteLedger:
         self._ticker: asyncio.Task[None] | None = None
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
+        self._room: asyncio.Future[None] | None = None  # resolved by the next settlement
         self._opened = False
         self._outage: str | None = None
         self._boot = 0.0
@@ -105,8 +106,21 @@ class SqliteLedger:
     async def admit(self, ask: Ask) -> Grant | Refusal:
         return self.reservations.admit(ask)
 
+    async def wait_for_room(self, at_most_s: float) -> None:
+        # One future for every waiter, resolved by the next settlement: each wakes once per
+        # settlement and tries again (an admission is a few microseconds in memory).
+        room = self._room
+        if room is None or room.done():
+            room = self._room = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(room), at_most_s)
+
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
-        return self.reservations.settle(grant, cost, tokens)
+        remaining = self.reservations.settle(grant, cost, tokens)
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+        return remaining
 
     def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
         for rule, value in budgets:  # (admission here never fails: budgets are in memory)

@@ -6,7 +6,9 @@ other request can see the counters half-updated: the check and the hold are one 
 without a lock. A blocking budget admits a request only when `spent + reserved + worst case <=
 limit`; the worst case bounds what the answer can cost (estimate.py), the upstream is told the
 granted completion limit, and settling replaces the hold by the real cost, which is never more.
-So at every moment `spent + reserved <= limit`, however many requests race.
+So at every moment `spent + reserved <= limit`, however many requests race. A refusal says
+whether what is spent alone leaves room (`held_only`: the holds in flight are what refuse it,
+and it may wait for them to settle) or not.
 
 Windows roll on the UTC calendar (windows.py). A request belongs to the window in which it was
 admitted (the ledger row carries that time, so totals rebuild the same way): a hold from the
@@ -105,13 +107,24 @@ class Reservations:
         now = ask.now
         counters = [(rule, value, self.counter(rule, value, now)) for rule, value in ask.budgets]
         tokens = ask.want
+        held: Refusal | None = None
         for rule, value, c in counters:
             if rule.block:
                 fits = affordable(ask, rule.limit - c.spent - c.reserved)
                 if fits < 0:
-                    return Refusal("budget", rule.name, rule.scope, value, rule.window,
-                                   to_usd(rule.limit), to_usd(c.spent + c.reserved), c.end)
+                    # refused: for good when what is spent leaves no room, else only until
+                    # the holds in flight settle (reported when no budget refuses for good)
+                    held_only = affordable(ask, rule.limit - c.spent) >= 0
+                    refusal = Refusal("budget", rule.name, rule.scope, value, rule.window,
+                                      to_usd(rule.limit), to_usd(c.spent), c.end,
+                                      held=to_usd(c.reserved), held_only=held_only)
+                    if not held_only:
+                        return refusal
+                    held = held or refusal
+                    continue
                 tokens = min(tokens, fits)
+        if held is not None:
+            return held
         tpm_need: float = ask.prompt_tokens + tokens * ask.choices
         takes: list[tuple[Bucket, float, bool]] = []
         for limit, value in ask.limits:

@@ -56,6 +56,9 @@ class AccessRecord:
                 line["saved_usd"] = bill.saved_usd
         if call.redactions:
             line["redactions"] = call.redactions
+        if (auto := call.auto) is not None:  # `model` is the router's name: say what ran
+            line["auto_tier"] = auto.served_tier(call)
+            line["auto_model"] = auto.served_model(call)
         if call.session is not None:  # a WebSocket session's own figures (realtime/stats.py)
             line.update(call.session.access_fields())
         if call.trace_id is not None:

@@ -109,6 +109,10 @@ INSTRUMENTS = (
     _own("llm_sidecar_auth_failures", "counter", "{request}",
          "Requests refused for their credentials, by scope (proxy: auth.keys; admin: "
          "admin.token) and reason (missing, invalid, expired).", ("scope", "reason")),
+    _own("llm_sidecar_provider_key_index", "gauge", "{key}",
+         "Which key of a provider's api_key list is in use: 0 the first; more when the upstream "
+         "refused (401/403) the ones before it, which the config still lists first.",
+         ("provider",)),
     _own("llm_sidecar_config_reloads", "counter", "{reload}",
          "Live reloads of the configuration, by result: ok (applied), invalid (refused: the "
          "running configuration keeps serving).", ("result",)),
@@ -173,6 +177,7 @@ class Metrics:
         self.redactions = built["llm_sidecar_redactions"]
         self.telemetry_dropped = built["llm_sidecar_telemetry_dropped"]
         self.auth_failures = built["llm_sidecar_auth_failures"]
+        self.provider_key_index = built["llm_sidecar_provider_key_index"]
         self.config_reloads = built["llm_sidecar_config_reloads"]
         self.config_version = built["llm_sidecar_config_version"]
         self.config_version.set(1)
@@ -234,6 +239,9 @@ class Metrics:
     def auth_failure(self, scope: str, reason: str) -> None:
         """A request refused for its credentials (see telemetry/refusals.py)."""
         self._child(self.auth_failures, (scope, reason)).inc()
+
+    def provider_key(self, provider: str, index: int) -> None:
+        self.provider_key_index.labels(provider).set(index)
 
     def config_reload(self, result: str, version: int) -> None:
         self.config_reloads.labels(result).inc()

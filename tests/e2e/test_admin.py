@@ -51,8 +51,8 @@ async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
     assert "S3NTINEL" not in text
     view = orjson.loads(text)
     assert view["config"]["upstream"]["api_key"] == "***"
-    assert view["stages"] == ["telemetry", "inspect", "read_body", "spend", "cache", "answer",
-                              "route"]
+    assert view["stages"] == ["telemetry", "inspect", "read_body", "spend", "detach", "cache",
+                              "answer", "route"]
 
 
 async def test_metrics_count_requests(sidecar: RunningSidecar,

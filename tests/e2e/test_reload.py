@@ -321,3 +321,37 @@ async def test_an_expired_key_gets_a_401_saying_so_and_its_successor_serves(
             await later.chat.completions.create(model="m", messages=CHAT)
         assert "not valid before 2999-01-01T00:00:00Z" in str(early.value.body)
         assert (await new.chat.completions.create(model="m", messages=CHAT)).choices
+
+
+async def test_auto_routers_arrive_by_reload_and_keep_their_pins(
+        reloadable: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A reload adds an auto router to a sidecar with spend off (its price book starts then);
+    a later reload changes the router's prefer and the session's pin is kept (state, like the
+    breakers); a third drops the router and sidecar/auto is a plain model name again."""
+    from tests.fakes.auto import ASKS, TIERS
+    off = {"ledger": "off", "fetch_prices": False}
+    sidecar = await reloadable(base(upstream, tmp_path, spend=off))
+
+    def routed(prefer: str) -> dict[str, Any]:
+        return base(upstream, tmp_path, spend=off, cache={"backend": "off"}, auto={
+            "routers": {"sidecar/auto": {"tiers": TIERS, "prefer": prefer}}})
+
+    async def ask(text: str | None) -> str:
+        body: dict[str, Any] = dict(ASKS["complex"] if text is None else {
+            "messages": [{"role": "user", "content": text}]})
+        async with sdk(sidecar.url) as client:
+            await client.chat.completions.create(
+                model="sidecar/auto", messages=body.pop("messages"),
+                tools=body.pop("tools", openai.NOT_GIVEN), extra_body={"session_id": "s1"})
+        model: str = orjson.loads(upstream.last.body)["model"]
+        return model
+
+    sidecar.write(routed("balanced"))
+    assert (await sidecar.reload())[1]["applied"]
+    assert await ask(None) == "test/big"
+    sidecar.write(routed("cheap"))
+    assert (await sidecar.reload())[1]["changed"] == ["auto"]
+    assert await ask("thanks!") == "test/big"  # pinned across the reload
+    sidecar.write(base(upstream, tmp_path, spend=off, cache={"backend": "off"}))
+    assert (await sidecar.reload())[1]["applied"]
+    assert await ask("thanks!") == "sidecar/auto"

@@ -410,4 +410,4 @@ async def test_openrouter_alone_gets_routing_fields_unchanged(
     async with aiohttp.ClientSession() as http, http.get(
             sidecar.url + "/sidecar/config") as response:
         stages = (await response.json())["stages"]
-    assert stages == ["telemetry", "inspect", "read_body", "spend", "answer", "route"]
+    assert stages == ["telemetry", "inspect", "read_body", "spend", "detach", "answer", "route"]

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from multidict import CIMultiDict
 
+from sidecar.auto.choice import AutoChoice
 from sidecar.call import Answer, Bill, Call, Reply, Usage
 from sidecar.globs import Globs
 from sidecar.realtime.stats import SessionStats
@@ -55,12 +56,13 @@ def test_globs(patterns: list[str], name: str, matches: bool) -> None:
 # Call.fork: every field of a Call in exactly one of these groups (a new field must be sorted
 # here, and so decided, before the tests pass).
 COPIED = {"request_id", "method", "path", "endpoint", "headers", "started", "raw_body", "body",
-          "body_changed", "model", "requested_model", "preferences", "stream", "user", "tags",
+          "form", "body_changed", "model", "requested_model", "candidates", "priced_as", "auto",
+          "preferences", "stream", "user", "tags",
           "key_name", "allowed_models", "redactions", "pseudonyms", "zdr", "trace_id",
           "span_id"}
 COPIED_AS_NEW = {"overrides", "upstream_headers"}  # equal content, a dict of the fork's own
 FRESH = {"content", "finishers", "answer", "bill", "cache_status", "response_headers",
-         "status", "first_byte_at", "bytes_out", "outcome", "session"}
+         "status", "first_byte_at", "bytes_out", "outcome", "finish_deferred", "session"}
 SHAREABLE = {"attempts"}
 
 
@@ -69,6 +71,8 @@ def _filled_call() -> Call:
                      allowed_models=Globs(["*"]), trace_id="t" * 32, span_id="s" * 16)
     call.raw_body, call.body_changed, call.stream = b"{}", True, True
     call.overrides["max_tokens"] = 9
+    call.candidates, call.priced_as = ("m-a", "m-b"), "m-b"
+    call.auto = AutoChoice("sidecar/auto", "simple", ["short~3"])
     call.upstream_headers["traceparent"] = "00-x"
     call.response_headers["x-sidecar-cache"] = "MISS"
     call.redactions, call.pseudonyms, call.zdr = 2, {"<P1>": "x"}, True

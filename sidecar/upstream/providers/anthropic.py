@@ -34,6 +34,7 @@ from sidecar.upstream.anthropic.request import translate_request
 from sidecar.upstream.anthropic.response import translate_body
 from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.paths import upstream_url
 from sidecar.upstream.providers.openai import failed
 
@@ -43,12 +44,12 @@ _LISTED_PREFIX = "anthropic/"  # what strip_prefix removed, as OpenRouter names 
 
 
 class AnthropicProvider:
-    def __init__(self, name: str, base_url: str, *, api_key: str | None,
+    def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
                  local_auth: bool = False, proxy: str | None = None) -> None:
         self.name = name
         self.base_url = base_url
-        self._api_key = api_key
+        self.keys = keys
         self._extra = tuple(headers)
         self._strip_prefix = strip_prefix
         self._local_auth = local_auth
@@ -174,8 +175,8 @@ class AnthropicProvider:
         return headers
 
     def _key(self, call: Call) -> str | None:
-        if self._api_key is not None:
-            return self._api_key
+        if self.keys is not None:  # the key current now: it may have rotated (keys.py)
+            return self.keys.current
         if self._local_auth:  # the client's token is a local key: it stays here
             return None
         scheme, _, token = call.headers.get("Authorization", "").partition(" ")

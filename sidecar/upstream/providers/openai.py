@@ -22,6 +22,8 @@ from sidecar.errors import UpstreamError
 from sidecar.headers import client_response_headers, upstream_request_headers
 from sidecar.sse import frame_events
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.keys import KeyRing
+from sidecar.upstream.limits import completion_field, renamed_cap
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body
 from sidecar.upstream.paths import upstream_url
 
@@ -29,20 +31,18 @@ _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire
 
 
 class OpenAIProvider:
-    def __init__(self, name: str, base_url: str, *, api_key: str | None,
+    def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
                  local_auth: bool = False, proxy: str | None = None) -> None:
         self.name = name
         self.base_url = base_url
+        self.keys = keys
         self._strip_prefix = strip_prefix
         self._proxy = proxy
         self._where = f"{name} ({base_url})"
         self._openrouter = is_openrouter(base_url)  # takes provider.zdr in ZDR mode
-        self._keep_client_auth = api_key is None and not local_auth
-        extra = list(headers)
-        if api_key is not None:
-            extra.append(("Authorization", f"Bearer {api_key}"))
-        self._extra = tuple(extra)
+        self._keep_client_auth = keys is None and not local_auth
+        self._extra = tuple(headers)
 
     def upstream_model(self, model: str) -> str:
         if self._strip_prefix:
@@ -58,11 +58,16 @@ class OpenAIProvider:
         if call.zdr and self._openrouter:
             data = openrouter_body(call, model)
         else:
-            data = call.upstream_body(model)
+            # the sidecar's completion cap, in the field this provider takes (limits.py)
+            renamed = renamed_cap(call, completion_field(self.base_url, model)) if (
+                "max_tokens" in call.overrides) else None
+            data = call.upstream_body(model, renamed)
         return await self._exchange(client, call, attempt, "POST", data, decoded=True)
 
     async def forward(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
-        data = None if call.content is None else _stream(call.content)
+        # a body a stage read already (a batch, bounded before it is sent) goes as it was read
+        data = call.raw_body if call.raw_body is not None else (
+            None if call.content is None else _stream(call.content))
         return await self._exchange(client, call, attempt, call.method, data, decoded=False)
 
     def request_headers(self, call: Call, *, decoded: bool) -> CIMultiDict[str]:
@@ -71,6 +76,8 @@ class OpenAIProvider:
         headers = upstream_request_headers(
             call.headers, extra=self._extra, decoded_body=decoded,
             keep_client_auth=self._keep_client_auth)
+        if self.keys is not None:  # the key current now: it may have rotated (keys.py)
+            headers["Authorization"] = f"Bearer {self.keys.current}"
         if call.upstream_headers:
             headers.update(call.upstream_headers)
         return headers

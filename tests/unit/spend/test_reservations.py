@@ -36,7 +36,29 @@ def test_holds_never_pass_the_limit() -> None:
     counter = book.counters[budget.name][""]
     assert counter.spent + counter.reserved == 2_000
     refusal = grants[4]
-    assert isinstance(refusal, Refusal) and refusal.spent == pytest.approx(2e-6)
+    assert isinstance(refusal, Refusal) and refusal.spent == 0
+    assert refusal.held == pytest.approx(2e-6) and refusal.held_only
+
+
+def test_a_refusal_says_whether_spent_money_or_holds_refuse_it() -> None:
+    """Refused while spent alone leaves room: held_only (the request may wait, 429); once
+    the holds settle as spent and leave no room: not held_only (402). A budget exhausted by
+    spending refuses for good even when another one is only held."""
+    book = Reservations()
+    budget = rule(700)  # one worst case of 600 fits
+    first = book.admit(ask(budget))
+    assert isinstance(first, Grant)
+    held = book.admit(ask(budget))
+    assert isinstance(held, Refusal) and held.held_only and held.spent == 0
+    book.settle(first, 600, 0)
+    spent = book.admit(ask(budget))
+    assert isinstance(spent, Refusal) and not spent.held_only
+    assert spent.spent == pytest.approx(600e-9) and spent.held == 0
+    other = rule(650)
+    holder = book.admit(ask(other))  # 600 held: 50 left, less than the prompt's 100
+    assert isinstance(holder, Grant)
+    both = book.admit(ask(other, budget))
+    assert isinstance(both, Refusal) and both.rule == budget.name and not both.held_only
 
 
 def test_the_tightest_blocking_budget_decides() -> None:
