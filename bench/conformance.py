@@ -15,7 +15,8 @@ method: sync and async, raw and streaming variants) three ways:
     defaults        through `llm-sidecar serve` with no config but the upstream (Prism) and a
                     state directory: memory cache, SQLite ledger, metrics, the inspector
     every_feature   through it with local keys (the suite's two keys), the provider's key,
-                    cache, spend with prices and a blocking budget, pseudonymizing redaction,
+                    cache, spend with prices and a blocking budget (unpriced paths recorded),
+                    pseudonymizing redaction,
                     content capture, OTLP/HTTP export of every signal to a local receiver,
                     Prometheus and the inspector
 
@@ -64,8 +65,12 @@ def sidecar_config(which: str, prism: str, state: Path, port: int, receiver: int
             "auth": {"required": True, "keys": [{"name": "sdk", "token": KEY},
                                                 {"name": "admin", "token": ADMIN_KEY}]},
             "cache": {"backend": "memory"},
+            # unpriced passthrough paths recorded, not refused: under a blocking budget the
+            # default (block) answers 403 unpriced_path to every write no price covers
+            # (fine-tuning, runs, admin writes ...), which measures that rule, not the relay
             "spend": {"prices": {"*": {"prompt": 1e-6, "completion": 2e-6}},
-                      "budgets": [{"name": "cap", "limit_usd": 1_000_000, "action": "block"}]},
+                      "budgets": [{"name": "cap", "limit_usd": 1_000_000, "action": "block"}],
+                      "unpriced_paths": "record"},
             "privacy": {"redact": {"mode": "pseudonymize"}},
             "telemetry": {"prometheus": True, "capture_content": True, "exporters": [
                 {"protocol": "http", "endpoint": f"http://127.0.0.1:{receiver}"}]},
