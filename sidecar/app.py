@@ -88,7 +88,9 @@ def make_runner(app: web.Application, *, shutdown_timeout: float = 20.0) -> web.
 
 async def _end_streams(app: web.Application) -> None:
     """Open inspector pages hold a stream each: end them when shutdown begins, so the drain
-    waits only for proxied requests."""
+    waits only for proxied requests. WebSocket sessions never end by themselves: each is
+    closed (1001) once its response in progress is done (realtime/relay.py)."""
+    app[RUNTIME].end_sessions()
     if (inspector := app[DEPS].inspector) is not None:
         await inspector.close()
 

@@ -25,7 +25,7 @@ Who writes which field of a Call:
                redactions, pseudonyms, zdr (privacy: it also replaces body and raw_body with
                their redacted versions), trace_id, span_id (telemetry)
     handler    status (once the response starts), first_byte_at, bytes_out, outcome (as it
-               sends the reply)
+               sends the reply); session (a WebSocket's figures, filled by realtime/relay.py)
 
 `Call.fork()` makes the Call another task runs for the same request (a single-flight upstream
 call, one model of a compare, a shadow copy): its docstring says which fields the fork shares,
@@ -49,7 +49,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 import structlog
@@ -60,6 +60,9 @@ from sidecar.errors import JSON_CONTENT_TYPE, SidecarError, render
 from sidecar.forms import Form
 from sidecar.globs import Globs
 from sidecar.upstream.preferences import Preferences
+
+if TYPE_CHECKING:  # only named in annotations
+    from aiohttp import web
 
 _log = structlog.get_logger("sidecar.call")
 
@@ -146,6 +149,12 @@ class Bill:
     @property
     def remaining_usd(self) -> float | None:
         return None if self.remaining is None else self.remaining * NANO_USD
+
+
+class SessionFigures(Protocol):
+    """A WebSocket session's figures (realtime/stats.py): what its access line adds."""
+
+    def access_fields(self) -> dict[str, Any]: ...
 
 
 class AutoRoute(Protocol):
@@ -236,6 +245,7 @@ class Call:
     first_byte_at: float | None = None  # monotonic time the first body byte went to the client
     bytes_out: int = 0
     outcome: Outcome = "ok"
+    session: SessionFigures | None = None  # a WebSocket session's (realtime/stats.py)
     # Set by a stage that keeps working for this request after its client left (the background
     # read of a cancelled call, pipeline/detach.py): `finish` then waits for that work to end.
     finish_deferred: bool = False
@@ -272,8 +282,9 @@ class Call:
                   fork's changes stay its own)
         fresh     finishers (the fork runs its own, when its task ends), answer (moved back in
                   one assignment by whoever owns the fork), bill, cache_status,
-                  response_headers, status, first_byte_at, bytes_out, outcome, content (the
-                  body was read already), finish_deferred
+                  response_headers, status, first_byte_at, bytes_out, outcome, session (a
+                  WebSocket session is never forked), content (the body was read already),
+                  finish_deferred
         shared    attempts, when `share_attempts`: a single flight's upstream tries are the
                   leader request's own (its provider header, its CLIENT spans, its access line)
         request_id  the same unless given: a compare or shadow call is a request of its own
@@ -318,9 +329,20 @@ class Call:
                 _log.exception("finisher_failed", request_id=self.request_id)
 
 
+class Upgrade(Protocol):
+    """A connection the reply turns into (a WebSocket session, realtime/relay.py): the handler
+    hands it the client's request, with the response's headers, instead of sending a body."""
+
+    async def serve(self, request: web.Request, call: Call, headers: CIMultiDict[str]
+                    ) -> web.StreamResponse: ...
+
+    async def discard(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Reply:
-    """An answer: a whole `body`, or `chunks` streamed as they come. Never both."""
+    """An answer: a whole `body`, `chunks` streamed as they come, or an `upgrade` (101: the
+    connection becomes a WebSocket session). One of them, never two."""
 
     status: int
     headers: CIMultiDict[str]
@@ -328,10 +350,13 @@ class Reply:
     chunks: AsyncIterator[bytes] | None = None
     sse: bool = False  # chunks are event-aligned server-sent events (see sse.py)
     error: SidecarError | None = None  # set when the sidecar itself produced this error
+    upgrade: Upgrade | None = None
 
     def __post_init__(self) -> None:
         if self.body is not None and self.chunks is not None:
             raise ValueError("a Reply holds a body or chunks, never both")
+        if self.upgrade is not None and (self.body is not None or self.chunks is not None):
+            raise ValueError("an upgrade Reply holds no body")
 
     @classmethod
     def from_error(cls, error: SidecarError, headers: dict[str, str] | None = None) -> Reply:
@@ -342,6 +367,8 @@ class Reply:
 
     async def discard(self) -> None:
         """Drop a reply that will not be sent (a retry replaces it): close its stream."""
+        if self.upgrade is not None:
+            await self.upgrade.discard()
         chunks = self.chunks
         if chunks is not None and (close := getattr(chunks, "aclose", None)) is not None:
             await close()

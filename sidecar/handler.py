@@ -40,6 +40,7 @@ from sidecar.errors import (
 from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
 from sidecar.live import Live
 from sidecar.pipeline.read_body import too_deep
+from sidecar.realtime.handshake import is_upgrade, session_call
 from sidecar.runtime import Runtime
 
 _log = structlog.get_logger("sidecar.handler")
@@ -71,6 +72,9 @@ class ProxyHandler:
         return await self._serve(request, call, self._live.pipelines.free)
 
     async def passthrough(self, request: web.Request) -> web.StreamResponse:
+        if is_upgrade(request):  # a WebSocket session (/v1/realtime): sidecar/realtime/
+            return await self._serve(request, session_call(request),
+                                     self._live.pipelines.realtime)
         call = _new_call(request, endpoint=None)
         if request.body_exists:
             call.content = request.content
@@ -178,6 +182,8 @@ async def send_reply(request: web.Request, call: Call, reply: Reply) -> web.Stre
         headers[ATTEMPTS_HEADER] = str(len(attempts))
     if call.response_headers:
         headers.update(call.response_headers)
+    if reply.upgrade is not None:  # 101: the connection becomes a WebSocket session
+        return await reply.upgrade.serve(request, call, headers)
     if reply.chunks is None:
         response: web.StreamResponse = web.Response(status=reply.status, headers=headers,
                                                     body=reply.body)

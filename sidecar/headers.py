@@ -81,6 +81,26 @@ def client_response_headers(upstream: CIMultiDictProxy[str], *, decoded_body: bo
     return _without(upstream, _DROP[False, decoded_body])
 
 
+# What a cache entry does not keep of the upstream's response headers (cache/entry.py): those of
+# the connection and its framing (hop-by-hop, content-length, content-encoding), those the hit
+# sets itself (content-type, for the shape the client asked; date; age; server; cache-status;
+# every x-sidecar-* header, written per request), and cookies (never shared between clients).
+# Everything else a hit replays as stored: x-request-id, openai-processing-ms, x-ratelimit-*,
+# openai-organization, openai-version, request-id and anthropic-ratelimit-*, ...
+NOT_REPLAYED = frozenset((*HOP_BY_HOP, "content-length", "content-encoding", "content-type",
+                          "date", "age", "server", "cache-status", "set-cookie", "set-cookie2",
+                          "alt-svc"))
+SIDECAR_PREFIX = "x-sidecar-"
+
+
+def replayable_headers(headers: CIMultiDict[str] | CIMultiDictProxy[str]
+                       ) -> tuple[tuple[str, str], ...]:
+    """The upstream's response headers a cache hit carries again (see NOT_REPLAYED)."""
+    return tuple((name, value) for name, value in headers.items()
+                 if (low := name.lower()) not in NOT_REPLAYED
+                 and not low.startswith(SIDECAR_PREFIX))
+
+
 def sent_bytes(value: str) -> bytes:
     """The bytes a client sent in a header (or query) value, for comparing credentials: aiohttp
     decodes bytes that are not UTF-8 into lone surrogates, which a plain `encode()` refuses

@@ -3,7 +3,10 @@
 An entry is the answer *as the upstream sent it*: the JSON body, or the stream's events (without
 the final `[DONE]` and without keep-alive comments), plus what the stage needs without parsing
 it again: the answer record (usage: a hit reports the tokens it did not spend; the finish
-reason; the model that answered; the answer's id), and when it was stored (`Age`) and expires.
+reason; the model that answered; the answer's id), when it was stored (`Age`) and expires, and
+the upstream's response headers a hit carries again (`x-request-id`, `x-ratelimit-*`, ...: the
+ones headers.py's NOT_REPLAYED does not name). The byte form keeps them too; an entry written
+before it did decodes with none.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ class Entry:
     stored_at: float  # wall-clock seconds (shared with other replicas through Redis)
     expires_at: float
     answer: Answer = field(default_factory=Answer)  # never written once stored
+    headers: tuple[tuple[str, str], ...] = ()  # the upstream's, as a hit replays them
 
     @property
     def size(self) -> int:
         """What the entry counts against `cache.max_bytes`."""
-        return len(self.payload) + ENTRY_OVERHEAD_BYTES
+        return (len(self.payload) + ENTRY_OVERHEAD_BYTES
+                + sum(len(name) + len(value) for name, value in self.headers))
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.stored_at)
@@ -54,6 +59,7 @@ def encode(entry: Entry) -> bytes:
         "response_model": answer.model, "id": answer.id,
         "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.cached_tokens,
                                          u.cache_write_tokens, u.reasoning_tokens, u.cost_usd],
+        "headers": entry.headers,
     })
     return _HEADER.pack(_MAGIC, len(meta)) + meta + entry.payload
 
@@ -72,6 +78,7 @@ def decode(data: bytes) -> Entry:
             payload=data[start + length:], model=str(meta["model"]),
             stored_at=float(meta["stored_at"]), expires_at=float(meta["expires_at"]),
             answer=Answer(None if usage is None else Usage(*usage), meta["finish_reason"],
-                          meta["response_model"], meta.get("id")))
-    except (struct.error, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                          meta["response_model"], meta.get("id")),
+            headers=tuple((str(name), str(value)) for name, value in meta.get("headers", ())))
+    except (struct.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"corrupt cache entry: {exc}") from None

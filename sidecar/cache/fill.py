@@ -25,8 +25,8 @@ _OPEN = (b"data: {", b"data:{")
 _DONE = (b"data: [DONE]", b"data:[DONE]", b"")
 
 
-def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: int
-               ) -> Entry | None:
+def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: int,
+               headers: tuple[tuple[str, str], ...] = ()) -> Entry | None:
     """The entry for a whole JSON answer (status 200), or None when it may not be stored."""
     if len(body) > max_bytes:
         return None
@@ -35,11 +35,11 @@ def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: in
             return None
     elif call.answer.finish_reason in (None, "error"):
         return None
-    return _entry(call, "json", body, now, ttl)
+    return _entry(call, "json", body, now, ttl, headers)
 
 
-def stream_entry(call: Call, chunks: list[bytes], *, now: float, ttl: float, max_bytes: int
-                 ) -> Entry | None:
+def stream_entry(call: Call, chunks: list[bytes], *, now: float, ttl: float, max_bytes: int,
+                 headers: tuple[tuple[str, str], ...] = ()) -> Entry | None:
     """The entry for a stream that ended cleanly, or None when it may not be stored."""
     if call.answer.finish_reason in (None, "error") or not chunks:
         return None
@@ -53,7 +53,7 @@ def stream_entry(call: Call, chunks: list[bytes], *, now: float, ttl: float, max
         payload = b"".join(e for e in sse.split_events(payload) if sse.event_data(e) is not None)
     if len(payload) > max_bytes or not _all_json(payload):
         return None
-    return _entry(call, "sse", payload, now, ttl)
+    return _entry(call, "sse", payload, now, ttl, headers)
 
 
 def _all_json(payload: bytes) -> bool:
@@ -75,10 +75,11 @@ def _all_json(payload: bytes) -> bool:
     return True
 
 
-def _entry(call: Call, kind: Any, payload: bytes, now: float, ttl: float) -> Entry:
+def _entry(call: Call, kind: Any, payload: bytes, now: float, ttl: float,
+           headers: tuple[tuple[str, str], ...]) -> Entry:
     assert call.model is not None
     return Entry(kind=kind, payload=payload, model=call.model, stored_at=now,
-                 expires_at=now + ttl, answer=call.answer)
+                 expires_at=now + ttl, answer=call.answer, headers=headers)
 
 
 def _has_data(body: bytes) -> bool:

@@ -10,7 +10,8 @@ function name and arguments concatenated), logprobs, finish_reason and usage. Ch
 and legacy completions convert both ways, and so do Anthropic's messages (messages/replay.py:
 a message and its event stream); the Responses API keeps each shape in its own entry (key.py).
 The usage-only chunk (`choices: []`) goes to a streaming client only when its request asked for
-it (`stream_options.include_usage`). A hit is sent at once: no artificial pacing.
+it (`stream_options.include_usage`). A hit is sent at once: no artificial pacing. It carries the
+upstream's headers the entry was stored with (entry.py), its own Content-Type for its shape.
 """
 
 from __future__ import annotations
@@ -47,15 +48,20 @@ def hit_reply(entry: Entry, endpoint: str, *, stream: bool, include_usage: bool)
             data = messages.unfold(orjson.loads(entry.payload))
         else:
             data = unfold(endpoint, orjson.loads(entry.payload), include_usage) + sse.DONE
-        return Reply(200, CIMultiDict({"Content-Type": SSE_CONTENT_TYPE}), chunks=_once(data),
-                     sse=True)
+        return Reply(200, _headers(entry, SSE_CONTENT_TYPE), chunks=_once(data), sse=True)
     if entry.kind == "json":
         body = entry.payload
     elif endpoint == "messages":
         body = orjson.dumps(messages.fold(entry.payload))
     else:
         body = orjson.dumps(fold(endpoint, entry.payload))
-    return Reply(200, CIMultiDict({"Content-Type": JSON_CONTENT_TYPE}), body=body)
+    return Reply(200, _headers(entry, JSON_CONTENT_TYPE), body=body)
+
+
+def _headers(entry: Entry, content_type: str) -> CIMultiDict[str]:
+    headers = CIMultiDict(entry.headers)
+    headers["Content-Type"] = content_type
+    return headers
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

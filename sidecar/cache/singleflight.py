@@ -36,6 +36,7 @@ from sidecar.cache.key import CacheKey
 from sidecar.cache.store import CacheStore
 from sidecar.call import Call, Next, Reply
 from sidecar.errors import SidecarError, UpstreamError, UpstreamUnavailable
+from sidecar.headers import replayable_headers
 
 _log = structlog.get_logger("sidecar.cache")
 
@@ -255,7 +256,8 @@ class Flights:
             flight.failed = reply.status >= 400 or reply.error is not None
             if not flight.failed and ttl > 0 and reply.status == 200 and reply.body is not None:
                 flight.entry = json_entry(own, reply.body, now=self._store.clock(), ttl=ttl,
-                                          max_bytes=self._max_entry_bytes)
+                                          max_bytes=self._max_entry_bytes,
+                                          headers=replayable_headers(flight.headers))
             return
         flight.answered = True
         flight.notify()
@@ -275,4 +277,5 @@ class Flights:
                 await close()
         if reply.status == 200 and ttl > 0:
             flight.entry = stream_entry(own, flight.chunks, now=self._store.clock(), ttl=ttl,
-                                        max_bytes=self._max_entry_bytes)
+                                        max_bytes=self._max_entry_bytes,
+                                        headers=replayable_headers(flight.headers))

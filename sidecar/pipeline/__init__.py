@@ -47,6 +47,10 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     route      terminal: the providers for the model, retries, breakers, fallbacks between
                providers (pipeline/route.py)
 
+A WebSocket upgrade on any /v1 path (`/v1/realtime`) runs the stages that need no body, then
+the session's own (sidecar/realtime/: its model from the query; spend's hold per response when
+spend is on) and `Connect`, which opens the upstream side before the client gets its 101.
+
 Paths outside the model endpoints go through a shorter list (the stages that need no body,
 telemetry to auth, then spend's rule for paths: free, a batch bounded at submission, or
 unpriced and decided by `spend.unpriced_paths`, pipeline/spend_paths.py) ending in
@@ -84,6 +88,7 @@ from sidecar.pipeline.shadow import Shadow
 from sidecar.pipeline.spend import Spend
 from sidecar.pipeline.spend_paths import SpendPaths
 from sidecar.pipeline.telemetry import Telemetry
+from sidecar.realtime import Connect, realtime_stages
 from sidecar.spend.paths import PathRules
 from sidecar.spend.policy import Policy
 from sidecar.spend.price_book import PriceBook
@@ -105,6 +110,7 @@ class Pipelines:
     model: Next  # chat/completions, completions, embeddings, responses, messages
     free: Next  # model endpoints that are not billed (messages/count_tokens)
     passthrough: Next  # every other /v1/* path
+    realtime: Next  # a WebSocket upgrade on any /v1/* path (sidecar/realtime/)
     stage_names: tuple[str, ...]
 
 
@@ -199,5 +205,7 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
         model=compose(stages, route.model),
         free=compose(free, route.model),
         passthrough=compose(passthrough, route.forward),
+        realtime=compose([*before_body, *realtime_stages(deps)], Connect(
+            deps.upstream, routing, deps.metrics, settings.listen.max_body_bytes)),
         stage_names=(*(stage.name for stage in stages), route.name),
     )

@@ -10,6 +10,10 @@ caller gets 401 before the sidecar reads 32 MiB for it. The endpoints that take 
 parsed by forms.py: their text fields become the body. An endpoint with a documented default
 model (images, moderations) may leave `model` out: the call is then priced and routed as that
 default.
+
+`/v1/responses` may leave `model` out (OpenAI's API makes it optional: a stored prompt,
+`{"prompt": {"id": "pmpt_…"}}`, names it): such a call gets the model "" (no model), is routed
+to the first provider listed (route.py), and is priced by the model its answer names (spend).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from sidecar.forms import FormError, parse_form
 # failed with an exception, and answers this 400 when depth was the cause (`too_deep`). Real
 # requests nest tool schemas a few dozen levels at most.
 MAX_DEPTH = 128
+_MODEL_OPTIONAL = frozenset({"responses"})  # OpenAI's spec: a stored prompt may name the model
 _CONTAINERS = (dict, list)
 
 
@@ -116,7 +121,9 @@ def _accept(call: Call, raw: bytes, body: dict[str, Any], aliases: Collection[st
     row = ENDPOINTS.get(call.endpoint or "")
     if model is None and row is not None and row.default_model is not None:
         model = row.default_model  # the provider's own default: priced and routed as it
-    if not isinstance(model, str) or not model:
+    if model is None and call.endpoint in _MODEL_OPTIONAL:
+        model = ""
+    elif not isinstance(model, str) or not model:
         raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
                              "call, e.g. \"openai/gpt-4o-mini\".", param="model")
     if row is not None and row.required:
@@ -125,12 +132,18 @@ def _accept(call: Call, raw: bytes, body: dict[str, Any], aliases: Collection[st
                 raise InvalidRequest(f"'{name}' is required for /v1/{call.endpoint}.",
                                      param=name)
     allowed = call.allowed_models
+    if allowed is not None and not model:
+        raise ModelNotAllowed(f"Key '{call.key_name}' may use only the models "
+                              f"{', '.join(allowed.patterns)}, and a request without 'model' "
+                              "(a stored prompt names it) cannot be checked against them: name "
+                              "the model in the request.", param="model")
     if allowed is not None and not allowed.match(model) and model not in aliases:
         raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "
                               f"allowed_models are {', '.join(allowed.patterns)}.", param="model")
     call.raw_body = raw
     call.body = body
-    call.model = call.requested_model = model
+    call.model = model
+    call.requested_model = model or None
     if call.user is None and isinstance(user := body.get("user"), str):
         call.user = user
 

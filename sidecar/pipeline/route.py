@@ -8,9 +8,11 @@ a status in `retry.on_status`) goes back in the queue to be retried after an exp
 jittered backoff or its `Retry-After`. Bounds: `retry.attempts` tries for this model and no new
 try after `retry.deadline_s` from the request's arrival. An answer that is not a retryable
 failure (a success, a stream that started, a 400) is returned at once: nothing is ever retried
-after its first byte reached the client. When every try failed, the last upstream error passes
-through as it came; when none got an answer, 502 `upstream_unavailable` (504 `upstream_timeout`
-if all timed out) names each provider and why; when every breaker is open, 502 says so at once.
+after its first byte reached the client. A call without a model (`/v1/responses` naming a
+stored prompt) goes to the first provider listed, like the paths without one. When every try
+failed, the last upstream error passes through as it came; when none got an answer, 502
+`upstream_unavailable` (504 `upstream_timeout` if all timed out) names each provider and why;
+when every breaker is open, 502 says so at once.
 
 Each try is an `Attempt` on the call; replaced replies are discarded (their connection goes back
 to the pool). The answer's body is decoded so stages can read it, and an event stream is
@@ -63,7 +65,10 @@ class Route:
         if (provider := self._plain) is not None:
             return (await self._send(call, provider, model))[0]
         try:
-            targets = self._router.candidates(model, call.preferences)
+            # No model (a stored prompt names it, read_body.py): the first provider listed,
+            # as for the paths without a model
+            targets = (self._router.candidates(model, call.preferences) if model
+                       else (self._routing.passthrough_target,))
         except NoProviderAvailable as exc:
             return Reply.from_error(exc)
         if self._sticky is not None and len(targets) > 1:

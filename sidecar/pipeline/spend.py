@@ -8,7 +8,10 @@ by a cache hit, and a hit is billed 0 and counted as saved. On the way in:
 1. price the model (price_book.py); a model with no price under a blocking budget is refused
    when `spend.unknown_model_price` is `block` (403 model_not_allowed: its cost could not be
    held), else priced 0 or at the configured default;
-2. bound the request (estimate.py) and ask the ledger to admit it (402 budget_exceeded, 429
+2. bound the request (estimate.py; a completion limit of 0 where the endpoint's API refuses 0
+   is a 400 under a blocking budget, estimate.ZERO_LIMIT_REFUSED; a call without a model, a
+   stored prompt's, is priced once its answer names the model) and ask the ledger to admit it
+   (402 budget_exceeded, 429
    rate_limit_exceeded with Retry-After, 503 ledger_unavailable when the ledger is down and
    `on_ledger_error` is fail_closed);
 3. under a blocking budget, tell the upstream the granted completion limit (`call.overrides`:
@@ -36,6 +39,7 @@ from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import (
     BudgetExceeded,
     BudgetHeld,
+    InvalidRequest,
     LedgerUnavailable,
     ModelNotAllowed,
     RateLimitExceeded,
@@ -44,7 +48,7 @@ from sidecar.headers import COST_HEADER, REMAINING_HEADER
 from sidecar.messages.meter import MessagesMeter
 from sidecar.pipeline.spend_media import spend_media
 from sidecar.spend.bill import Books, Run
-from sidecar.spend.estimate import Estimate, estimate
+from sidecar.spend.estimate import ZERO_LIMIT_REFUSED, Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.price_book import PriceBook
@@ -107,6 +111,8 @@ class Spend:
                        default_tokens=self.settings.reserve_max_tokens,
                        image_tokens=self.settings.image_tokens,
                        context_length=price.context_length, model=call.model)
+        if blocking and est.asked == 0 and call.endpoint in ZERO_LIMIT_REFUSED:
+            return Reply.from_error(_zero_limit(call.endpoint, est, budgets))
         per_prompt, per_completion, per_request = price.worst(est.prompt_tokens)
         ask = Ask(budgets, limits, est.prompt_tokens * per_prompt + per_request,
                   per_completion * est.choices, est.want, est.prompt_tokens, est.choices,
@@ -132,6 +138,9 @@ class Spend:
 
         reply = await next(call)
 
+        if not model:  # no model asked (a stored prompt): priced as the model that answered
+            call.finishers.append(partial(self._reprice, run))  # runs before run.finish
+            self._reprice(run, call)
         run.hit = call.cache_status == "HIT"
         headers = call.response_headers
         if reply.chunks is None:
@@ -241,8 +250,21 @@ class Spend:
             + (f"It resets at {resets}." if resets else "It is a total budget: it never resets."),
             metadata=metadata))
 
+    def _reprice(self, run: Run, call: Call) -> None:
+        """A call without a model, once its answer named one: its price, if the book has it
+        (else the price it was held at: `unknown_model_price`'s)."""
+        answered = call.answer.model
+        if answered and (price := self.prices.lookup(answered)) is not None:
+            run.price, run.model = price, answered
+
     def _unpriced(self, model: str, budgets: list[tuple[BudgetRule, str]]) -> ModelNotAllowed:
         budget = next(rule.name for rule, _ in budgets if rule.block)
+        if not model:
+            return ModelNotAllowed(
+                f"This request names no model (a stored prompt does), so its cost cannot be "
+                f"known before it is answered, and budget '{budget}' applies "
+                "(spend.unknown_model_price: block). Name the model in the request, or set "
+                "spend.unknown_model_price to free or a default price.", param="model")
         return ModelNotAllowed(
             f"Model '{model}' has no known price (not in spend.prices, the upstream's /models "
             f"or the bundled table) and budget '{budget}' applies, so its cost cannot be held "
@@ -265,3 +287,13 @@ class Spend:
         self.noted.add(key)
         getattr(_log, level)(event, name=name, **fields)
 
+
+
+def _zero_limit(endpoint: str, est: Estimate, budgets: list[tuple[BudgetRule, str]]
+                ) -> InvalidRequest:
+    budget = next(rule.name for rule, _ in budgets if rule.block)
+    return InvalidRequest(
+        f"'{est.field}' is 0, which /v1/{endpoint} does not take (its API answers 400 to a "
+        f"limit of 0), and under budget '{budget}' the sidecar sends no limit a provider could "
+        "read as none. Send 1 or more, or leave it out to get spend.reserve_max_tokens.",
+        param=est.field)

@@ -216,7 +216,8 @@ def make_row(call: Call, bill: Bill) -> Row:
         ts=bill.ts, request_id=call.request_id,
         endpoint=call.endpoint or call.path.partition("?")[0].strip("/"),
         key_name=call.key_name, user=call.user, tags=call.tags,
-        model=call.model if auto is None else auto.served_model(call),
+        # an auto router's: the model that ran; a stored prompt's: the model that answered
+        model=(call.model or call.answer.model) if auto is None else auto.served_model(call),
         requested_model=call.requested_model, provider=call.provider,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,

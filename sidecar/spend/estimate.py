@@ -30,7 +30,10 @@ answer arrives. Counting the text rather than the body holds a short chat reques
 of what it held (issue 18: a burst could use a third of its budget).
 
 Completion tokens are bounded by the request's own limit (`max_completion_tokens`,
-`max_tokens`, `max_output_tokens`), times `n` (or `best_of`) choices.
+`max_tokens`, `max_output_tokens`; 0 included), times `n` (or `best_of`) choices.
+`ZERO_LIMIT_REFUSED` names the endpoints whose API refuses a limit of 0 (OpenAI: "integer below
+minimum value"; Anthropic: max_tokens ≥ 1): under a blocking budget the spend stage answers
+those 400 itself rather than send a limit a provider might read as "no limit".
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ UNKNOWN_CONTEXT_TOKENS = 1_000_000  # the largest context windows offered today
 _DATA_IMAGE = re.compile(rb'"data:image/[^"]*"')
 _IMAGE_KEY = re.compile(rb'"image_url"\s*:')  # one per image: chat parts and Responses inputs
 _STORED = ("previous_response_id", "conversation", "prompt")
+# Endpoints whose API refuses a completion limit of 0; legacy completions take it (with `echo`).
+ZERO_LIMIT_REFUSED = frozenset({"chat/completions", "responses", "messages"})
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 1 µs more per request
@@ -87,7 +92,9 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
     field, asked = (fields[-1] if fields else None), None
     for name in fields:
         value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        # 0 is a limit too (legacy completions with `echo` score a prompt and generate nothing):
+        # never mistaken for "unset" and replaced by the default
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             field, asked = name, value
             break
     choices = 1
@@ -95,7 +102,7 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > choices:
             choices = value
-    want = 0 if field is None else (asked or default_tokens)
+    want = 0 if field is None else (default_tokens if asked is None else asked)
     return Estimate(prompt_bound(endpoint, raw, body, image_tokens, context_length, model),
                     want, field, asked, choices)
 

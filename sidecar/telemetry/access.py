@@ -24,7 +24,7 @@ class AccessRecord:
     def __call__(self, call: Call) -> None:
         # loop.time() is millisecond-grained on uvloop; the Call's own clock is not.
         seconds = monotonic() - call.started
-        endpoint = call.endpoint or "passthrough"
+        endpoint = call.endpoint or ("realtime" if call.session is not None else "passthrough")
         self._metrics.observe(endpoint, call.status, seconds, call.outcome)
         for attempt in call.attempts:
             if attempt.error is not None:
@@ -62,6 +62,8 @@ class AccessRecord:
         if (auto := call.auto) is not None:  # `model` is the router's name: say what ran
             line["auto_tier"] = auto.served_tier(call)
             line["auto_model"] = auto.served_model(call)
+        if call.session is not None:  # a WebSocket session's own figures (realtime/stats.py)
+            line.update(call.session.access_fields())
         if call.trace_id is not None:
             line["trace_id"] = call.trace_id
             line["span_id"] = call.span_id

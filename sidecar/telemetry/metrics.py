@@ -14,7 +14,8 @@ OTLP (`gen_ai.client.token.usage`, attributes `gen_ai.operation.name`...) and th
 collector's Prometheus exporter would give them at /metrics (`gen_ai_client_token_usage`,
 labels `gen_ai_operation_name`...), so dashboards read the same series whichever way they came.
 
-Labels stay bounded: `endpoint` is a model endpoint name or "passthrough", never a raw path;
+Labels stay bounded: `endpoint` is a model endpoint name, "realtime" (a WebSocket session) or
+"passthrough", never a raw path;
 `entity`, `result`, `error` and the like are small fixed sets; `budget` and `provider` are names
 from the config; models appear only once an upstream accepted them. Nothing here carries a key,
 a user, a prompt or a completion. Features record through the methods below, never by creating
@@ -33,6 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sidecar.telemetry.series import Family, Series
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+SESSION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)  # a voice session: minutes
 # Semantic conventions v1.41, ExplicitBucketBoundaries advisories.
 GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24,
                           20.48, 40.96, 81.92)
@@ -116,6 +118,16 @@ INSTRUMENTS = (
          "running configuration keeps serving).", ("result",)),
     _own("llm_sidecar_config_version", "gauge", "{version}",
          "The configuration's version: 1 at start, one more for each reload applied."),
+    _own("llm_sidecar_realtime_sessions", "counter", "{session}",
+         "WebSocket sessions (/v1/realtime) relayed, by who closed them: client, upstream, "
+         "sidecar (a budget exhausted, shutdown).", ("closed_by",)),
+    _own("llm_sidecar_realtime_session_duration_seconds", "histogram", "s",
+         "WebSocket sessions: time from the upgrade to the close, in seconds.", (),
+         SESSION_BUCKETS),
+    _own("llm_sidecar_realtime_frames", "counter", "{frame}",
+         "WebSocket frames relayed, by sender (client, upstream).", ("sender",)),
+    _own("llm_sidecar_realtime_bytes", "counter", "By",
+         "WebSocket payload bytes relayed, by sender (client, upstream).", ("sender",)),
     _own("llm_sidecar_telemetry_dropped", "counter", "{item}",
          "Telemetry items dropped because an exporter was down or slow, by signal.",
          ("signal",)),
@@ -169,6 +181,10 @@ class Metrics:
         self.config_reloads = built["llm_sidecar_config_reloads"]
         self.config_version = built["llm_sidecar_config_version"]
         self.config_version.set(1)
+        self.realtime_sessions = built["llm_sidecar_realtime_sessions"]
+        self.realtime_duration = built["llm_sidecar_realtime_session_duration_seconds"]
+        self.realtime_frames = built["llm_sidecar_realtime_frames"]
+        self.realtime_bytes = built["llm_sidecar_realtime_bytes"]
         self.genai_tokens = built["gen_ai.client.token.usage"]
         self.genai_duration = built["gen_ai.client.operation.duration"]
         self.genai_ttfc = built["gen_ai.client.operation.time_to_first_chunk"]
@@ -230,6 +246,16 @@ class Metrics:
     def config_reload(self, result: str, version: int) -> None:
         self.config_reloads.labels(result).inc()
         self.config_version.set(version)
+
+    def realtime_session(self, closed_by: str, seconds: float, frames_in: int, bytes_in: int,
+                         frames_out: int, bytes_out: int) -> None:
+        """A WebSocket session's figures, once it ended (counted per frame in the relay)."""
+        self.realtime_sessions.labels(closed_by).inc()
+        self.realtime_duration.labels().observe(seconds)
+        self.realtime_frames.labels("client").inc(frames_in)
+        self.realtime_frames.labels("upstream").inc(frames_out)
+        self.realtime_bytes.labels("client").inc(bytes_in)
+        self.realtime_bytes.labels("upstream").inc(bytes_out)
 
     def dropped(self, signal: str, count: int) -> None:
         """Telemetry lost to a full queue or a failed export (called from exporter threads)."""

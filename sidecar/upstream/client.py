@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from sidecar.config.schema import UpstreamSettings
 from sidecar.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -132,7 +133,7 @@ class UpstreamClient:
     async def open(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         headers: CIMultiDict[str],
         data: bytes | AsyncIterable[bytes] | None,

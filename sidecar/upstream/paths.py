@@ -1,10 +1,12 @@
 """The two passthrough paths the sidecar refuses: one that leaves `/v1`, and one that is a model
 endpoint spelled another way.
 
-`/v1/X` goes to `{base_url}/X` with X exactly as sent. But X is read again on the way: the URL
-library of the upstream request (yarl) resolves dot segments and decodes escaped unreserved
-characters (`/%2e%2e/` is `/../`), and upstream servers commonly decode `%2F`, merge `//` and
-drop a trailing `/`. So:
+`/v1/X` goes to `{base_url}/X` with X exactly as sent, byte for byte (`upstream_url`): the URL
+is handed to the upstream request as already encoded, so `%2A`, `%2F`, `%21`, `%27`, `%28`,
+`%29` stay escaped and dot segments stay as written (yarl, given a string, would requote it:
+`%2A` became `*`). But X is read again upstream: servers commonly resolve dot segments, decode
+escaped characters (`/%2e%2e/` is `/../`) including `%2F`, merge `//` and drop a trailing `/`.
+So:
 
 - `/v1/../x` or `/v1/%2e%2e/x` would reach `https://host/api/x` for a provider at
   `https://host/api/v1`, outside the base URL its key was configured for: 404 `not_found`, like
@@ -25,10 +27,14 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from yarl import URL
+
 from sidecar.endpoints import MODEL_ENDPOINTS
 from sidecar.errors import InvalidRequest, NotFound, SidecarError
 
 _DECODINGS = 3
+# What a request target may hold as it goes on the wire: printable ASCII, no space.
+_ON_THE_WIRE = re.compile(r"[!-~]*")
 _SEPARATORS = re.compile(r"[/\\]")  # some servers (IIS, and Windows file paths) split on "\"
 
 
@@ -72,3 +78,13 @@ def _resolved(text: str) -> list[str] | None:
         else:
             segments.append(part)
     return segments
+
+
+def upstream_url(base_url: str, path: str) -> URL:
+    """`{base_url}{path}`, with the path and query exactly as the client sent them. A target
+    with bytes that cannot go on the wire as they are (a space, non-ASCII: aiohttp's server
+    accepts some) is quoted instead, as a string URL would be."""
+    raw = base_url + path
+    if _ON_THE_WIRE.fullmatch(raw):
+        return URL(raw, encoded=True)
+    return URL(raw)

@@ -12,6 +12,7 @@ from multidict import CIMultiDict
 from sidecar.auto.choice import AutoChoice
 from sidecar.call import Answer, Bill, Call, Reply, Usage
 from sidecar.globs import Globs
+from sidecar.realtime.stats import SessionStats
 from tests.fakes.calls import make_call
 
 
@@ -61,7 +62,7 @@ COPIED = {"request_id", "method", "path", "endpoint", "headers", "started", "raw
           "span_id", "conversation"}
 COPIED_AS_NEW = {"overrides", "upstream_headers"}  # equal content, a dict of the fork's own
 FRESH = {"content", "finishers", "answer", "bill", "cache_status", "response_headers",
-         "status", "first_byte_at", "bytes_out", "outcome", "finish_deferred"}
+         "status", "first_byte_at", "bytes_out", "outcome", "finish_deferred", "session"}
 SHAREABLE = {"attempts"}
 
 
@@ -81,6 +82,7 @@ def _filled_call() -> Call:
     call.bill = Bill(0.0, cost=5)
     call.cache_status, call.status, call.first_byte_at, call.bytes_out = "MISS", 200, 2.0, 9
     call.outcome = "upstream_broke"
+    call.session = SessionStats(frames_in=1)
     call.finishers.append(lambda c: None)
     return call
 

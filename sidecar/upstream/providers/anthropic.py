@@ -37,6 +37,7 @@ from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
 from sidecar.upstream.cache_policy import PromptCachePolicy
 from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
+from sidecar.upstream.paths import upstream_url
 from sidecar.upstream.prompt_cache import client_marked, mark_anthropic
 from sidecar.upstream.providers.openai import failed
 
@@ -171,9 +172,9 @@ class AnthropicProvider:
             headers.update(call.upstream_headers)
         data = None if call.content is None else _upload(call.content)
         try:
-            response = await client.open(call.method, self.base_url + call.path, headers=headers,
-                                         data=data, decode=False, where=self._where,
-                                         proxy=self._proxy)
+            response = await client.open(call.method, upstream_url(self.base_url, call.path),
+                                         headers=headers, data=data, decode=False,
+                                         where=self._where, proxy=self._proxy)
         except UpstreamError as exc:
             return failed(attempt, exc)
         self._note(attempt, response)
@@ -209,9 +210,9 @@ class AnthropicProvider:
     async def _open(self, client: UpstreamClient, attempt: Attempt, method: str, target: str,
                     headers: CIMultiDict[str], data: bytes | None) -> ClientResponse | Reply:
         try:
-            response = await client.open(method, self.base_url + target, headers=headers,
-                                         data=data, decode=True, where=self._where,
-                                         proxy=self._proxy)
+            response = await client.open(method, upstream_url(self.base_url, target),
+                                         headers=headers, data=data, decode=True,
+                                         where=self._where, proxy=self._proxy)
         except UpstreamError as exc:
             return failed(attempt, exc)
         self._note(attempt, response)

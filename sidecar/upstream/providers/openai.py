@@ -1,14 +1,15 @@
 """An OpenAI-compatible provider (OpenAI, OpenRouter, vLLM, Ollama, the demo upstream, ...).
 
-`/v1/X?q` goes to `{base_url}/X?q`. Credentials: the provider's `api_key` as
-`Authorization: Bearer`, else the client's own Authorization passes through (unless it was a
-local key, which never leaves the sidecar). The body goes out as the client sent it, byte for
-byte, unless a stage changed it or this provider knows the model by another name. In zero
-data retention mode, OpenRouter is also told to use only providers that retain nothing. The
-provider's prompt cache (cache_policy.py) may add breakpoints to an Anthropic model's chat on
-OpenRouter and a `prompt_cache_key` for OpenAI models; a body they leave as it was goes out
-byte for byte still. Anthropic-format endpoints (/v1/messages, /v1/messages/count_tokens) are
-translated to chat completions and back (providers/messages.py).
+`/v1/X?q` goes to `{base_url}/X?q`, the path and query byte for byte (paths.py). Credentials:
+the provider's `api_key` as `Authorization: Bearer`, else the client's own Authorization
+passes through (unless it was a local key, which never leaves the sidecar). The body goes out
+as the client sent it, byte for byte, unless a stage changed it or this provider knows the
+model by another name. In zero data retention mode, OpenRouter is also told to use only
+providers that retain nothing. The provider's prompt cache (cache_policy.py) may add
+breakpoints to an Anthropic model's chat on OpenRouter and a `prompt_cache_key` for OpenAI
+models; a body they leave as it was goes out byte for byte still. Anthropic-format endpoints
+(/v1/messages, /v1/messages/count_tokens) are translated to chat completions and back
+(providers/messages.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sidecar.upstream.client import Body, UpstreamClient
 from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.limits import completion_field, renamed_cap
 from sidecar.upstream.openrouter import is_openrouter, openrouter_body, retain_nothing
+from sidecar.upstream.paths import upstream_url
 from sidecar.upstream.prompt_cache import mark_openai_chat
 
 _MESSAGES = frozenset({"messages", "messages/count_tokens"})  # Anthropic's wire: translated
@@ -124,14 +126,19 @@ class OpenAIProvider:
     def prompt_cache(self) -> PromptCachePolicy | None:
         return self._prompt_cache
 
+    @property
+    def proxy(self) -> str | None:
+        """The egress proxy this provider's connections go through (a WebSocket's too)."""
+        return self._proxy
+
     async def open(self, client: UpstreamClient, attempt: Attempt, method: str, path: str,
                    headers: CIMultiDict[str], data: bytes | AsyncIterator[bytes] | None, *,
                    decoded: bool) -> ClientResponse | Reply:
         """Send one request; the response once its headers are in, or the failure's Reply."""
         try:
-            response = await client.open(method, self.base_url + path, headers=headers,
-                                         data=data, decode=decoded, where=self._where,
-                                         proxy=self._proxy)
+            response = await client.open(method, upstream_url(self.base_url, path),
+                                         headers=headers, data=data, decode=decoded,
+                                         where=self._where, proxy=self._proxy)
         except UpstreamError as exc:
             return failed(attempt, exc)
         attempt.status = status = response.status
