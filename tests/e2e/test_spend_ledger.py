@@ -20,16 +20,19 @@ import yaml
 
 from tests.conftest import StartSidecar, free_port, merge
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL
 from tests.fakes.spend import MODEL, get_json, ledger_of, rows
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}
 PRICES = {MODEL: {"prompt": 0, "completion": 1e-6}}  # a 10-token answer costs 10 micro-USD
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): identical requests must each be billed (a hit costs 0).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# identical requests must each be billed (a hit costs 0); the others cache, and the tests here
+# that repeat a request run their own process with the cache off.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 class Process:

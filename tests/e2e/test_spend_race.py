@@ -16,17 +16,24 @@ import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import MODEL, flush, get_json
 
-MESSAGES = [{"role": "user", "content": "Race for the last dollar."}]
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
+
 PROMPT_NANO, COMPLETION_NANO = 1_000, 2_000  # 1 and 2 micro-USD a token
 RESERVE = 100  # spend.reserve_max_tokens: the limit of requests that set none
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): racing identical requests must each reach the metered upstream.
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# racing requests must each reach the metered upstream; in the others each sends a prompt of
+# its own (of one size: every request holds the same).
 SIDECAR_BASE = {"cache": {"backend": "off"}}
 
+
+def messages() -> list[dict[str, str]]:
+    """A prompt of its own for each request (the cache, on in most profiles, answers none)."""
+    return [{"role": "user", "content": fresh("Race for the last dollar.")}]
 
 
 def spend_config(metered: Metered, limit_usd: float, ledger: str | None) -> dict[str, Any]:
@@ -43,7 +50,7 @@ async def ask(sdk: openai.AsyncOpenAI, max_tokens: int | None) -> int:
     """One chat request; its HTTP status."""
     extra = {} if max_tokens is None else {"max_tokens": max_tokens}
     try:
-        await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, **extra)
+        await sdk.chat.completions.create(model=MODEL, messages=messages(), **extra)
     except openai.APIStatusError as exc:
         return exc.status_code
     return 200

@@ -13,7 +13,10 @@ import pytest
 
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar
+from tests.fakes.profiles import ALL
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 CHAT = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
 

@@ -22,19 +22,27 @@ from sidecar.telemetry.logs import configure_logging
 from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS
 from tests.conftest import StartSidecar
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver, attributes
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.telemetry import CLIENT, SERVER, both, by_kind, client, flush
 from tests.fakes.upstream import FakeUpstream, Script, chat_answer, chat_chunks
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 SECRET_PROMPT = "my-secret-prompt-text-42"
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): each request must reach the upstream (one CLIENT span each).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must reach the upstream (one CLIENT span each); in the others each test sends
+# prompts of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
+# Issue 25: the cache's single flight reads the answer on its copy of the Call and copies
+# usage, finish reason and model back to the client's, but not the id (cache/singleflight.py,
+# Flight.copy_facts), so the CLIENT span of every cache miss lacks gen_ai.response.id.
+RESPONSE_ID_BUG = "issue 25: on a cache miss the CLIENT span lacks gen_ai.response.id"
 
 
-
+@pytest.mark.xfail_profiles("defaults", "everything", reason=RESPONSE_ID_BUG)
 async def test_spans_reach_both_receivers_with_only_their_own_headers(
         grpc_receiver: GrpcReceiver, http_receiver: HttpReceiver, start_sidecar: StartSidecar,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,6 +89,25 @@ async def test_spans_reach_both_receivers_with_only_their_own_headers(
                and "x-leak" not in h for h in grpc_headers)
     assert all(h.get("authorization") == "Basic aHR0cC10d28=" and "x-backend" not in h
                and "x-leak" not in h for h in http_headers)
+
+
+@pytest.mark.xfail_profiles("defaults", "everything", reason=RESPONSE_ID_BUG)
+async def test_the_client_span_names_the_response_of_every_answer(
+        grpc_receiver: GrpcReceiver, start_sidecar: StartSidecar) -> None:
+    """A whole answer and a streamed one each give a CLIENT span with gen_ai.response.id, the
+    upstream's own id, whatever else is on (the cache reads the answer on its own copy)."""
+    sidecar = await start_sidecar({"telemetry": {"exporters": [
+        {"protocol": "grpc", "endpoint": grpc_receiver.endpoint, "signals": ["traces"]}]}})
+    async with client(sidecar) as sdk:
+        await sdk.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": fresh()}])
+        stream = await sdk.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": fresh()}], stream=True)
+        assert [chunk async for chunk in stream]
+    await flush(sidecar)
+    spans = by_kind(grpc_receiver.spans(), CLIENT)
+    assert [attributes(s.attributes).get("gen_ai.response.id") for s in spans] == [
+        "chatcmpl-fake", "chatcmpl-fake"]
 
 
 async def test_metrics_reach_both_receivers_and_prometheus(
@@ -149,7 +176,7 @@ async def test_unsampled_traces_are_not_exported_but_metrics_stay_exact(
     async with client(sidecar) as sdk:
         for _ in range(3):
             await sdk.chat.completions.create(model="m",
-                                              messages=[{"role": "user", "content": "x"}])
+                                              messages=[{"role": "user", "content": fresh()}])
     await flush(sidecar)
     assert grpc_receiver.spans() == []
     assert upstream.last.headers["traceparent"].endswith("-00")

@@ -5,7 +5,8 @@ anything else. Tests steer single requests with `script(path, Script(...))`: sta
 paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers, and faults of the
 wire itself: a body sent one byte at a time, or cut (reset) or stalled after N bytes. Each
 script is used once, in order; without one the default answer is given. Every request is recorded
-(method, raw path, headers, body bytes) and the fake notes when a client aborted a stream.
+(method, raw path, headers, body bytes) and the fake notes when a client aborted a stream;
+`forwarded` leaves out the sidecar's own price fetch at start.
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ class Recorded:
     chunked: bool  # the request body came with Transfer-Encoding: chunked
     peer_port: int  # the sidecar's side of the connection: equal ports mean a reused connection
 
+    @property
+    def price_fetch(self) -> bool:
+        return is_price_fetch(self.method, self.path, self.headers)
+
+
+def is_price_fetch(method: str, path: str, headers: CIMultiDictProxy[str]) -> bool:
+    """The sidecar's own GET <base>/models at start (its price book), not a client's request:
+    on by default, so a test counting requests leaves it out."""
+    return (method == "GET" and path.rpartition("/")[2] == "models"
+            and headers.get("User-Agent", "").startswith("llm-sidecar/"))
+
 
 def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict[str, Any]:
     return {
@@ -99,8 +111,15 @@ class FakeUpstream:
         self._scripts[path].extend(scripts)
 
     @property
+    def forwarded(self) -> list[Recorded]:
+        """What the sidecar sent for its clients: every request but its own price fetch (on
+        by default, so a test counting requests counts these)."""
+        return [r for r in self.requests if not r.price_fetch]
+
+    @property
     def last(self) -> Recorded:
-        return self.requests[-1]
+        """The last request the sidecar sent for a client (its price fetch is not one)."""
+        return self.forwarded[-1]
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024**3)
