@@ -4,7 +4,6 @@ on the UTC calendar (injected clock), per-scope budgets, and rate limits with Re
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
 from tests.fakes.profiles import ALL, fresh
 from tests.fakes.spend import MODEL, Clock, flush, get_json, ledger_of, rows, sse_events
+from tests.fakes.waits import wait_until
 
 PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
@@ -110,15 +110,16 @@ async def test_remaining_header_on_bodies_and_streams(start_sidecar: StartSideca
     budgets = await get_json(sidecar.url + "/sidecar/budgets")
     tight = next(b for b in budgets["budgets"] if b["name"] == "tight")
     assert (tight["spent_usd"], tight["remaining_usd"]) == (40e-6, 60e-6)
-    for _ in range(400):  # the gauges follow each flush interval
+    text = ""
+
+    async def gauge_set() -> bool:  # the gauges follow each flush interval
+        nonlocal text
         async with aiohttp.ClientSession() as session, session.get(
                 sidecar.url + "/metrics") as response:
             text = await response.text()
-        if 'llm_sidecar_budget_remaining_usd{budget="tight"} 6e-05' in text:
-            break
-        await asyncio.sleep(0.025)
-    else:
-        raise AssertionError("no budget_remaining gauge")
+        return 'llm_sidecar_budget_remaining_usd{budget="tight"} 6e-05' in text
+
+    await wait_until(gauge_set, "the budget_remaining gauge shows the tight budget's room")
     assert 'llm_sidecar_cost_usd_total{model="test/model"} 4e-05' in text
 
 

@@ -4,7 +4,6 @@ shown only to clients that asked, failures costing nothing, where prices come fr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.fakes.metered import Metered
 from tests.fakes.profiles import ALL, fresh
 from tests.fakes.spend import MODEL, flush, get_json, priced, rows, sse_events
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_idle
 
 PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
@@ -230,12 +230,9 @@ async def test_client_that_left_is_billed_from_what_was_seen(
         for _ in range(3):
             await response.content.readuntil(b"\n\n")
         response.close()
-    for _ in range(400):  # the disconnect reaches the sidecar asynchronously
-        await flush(sidecar)
-        if found := rows(tmp_path / "ledger.db"):
-            break
-        await asyncio.sleep(0.025)
-    (row,) = found
+    await wait_idle(sidecar.app)  # the disconnect reaches the sidecar asynchronously
+    await flush(sidecar)
+    (row,) = rows(tmp_path / "ledger.db")
     assert (row["estimated"], row["outcome"]) == (1, "client_disconnected")
     assert row["completion_tokens"] >= 3
 

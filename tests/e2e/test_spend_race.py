@@ -19,6 +19,7 @@ from tests.fakes.metered import Metered
 from tests.fakes.profiles import ALL, fresh
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import MODEL, flush, get_json
+from tests.fakes.waits import wait_until
 
 PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
@@ -84,11 +85,9 @@ async def race(sidecars: list[RunningSidecar], metered: Metered, requests: int,
     try:
         tasks = [asyncio.ensure_future(ask(sdks[i % len(sdks)], max_tokens))
                  for i in range(requests)]
-        while True:  # wait until every request is either refused or held upstream
-            done = sum(task.done() for task in tasks)
-            if done + len(metered.bodies) == requests:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: sum(task.done() for task in tasks) + len(metered.bodies) == requests,
+            "every request is either refused or held upstream", 30)
         for sidecar in sidecars:
             budget = (await get_json(sidecar.url + "/sidecar/budgets"))["budgets"][0]
             held = sum(e["spent_usd"] + e["reserved_usd"] for e in budget["entries"])
@@ -158,14 +157,12 @@ async def test_redis_down_gives_the_configured_failure_mode_then_recovers(
             async with session.get(sidecar.url + "/readyz") as response:
                 assert response.status == (503 if mode == "fail_closed" else 200)
             redis_server.start()
-            for _ in range(400):  # the ledger pings Redis every flush interval
+
+            async def guarding_again() -> bool:  # the ledger pings Redis every flush interval
                 async with session.get(sidecar.url + "/readyz") as response:
-                    if response.status == 200 and sidecar.app is not None and await ask(
-                            sdk, 10) == 200:
-                        break
-                await asyncio.sleep(0.025)
-            else:
-                raise AssertionError("the ledger did not recover")
+                    return response.status == 200 and await ask(sdk, 10) == 200
+
+            await wait_until(guarding_again, "the ledger recovered")
             async with session.get(sidecar.url + "/metrics") as response:
                 assert 'llm_sidecar_ledger_errors_total{operation="admit"}' in (
                     await response.text())

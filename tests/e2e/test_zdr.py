@@ -42,6 +42,7 @@ from tests.fakes.calls import make_call
 from tests.fakes.profiles import ALL
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_ready
 
 PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 ZDR_WITH_KEYS = {"privacy": {"zdr": True},
@@ -148,7 +149,7 @@ async def test_a_canary_is_nowhere_but_upstream_and_client(
 
 async def _exercise(url: str, upstream: FakeUpstream) -> bytes:
     """Send the canary every way; return what the admin routes said afterwards."""
-    await _wait_ready(url)
+    await wait_ready(url)
     chat = {"model": "m", "messages": [{"role": "user", "content": f"my key is {CANARY}"}]}
     upstream.script("/chat/completions",
                     Script(json={"choices": [{"index": 0, "message": {
@@ -183,17 +184,6 @@ async def _exercise(url: str, upstream: FakeUpstream) -> bytes:
             async with http.get(url + path) as response:
                 admin += await response.read()
     return admin
-
-
-async def _wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(400):
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with http.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise AssertionError("llm-sidecar did not become ready")
 
 
 class Bug:

@@ -20,6 +20,7 @@ from tests.fakes.otlp import BlackHole
 from tests.fakes.ports import free_port
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import Script, chat_answer, chat_chunks
+from tests.fakes.waits import wait_until
 from tests.reliability.conftest import StartFull
 from tests.reliability.harness import (
     MODEL,
@@ -28,8 +29,6 @@ from tests.reliability.harness import (
     Seen,
     chat_body,
     cost_nusd,
-    wait_for,
-    wait_until,
 )
 
 JSON_COST, STREAM_COST = cost_nusd(7, 6), cost_nusd(7, 3)  # the fake's default answers
@@ -194,7 +193,7 @@ async def test_redis_too_slow_to_answer_never_duplicates_a_row(
     while True:  # until a batch was pending when Redis stalled (the ticker may flush first)
         assert {s.status for s in await mixed(full, 6, chat_body())} == {200}
         stall = asyncio.ensure_future(asyncio.to_thread(sleep_redis, url, 1.0))
-        await wait_for(lambda: asyncio.to_thread(stalled, url), "Redis stalls")
+        await wait_until(lambda: asyncio.to_thread(stalled, url), "Redis stalls")
         pending = bool(ledger._rows)
         await ledger.flush()  # sent while Redis sleeps: times out, applied when it wakes
         await stall
