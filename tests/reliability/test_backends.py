@@ -132,6 +132,8 @@ async def test_redis_killed_under_load_flapping_and_back(
     assert isinstance(store, RedisStore)
     clock = WallClock()  # after an error the cache skips Redis for RETRY_AFTER_S: moved by hand
     store.clock = clock
+    # Redis is killed and started off the event loop: the sidecar keeps serving meanwhile, as
+    # it would beside a real Redis (start() waits for the port, which takes a while under load).
     redis_server = persistent_redis
     repeated = chat_body()
     assert [s.status for s in await mixed(full, 6, chat_body())] == [200] * 6
@@ -142,7 +144,7 @@ async def test_redis_killed_under_load_flapping_and_back(
     full.primary.script("/chat/completions", *gated(8, gate))
     in_flight = asyncio.ensure_future(mixed(full, 8, chat_body()))
     await wait_until(lambda: len(full.primary.requests) >= 6 + 1 + 8, "8 requests upstream")
-    redis_server.stop()
+    await asyncio.to_thread(redis_server.stop)
     gate.set()
     assert [s.status for s in await in_flight] == [200] * 8
 
@@ -156,12 +158,12 @@ async def test_redis_killed_under_load_flapping_and_back(
                 assert seen.status == 503 and seen.refused_by_spend, seen.body
                 assert seen.headers["Retry-After"] == "1"
                 refused += 1
-        redis_server.start()
+        await asyncio.to_thread(redis_server.start)
         await wait_until(lambda: full.deps.ledger is not None and full.deps.ledger.healthy,
                          "the ledger sees Redis again")
         assert {s.status for s in await mixed(full, 4, chat_body())} == {200}
-        redis_server.stop()
-    redis_server.start()
+        await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
     await wait_until(lambda: full.deps.ledger is not None and full.deps.ledger.healthy,
                      "the ledger sees Redis again")
     clock.advance(RETRY_AFTER_S)
