@@ -45,7 +45,7 @@ from bench.upstream import MODEL, completion_body, stream_events
 from sidecar.cache.entry import ENTRY_OVERHEAD_BYTES, Entry
 from sidecar.cache.key import CacheKey
 from sidecar.cache.store import MemoryStore
-from sidecar.call import Usage
+from sidecar.call import Answer, Usage
 from sidecar.config.cache import CacheSettings
 
 HEADERS = (("Authorization", "Bearer sk-bench"),)
@@ -66,7 +66,7 @@ def memory(entries: int) -> dict[str, dict[str, float]]:
                 own = payload[:-1] + payload[-1:]  # a payload object of its own, as in real life
                 await store.put(CacheKey(f"{i:032x}", MODEL), Entry(
                     "sse" if kind == "sse" else "json", own, MODEL, now, now + 3600,
-                    Usage(19, 24), "stop", MODEL))
+                    Answer(Usage(19, 24), "stop", MODEL)))
 
         asyncio.run(fill())
         used = tracemalloc.get_traced_memory()[0] - before

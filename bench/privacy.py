@@ -168,6 +168,8 @@ async def pipeline_rates(seconds: float = 2.0) -> dict[str, float]:
         return Reply(200, CIMultiDict(), body=answer)
 
     class Parse:
+        name = "parse"
+        reads_answer = False
         async def __call__(self, call: Call, next: Next) -> Reply:
             accept_body(call, raw)
             return await next(call)

@@ -36,6 +36,8 @@ RAW = b'{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}
 class StubProvider:
     """Answers every attempt at once with a prebuilt 200, as a provider would after I/O."""
 
+    keys = None  # no key ring of its own (Provider.keys): route never rotates a key here
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.base_url = f"http://{name}"
@@ -76,7 +78,7 @@ def routing_handler(config: dict[str, Any]) -> Handler:
     if settings.routes or local:
         stages.append(Fallback(settings.routes, routing.retry.on_status, local=local,
                                reads_answer=False))
-    return compose(stages, Route(deps.upstream, routing, observe=False).model)
+    return compose(stages, Route(deps.upstream, routing).model)
 
 
 def core_handler() -> Handler:

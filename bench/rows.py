@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["json", "stream"]
-Body = Literal["chat", "entities"]
+Body = Literal["chat", "entities", "auto"]
 
 LOCAL_KEY = "sk-bench-local-7f3a9c2e51d84b06"  # the `auth` feature's local key
 UPSTREAM_KEY = "sk-bench-upstream"  # what the sidecar sends upstream when it holds the key
@@ -37,8 +37,8 @@ CORE: dict[str, Any] = {
     "admin": {"ui": False},
 }
 # Stages that must not run in `core` (names as build_pipeline gives them).
-FEATURE_STAGES = ("telemetry", "zdr", "inspect", "auth", "privacy", "fallback", "spend",
-                  "cache")
+FEATURE_STAGES = ("telemetry", "zdr", "inspect", "auth", "privacy", "auto", "fallback",
+                  "spend", "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,14 @@ FEATURES: dict[str, Feature] = {
                    "on_status": [429, 500, 502, 503, 504], "deadline_s": 30},
          "breaker": {"failures": 5, "open_s": 30}},
         stages=("fallback",)),
+    # An auto router: the chat sent as `sidecar/auto`, classified and served by its tier's
+    # model (the chat asks to write, and "letter" reads as a second writing word: medium).
+    "auto": Feature(
+        {"auto": {"routers": {"sidecar/auto": {"tiers": {
+            "simple": ["gpt-4o-mini"], "medium": ["gpt-4.1-mini"], "complex": ["gpt-4o"],
+            "reasoning": ["o3-mini"]}}}}},
+        stages=("auto", "fallback"), answer_header=("x-sidecar-auto-tier", "medium"),
+        body="auto"),
 }
 
 ALL = ("auth", "cache-bypass", "spend", "telemetry", "routing", "inspector")
@@ -143,7 +151,7 @@ ROWS: tuple[Row, ...] = (
     Row("stream", ALL, "`all`, paced event streams (bypassing the cache)", kind="stream"),
     *(Row(name, (name,), f"the core plus {name} alone") for name in (
         "auth", "cache-bypass", "spend", "privacy", "telemetry-metrics", "telemetry-traces",
-        "routing", "inspector")),
+        "routing", "inspector", "auto")),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 

@@ -2,13 +2,18 @@
 
 1. CPU per request of the spend stage: pricing, the worst-case bound, admission (holds against
    budgets and a rate limit), settling, the ledger row (queued, then written by the ledger's
-   thread: counted, process CPU time covers every thread) and answer.observe (which route runs
-   only when a stage reads usage). The same requests through the bare terminal give the
+   thread: counted, process CPU time covers every thread) and the answer stage (present only
+   when a stage reads the answer). The same requests through the bare terminal give the
    baseline; the difference is spend's cost. Scenarios: no budgets, two budgets and a rate
    limit, and a 20-chunk stream with the meter (usage chunk stripped).
+   An image generation (priced per image by spend/media.py) with two budgets shows the media
+   endpoints' admission.
 2. Ledger start-up with N rows (default 1,000,000): the time from `start()` to ready, i.e.
    opening the file and rebuilding six budgets (every scope, every window) from it, and one
    all-time usage report.
+
+3. Issue 18's figures (bench/spend_burst.py): a 50-request burst's share of its cap spent and
+   its overshoot, and the event loop's cost of a cancelled call read in the background.
 
     python -m bench.spend                 # ~1 minute: 20,000 requests a scenario, 1M rows
     python -m bench.spend --quick         # seconds: a smoke run
@@ -29,10 +34,11 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.answer import observe
+from bench.spend_burst import figures
 from sidecar.call import Call, Reply
 from sidecar.config import Settings
 from sidecar.pipeline import compose
+from sidecar.pipeline.answer import ReadAnswer
 from sidecar.pipeline.spend import Spend
 from sidecar.spend.ledger import Row
 from sidecar.spend.ledger_sqlite import SqliteLedger
@@ -63,7 +69,18 @@ RATE = [{"scope": "global", "rpm": 10**9, "tpm": 10**12}]
 HEADERS = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 
 
-def new_call(stream: bool) -> Call:
+IMAGE = orjson.dumps({"model": "dall-e-3", "prompt": "A red fox in the snow", "n": 1,
+                      "size": "1024x1024", "quality": "hd"})
+IMAGE_ANSWER = orjson.dumps({"created": 1, "data": [{"url": "https://x.example/1.png"}]})
+
+
+def new_call(stream: bool, image: bool = False) -> Call:
+    if image:
+        return Call(request_id=f"{random.getrandbits(64):x}", method="POST",
+                    path="/images/generations", endpoint="images/generations",
+                    headers=HEADERS, started=time.monotonic(), raw_body=IMAGE,
+                    body=orjson.loads(IMAGE), model="dall-e-3", requested_model="dall-e-3",
+                    key_name="team-a")
     body = orjson.loads(BODY)
     body["stream"] = stream
     return Call(request_id=f"{random.getrandbits(64):x}", method="POST",
@@ -73,7 +90,8 @@ def new_call(stream: bool) -> Call:
 
 
 async def body_terminal(call: Call) -> Reply:
-    return Reply(200, CIMultiDict({"Content-Type": "application/json"}), body=ANSWER)
+    answer = IMAGE_ANSWER if call.endpoint == "images/generations" else ANSWER
+    return Reply(200, CIMultiDict({"Content-Type": "application/json"}), body=answer)
 
 
 async def stream_terminal(call: Call) -> Reply:
@@ -84,18 +102,12 @@ async def stream_terminal(call: Call) -> Reply:
                  sse=True)
 
 
-def observed(terminal: Callable[[Call], Awaitable[Reply]]) -> Callable[[Call], Awaitable[Reply]]:
-    async def route(call: Call) -> Reply:
-        return observe(call, await terminal(call))
-    return route
-
-
 async def drive(handler: Callable[[Call], Awaitable[Reply]], count: int, stream: bool,
-                ledger: SqliteLedger | None) -> float:
+                ledger: SqliteLedger | None, image: bool = False) -> float:
     """Process CPU µs per request (all threads, the ledger's writer included)."""
     started = time.process_time()
     for _ in range(count):
-        call = new_call(stream)
+        call = new_call(stream, image)
         reply = await handler(call)
         if reply.chunks is not None:
             async for _chunk in reply.chunks:
@@ -108,7 +120,7 @@ async def drive(handler: Callable[[Call], Awaitable[Reply]], count: int, stream:
 
 
 async def scenario(name: str, spend: dict[str, Any], stream: bool, count: int,
-                   state: Path) -> dict[str, Any]:
+                   state: Path, image: bool = False) -> dict[str, Any]:
     settings = Settings.model_validate({"state_dir": str(state / name), "spend": {
         "fetch_prices": False, "flush_interval_s": 0.05, **spend}})
     metrics = Metrics()
@@ -119,13 +131,14 @@ async def scenario(name: str, spend: dict[str, Any], stream: bool, count: int,
     try:
         terminal = stream_terminal if stream else body_terminal
         bare = compose([], terminal)
-        metered = compose([Spend(settings.spend, book, ledger, metrics)], observed(terminal))
-        await drive(bare, count // 10, stream, None)  # warm-up
-        await drive(metered, count // 10, stream, ledger)
+        metered = compose([Spend(settings.spend, book, ledger, metrics), ReadAnswer()],
+                          terminal)
+        await drive(bare, count // 10, stream, None, image)  # warm-up
+        await drive(metered, count // 10, stream, ledger, image)
         base, with_spend = [], []
         for _ in range(3):  # interleaved rounds; the best of each is the least disturbed
-            base.append(await drive(bare, count, stream, None))
-            with_spend.append(await drive(metered, count, stream, ledger))
+            base.append(await drive(bare, count, stream, None, image))
+            with_spend.append(await drive(metered, count, stream, ledger, image))
     finally:
         await ledger.close()
     return {"scenario": name, "baseline_us": round(min(base), 2),
@@ -188,13 +201,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                await scenario("budgets_and_rate_limit", {"budgets": BUDGETS,
                                                          "rate_limits": RATE}, False, count,
                               state),
-               await scenario("stream_20_chunks", {"budgets": BUDGETS}, True, count, state)]
+               await scenario("stream_20_chunks", {"budgets": BUDGETS}, True, count, state),
+               await scenario("image_with_budgets", {"budgets": BUDGETS}, False, count, state,
+                              image=True)]
+        issue18 = await figures(state, count // 10 if args.quick else 2_000)
         ledger = Path(args.ledger) if args.ledger else state / "big.db"
         filled = None
         if not ledger.exists():
             filled = round(fill(ledger, rows), 1)
         start = await startup(ledger)
-    return {"cpu_per_request": cpu, "ledger": {"rows": rows, "fill_s": filled, **start}}
+    return {"cpu_per_request": cpu, "ledger": {"rows": rows, "fill_s": filled, **start},
+            **issue18}
 
 
 if __name__ == "__main__":

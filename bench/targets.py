@@ -40,6 +40,8 @@ def body_bytes(body: Body, kind: Kind) -> bytes:
     chat: dict[str, Any] = dict(CHAT)
     if body == "entities":
         chat["messages"] = [CHAT["messages"][0], {"role": "user", "content": ENTITIES}]
+    elif body == "auto":  # the same chat, for the auto router to place
+        chat["model"] = "sidecar/auto"
     if kind == "stream":
         chat["stream"] = True
     return orjson.dumps(chat)
@@ -47,7 +49,7 @@ def body_bytes(body: Body, kind: Kind) -> bytes:
 
 def write_bodies(workdir: Path) -> dict[tuple[Body, Kind], Path]:
     paths: dict[tuple[Body, Kind], Path] = {}
-    for body in ("chat", "entities"):
+    for body in ("chat", "entities", "auto"):
         for kind in ("json", "stream"):
             path = workdir / f"{body}-{kind}.json"
             path.write_bytes(body_bytes(body, kind))

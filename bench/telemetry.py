@@ -28,7 +28,7 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.call import Call, Reply, Usage
+from sidecar.call import Answer, Call, Reply, Usage
 from sidecar.config.telemetry import TelemetrySettings
 from sidecar.pipeline.telemetry import Telemetry
 from sidecar.telemetry.genai import Upstreams
@@ -104,8 +104,7 @@ def _call() -> Call:
 async def _next(call: Call, stream: bool) -> Reply:
     attempt = call.begin_attempt("upstream", call.model or "", time.monotonic())
     attempt.status, attempt.headers_at = 200, time.monotonic()
-    call.usage, call.finish_reason = Usage(12, 20), "stop"
-    call.response_model, call.response_id = "openai/gpt-4o-mini-2024", "chatcmpl-1"
+    call.answer = Answer(Usage(12, 20), "stop", "openai/gpt-4o-mini-2024", "chatcmpl-1")
     if stream:
         return Reply(200, CIMultiDict(), chunks=_stream(20), sse=True)
     attempt.ended = time.monotonic()

@@ -18,39 +18,42 @@ from sidecar.admin import add_admin_routes, add_probe_routes, logged
 from sidecar.call import Stage
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, Deps
+from sidecar.endpoints import ENDPOINTS
 from sidecar.handler import ProxyHandler, not_found
-from sidecar.pipeline import PIPELINES, build_pipeline
+from sidecar.live import LIVE, Live, Load, Reloader
+from sidecar.pipeline import build_pipeline
 from sidecar.pipeline.cache import STATUS_HEADER as CACHE_STATUS_HEADER
 from sidecar.runtime import RUNTIME, Runtime
 from sidecar.telemetry.access import AccessRecord
 from sidecar.upstream.clock import Clock
-from sidecar.upstream.paths import MODEL_ENDPOINTS
 
 _log = structlog.get_logger("sidecar.app")
 
 
 def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
-               clock: Clock | None = None) -> web.Application:
+               clock: Clock | None = None, load: Load | None = None) -> web.Application:
     """The main listener: /v1 proxy, probes, and the admin routes unless admin.port is set.
     `outer_stages` run first on every proxied request (for embedders and tests); `clock` is
-    routing's time and chance (tests inject one)."""
+    routing's time and chance (tests inject one); `load` reads the configuration again for a
+    live reload (None: this app cannot reload; sidecar/live.py)."""
     deps = Deps.build(settings, clock)
-    pipelines = build_pipeline(deps, outer_stages)
     runtime = Runtime()
     deps.metrics.in_flight_requests.set_function(lambda: len(runtime.in_flight))
 
     app = web.Application()
     app[DEPS] = deps
     app[RUNTIME] = runtime
-    app[PIPELINES] = pipelines
+    live = app[LIVE] = Live(build_pipeline(deps, outer_stages), outer=outer_stages)
+    if load is not None:
+        live.reloader = Reloader(app, load)
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(_end_streams)
 
-    handler = ProxyHandler(pipelines.model, pipelines.passthrough, runtime,
-                           AccessRecord(deps.metrics, deps.access),
+    handler = ProxyHandler(live, runtime, AccessRecord(deps.metrics, deps.access),
                            model_headers={} if deps.cache else {CACHE_STATUS_HEADER: "OFF"})
-    for endpoint in MODEL_ENDPOINTS:
-        app.router.add_post(f"/v1/{endpoint}", handler.model_endpoint)
+    for endpoint, row in ENDPOINTS.items():
+        app.router.add_post(f"/v1/{endpoint}",
+                            handler.model_endpoint if row.billed else handler.free_endpoint)
     app.router.add_route("*", "/v1/{tail:.*}", handler.passthrough)
     add_probe_routes(app)
     if settings.admin.port is None:
@@ -62,7 +65,7 @@ def create_app(settings: Settings, *, outer_stages: Sequence[Stage] = (),
 def create_admin_app(main: web.Application) -> web.Application:
     """The admin listener (when admin.port is set): probes and admin routes, never /v1."""
     app = web.Application()
-    app[DEPS], app[RUNTIME], app[PIPELINES] = main[DEPS], main[RUNTIME], main[PIPELINES]
+    app[DEPS], app[RUNTIME], app[LIVE] = main[DEPS], main[RUNTIME], main[LIVE]
     add_probe_routes(app)
     add_admin_routes(app, main[DEPS].settings)
     app.router.add_route("*", "/{tail:.*}", logged(not_found))
@@ -95,7 +98,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await resource.start()
             opened.append(resource)
         yield
+        opened = app[DEPS].resources()  # a live reload may have replaced some (and started them)
     finally:
+        if (reloader := app[LIVE].reloader) is not None:
+            await reloader.close()  # what reloads retired, once their requests are done
         for resource in reversed(opened):
             try:
                 await resource.close()

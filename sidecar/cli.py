@@ -8,9 +8,12 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
 
 from sidecar import __version__
 from sidecar.config import ConfigError, Settings, load_settings
+from sidecar.inject.command import add_inject_parser
 from sidecar.spend.windows import REPORT_BYS, REPORT_WINDOWS
 
 EXIT_INVALID_CONFIG = 2
@@ -60,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
                        help="admin token for --url (default: $SIDECAR_ADMIN_TOKEN)")
 
+    reload = commands.add_parser(
+        "reload", help="make a running sidecar read its configuration file again and apply it "
+                       "without a restart (POST /sidecar/reload; SIGHUP does the same)")
+    reload.add_argument("--config", help="config file to find the admin listener from "
+                                         "(default: $SIDECAR_CONFIG)")
+    reload.add_argument("--url", help="the sidecar's admin URL instead, e.g. "
+                                      "http://127.0.0.1:4141")
+    reload.add_argument("--token", default=os.environ.get("SIDECAR_ADMIN_TOKEN"),
+                        help="admin token (default: $SIDECAR_ADMIN_TOKEN)")
+    reload.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+
+    add_inject_parser(commands)
+    from sidecar.auto.explain import add_parser as add_auto
+
+    add_auto(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -71,11 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "inject":
+        from sidecar.inject.command import run as run_inject
+
+        return run_inject(args)
     config_path = args.config or os.environ.get("SIDECAR_CONFIG") or None
     if args.command == "health":
         return _health(args, config_path)
     if args.command == "usage":
         return _usage(args, config_path)
+    if args.command == "auto":
+        return _auto(args, config_path)
+    if args.command == "reload":
+        return _reload(args, config_path)
     overrides = {"listen.host": args.host, "listen.port": args.port,
                  "upstream.url": args.upstream}
     settings = _load_or_report(config_path, overrides)
@@ -86,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sidecar.telemetry.logs import configure_logging
 
     configure_logging(settings.telemetry.logs, zdr=settings.privacy.zdr)
-    return run(settings)
+    return run(settings, partial(load_settings, config_path, overrides=overrides),
+               Path(config_path) if config_path else None)
 
 
 def _load_or_report(path: str | None, overrides: dict[str, object]) -> Settings | None:
@@ -107,6 +134,13 @@ def _usage(args: argparse.Namespace, config_path: str | None) -> int:
     return EXIT_INVALID_CONFIG if settings is None else report(args, settings)
 
 
+def _auto(args: argparse.Namespace, config_path: str | None) -> int:
+    from sidecar.auto.explain import run as explain
+
+    settings = _load_or_report(config_path, {})
+    return EXIT_INVALID_CONFIG if settings is None else explain(args, settings)
+
+
 def _check_config(path: str) -> int:
     settings = _load_or_report(path, {})
     if settings is None:
@@ -115,18 +149,45 @@ def _check_config(path: str) -> int:
     return 0
 
 
+def _admin_url(settings: Settings) -> str:
+    """Where this config's admin routes (and probes) listen, as seen from this machine."""
+    host, port = settings.listen.host, settings.listen.port
+    if settings.admin.port is not None:
+        host, port = settings.admin.host, settings.admin.port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _reload(args: argparse.Namespace, config_path: str | None) -> int:
+    base = args.url
+    if base is None:
+        settings = _load_or_report(config_path, {})
+        if settings is None:
+            return EXIT_INVALID_CONFIG  # the running sidecar would refuse it too
+        base = _admin_url(settings)
+    request = urllib.request.Request(base.rstrip("/") + "/sidecar/reload", method="POST",
+                                     data=b"", headers={"Authorization": f"Bearer {args.token}"}
+                                     if args.token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"reload failed: {base}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    print(body.decode("utf-8", "replace"))
+    return 0 if status == 200 else 1
+
+
 def _health(args: argparse.Namespace, config_path: str | None) -> int:
     base = args.url
     if base is None:
         settings = _load_or_report(config_path, {})
         if settings is None:
             return 1  # not 2: Docker's HEALTHCHECK reserves exit code 2
-        host, port = settings.listen.host, settings.listen.port
-        if settings.admin.port is not None:
-            host, port = settings.admin.host, settings.admin.port
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        base = _admin_url(settings)
     url = base.rstrip("/") + ("/readyz" if args.ready else "/healthz")
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:

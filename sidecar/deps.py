@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
 
+from sidecar.auto.pins import Pins
+from sidecar.background import BackgroundReads
 from sidecar.cache import CacheStore, Flights, build_store, cache_enabled
 from sidecar.config.schema import Settings
 from sidecar.inspector import Inspector
@@ -54,8 +56,11 @@ class Deps:
     inspector: Inspector | None = None  # admin.ui: the request inspector's memory
     cache: CacheStore | None = None  # None: no cache stage (cache.backend off, or ZDR)
     flights: Flights | None = None  # the cache's single-flight tasks
-    prices: PriceBook | None = None  # None with spend.ledger: off (no spend stage)
+    prices: PriceBook | None = None  # None with spend.ledger: off and no auto router
     ledger: Ledger | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # where OTEL_* were read
+    pins: Pins | None = None  # auto routers' session pins: plain state, kept across requests
+    background: BackgroundReads | None = None  # with the ledger: cancelled calls read to the end
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
@@ -63,14 +68,14 @@ class Deps:
         """`clock`: time and chance for routing (tests inject one; default: the system's);
         `env`: where the standard OTEL_* variables are read (default: the process's)."""
         metrics = Metrics()
-        telemetry = TelemetryExport(settings.telemetry, metrics,
-                                    os.environ if env is None else env,
-                                    zdr=settings.privacy.zdr)
+        env = os.environ if env is None else env
+        telemetry = TelemetryExport(settings.telemetry, metrics, env, zdr=settings.privacy.zdr)
         access = AccessWriter(settings.telemetry.logs, sink=telemetry.access_sink())
         upstream = UpstreamClient(settings.upstream)
         deps = cls(settings=settings, upstream=upstream, metrics=metrics, access=access,
-                   routing=Routing.build(settings, clock), telemetry=telemetry,
-                   refusals=AuthRefusals(metrics))
+                   routing=Routing.build(settings, clock, on_key_change=metrics.provider_key),
+                   telemetry=telemetry,
+                   refusals=AuthRefusals(metrics), env=env)
         if settings.admin.ui:
             capture = settings.telemetry.capture_content and not settings.privacy.zdr
             deps.inspector = Inspector(settings.admin.ui_requests, capture_content=capture)
@@ -78,22 +83,74 @@ class Deps:
             deps.cache = build_store(settings, metrics)
             deps.flights = Flights(deps.cache, settings.cache.max_entry_bytes)
         deps.ledger = open_ledger(settings, metrics)
-        if deps.ledger is not None:
+        # auto routers read context windows and their baselines' prices from it, spend or not
+        if deps.ledger is not None or settings.auto.routers:
             deps.prices = PriceBook(settings, upstream)
+        if settings.auto.routers:
+            deps.pins = Pins(settings.auto.max_sessions, deps.routing.clock.now)
+        if deps.ledger is not None:
+            spend = settings.spend
+            deps.background = BackgroundReads(limit=spend.cancelled_reads_max,
+                                              read_s=spend.cancelled_read_s,
+                                              drain_s=settings.listen.shutdown_grace_s)
         return deps
+
+    async def rebuild(self, settings: Settings) -> list[Resource]:
+        """Live reload (sidecar/live.py), in place: keep every stateful resource (the pool, the
+        ledger with its budgets and holds, the cache and its flights, the inspector, the
+        metrics), reconfigure what takes new settings, rebuild the routing table with each
+        kept provider's breaker and averages, and a new exporter when telemetry changed.
+        `settings` has the running value of every restart-only setting (config/changes.py).
+        Returns what was replaced, for the caller to close once its requests are done."""
+        retired: list[Resource] = []
+        routing = Routing.build(settings, self.routing.clock,
+                                on_key_change=self.metrics.provider_key)
+        routing.keep_state_of(self.routing)
+        telemetry = self.telemetry
+        if settings.telemetry != self.settings.telemetry:
+            telemetry = TelemetryExport(settings.telemetry, self.metrics, self.env,
+                                        zdr=settings.privacy.zdr)
+            await telemetry.start()
+            self.telemetry.stop_logs()
+            retired.append(self.telemetry)
+            self.access.sink = telemetry.access_sink()
+        self.upstream.reconfigure(settings.upstream)
+        if self.inspector is not None:
+            self.inspector.capture(settings.telemetry.capture_content
+                                   and not settings.privacy.zdr)
+        if self.prices is not None:
+            await self.prices.reconfigure(settings)
+        if settings.auto.routers:  # routers added by this reload: what they need
+            if self.prices is None:  # no spend ledger: their own price book (closed at exit)
+                self.prices = PriceBook(settings, self.upstream)
+                await self.prices.start()
+            if self.pins is None:
+                self.pins = Pins(settings.auto.max_sessions, self.routing.clock.now)
+        if self.pins is not None:  # kept across reloads, like the breakers
+            self.pins.resize(settings.auto.max_sessions)
+        if self.ledger is not None:
+            await self.ledger.reconfigure(settings.spend)
+        self.settings, self.routing, self.telemetry = settings, routing, telemetry
+        return retired
 
     def resources(self) -> list[Resource]:
         """In start order; they close in reverse: telemetry last (it flushes what the others
         logged while closing); the ledger flushes after the last request, before the access
         log's last lines; the price book fetches through the upstream pool, so it starts after
-        it; flights close before the store they fill and the upstream pool they read."""
+        it; flights close before the store they fill and the upstream pool they read; the
+        background reads close first (they read through the flights, the pool, and finish into
+        the ledger)."""
         out: list[Resource] = [self.telemetry, self.access, self.refusals, self.upstream]
-        if self.prices is not None and self.ledger is not None:
-            out += [self.prices, self.ledger]
+        if self.prices is not None:
+            out.append(self.prices)
+        if self.ledger is not None:
+            out.append(self.ledger)
         if self.cache is not None and self.flights is not None:
             out += [self.cache, self.flights]
         if self.inspector is not None:
             out.append(self.inspector)
+        if self.background is not None:
+            out.append(self.background)
         return out
 
 

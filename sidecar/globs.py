@@ -27,6 +27,12 @@ class Globs:
 
     __call__ = match
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Globs) and other.patterns == self.patterns
+
+    def __hash__(self) -> int:
+        return hash(self.patterns)
+
     def __repr__(self) -> str:
         return f"Globs({list(self.patterns)!r})"
 

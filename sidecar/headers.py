@@ -27,6 +27,8 @@ SERVER = "llm-sidecar"  # the Server header on every response: no versions adver
 REQUEST_ID_HEADER = "x-sidecar-request-id"  # on every response: relay, not_found, admin
 PROVIDER_HEADER = "x-sidecar-provider"  # the provider whose answer the client got
 ATTEMPTS_HEADER = "x-sidecar-attempts"  # upstream tries it took
+COST_HEADER = "x-sidecar-cost-usd"  # spend: what a whole answer cost
+REMAINING_HEADER = "x-sidecar-budget-remaining-usd"  # spend: the tightest budget's room left
 # What the connection to the upstream sets for itself (aiohttp writes Host) or already handled.
 _REQUEST_DROP = (*HOP_BY_HOP, *SIDECAR_REQUEST_HEADERS, "host", "expect")
 _DECODED_BODY = ("content-length", "content-encoding", "accept-encoding")
@@ -60,12 +62,14 @@ def upstream_request_headers(
     """Headers for the upstream request, built from the client's.
 
     `keep_client_auth`: the client's Authorization goes upstream as sent (no key configured,
-    no local keys); otherwise it is dropped and the provider sets its own credentials.
+    no local keys); otherwise it is dropped, with Anthropic's `x-api-key` (a local key may
+    come in either), and the provider sets its own credentials.
     `decoded_body`: the sidecar re-sends a body it decoded, so length and encoding are its own.
     """
     out = _without(client, _DROP[True, decoded_body])
     if not keep_client_auth:
         out.popall("Authorization", None)
+        out.popall("x-api-key", None)
     for name, value in extra:
         out[name] = value
     return out

@@ -1,15 +1,17 @@
 """Probe and admin routes.
 
 Probes (`/healthz`, `/readyz`) are on every listener and need no token: kubelets call them.
-Admin routes (`/metrics`, `/sidecar/*`) need `Authorization: Bearer <admin.token>` when a token
-is set (compared in constant time), and live on the admin listener when `admin.port` is set
-(else on the main one). Every response here carries a request id and writes one access line.
+Admin routes (`/metrics`, `/sidecar/*`) live on the admin listener when `admin.port` is set
+(else on the main one), and each is registered through `AdminRoutes.add`, which puts it behind
+the admin guard: who may call it (a token, loopback, the opt-out) is decided there, in one
+place (guard.py). Every response here carries a request id and writes one access line.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
@@ -17,20 +19,22 @@ from aiohttp import web
 from sidecar.admin import inspector, spend
 from sidecar.admin.cache import purge_cache
 from sidecar.admin.config_view import public_config
-from sidecar.admin.guard import guarded
+from sidecar.admin.guard import AdminGuard, Kind, Notice
 from sidecar.admin.openapi import openapi
 from sidecar.admin.privacy_view import privacy
 from sidecar.admin.providers import providers
+from sidecar.admin.reload import reload_config
 from sidecar.call import new_request_id
 from sidecar.config.schema import Settings
 from sidecar.deps import DEPS, readiness_problems
 from sidecar.errors import JSON_CONTENT_TYPE
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
-from sidecar.pipeline import PIPELINES
+from sidecar.live import LIVE
 from sidecar.runtime import RUNTIME
 from sidecar.telemetry.access import admin_line
 
-__all__ = ["add_admin_routes", "add_probe_routes", "json_response", "logged"]
+__all__ = ["ADMIN", "AdminRoutes", "add_admin_routes", "add_probe_routes", "json_response",
+           "logged"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PROBES = frozenset({"/healthz", "/readyz"})
@@ -41,25 +45,50 @@ def add_probe_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", logged(readyz))
 
 
+@dataclass(slots=True)
+class AdminRoutes:
+    """The admin routes of one listener: `add` is the only way one is registered, and it puts
+    the route behind the guard."""
+
+    app: web.Application
+    guard: AdminGuard
+    registered: list[tuple[str, str, Kind]] = field(default_factory=list)
+
+    def add(self, method: str, path: str, handler: Handler, kind: Kind = "admin") -> None:
+        wrapped = logged(self.guard.wrap(handler, kind))
+        if method == "GET":
+            self.app.router.add_get(path, wrapped)  # HEAD too, behind the same guard
+        else:
+            self.app.router.add_route(method, path, wrapped)
+        self.registered.append((method, path, kind))
+
+    def start_notice(self) -> Notice | None:
+        """What the start log says about who can reach these routes (server.py logs it)."""
+        return self.guard.notice(self.registered)
+
+
+ADMIN = web.AppKey("admin", AdminRoutes)
+
+
 def add_admin_routes(app: web.Application, settings: Settings) -> None:
-    token = settings.admin.token
-    guard = guarded(token.get_secret_value()) if token else (lambda handler: handler)
+    admin = app[ADMIN] = AdminRoutes(app, AdminGuard.of(settings))
     if settings.telemetry.prometheus:
-        app.router.add_get("/metrics", logged(guard(metrics)))
-    app.router.add_get("/sidecar/config", logged(guard(config)))
-    app.router.add_get("/sidecar/providers", logged(guard(providers)))
-    app.router.add_delete("/sidecar/cache", logged(guard(purge_cache)))
+        admin.add("GET", "/metrics", metrics, kind="metrics")
+    admin.add("GET", "/sidecar/config", config)
+    admin.add("GET", "/sidecar/providers", providers)
+    admin.add("DELETE", "/sidecar/cache", purge_cache)
     if settings.admin.ui:
-        app.router.add_get("/sidecar/ui", logged(inspector.page_handler(guard)))
-        app.router.add_get("/sidecar/ui/{asset}", logged(guard(inspector.asset)))
-        app.router.add_get("/sidecar/events", logged(guard(inspector.events)))
-        app.router.add_get("/sidecar/requests", logged(guard(inspector.recent)))
-        app.router.add_get("/sidecar/requests/{request_id}", logged(guard(inspector.detail)))
-        app.router.add_get("/sidecar/stats", logged(guard(inspector.stats)))
-    app.router.add_get("/sidecar/privacy", logged(guard(privacy)))
-    app.router.add_get("/sidecar/usage", logged(guard(spend.usage)))
-    app.router.add_get("/sidecar/budgets", logged(guard(spend.budgets)))
-    app.router.add_get("/sidecar/openapi.json", logged(guard(openapi)))
+        admin.add("GET", "/sidecar/ui", inspector.page, kind="page")
+        admin.add("GET", "/sidecar/ui/{asset}", inspector.asset)
+        admin.add("GET", "/sidecar/events", inspector.events)
+        admin.add("GET", "/sidecar/requests", inspector.recent)
+        admin.add("GET", "/sidecar/requests/{request_id}", inspector.detail)
+        admin.add("GET", "/sidecar/stats", inspector.stats)
+    admin.add("GET", "/sidecar/privacy", privacy)
+    admin.add("GET", "/sidecar/usage", spend.usage)
+    admin.add("GET", "/sidecar/budgets", spend.budgets)
+    admin.add("GET", "/sidecar/openapi.json", openapi)
+    admin.add("POST", "/sidecar/reload", reload_config)
 
 
 def logged(handler: Handler) -> Handler:
@@ -103,5 +132,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def config(request: web.Request) -> web.Response:
+    """The running configuration (secrets masked), its stages, and its version: when it was
+    loaded, the last reload's error, the settings a reload changed that need a restart."""
+    live = request.config_dict[LIVE]
     return json_response({"config": public_config(request.config_dict[DEPS].settings),
-                          "stages": request.config_dict[PIPELINES].stage_names})
+                          "stages": live.pipelines.stage_names, **live.view()})

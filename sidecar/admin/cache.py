@@ -10,7 +10,7 @@ from sidecar.cache.store import CacheUnavailableError
 from sidecar.deps import DEPS
 from sidecar.errors import CacheUnavailable, InvalidRequest, SidecarError
 from sidecar.globs import Globs
-from sidecar.relay import error_response
+from sidecar.handler import error_response
 
 
 async def purge_cache(request: web.Request) -> web.StreamResponse:

@@ -9,28 +9,24 @@
     GET /sidecar/requests/{id}       one record, with prompt and completion when captured
     GET /sidecar/stats               p50/p95 latency and error rate by model, last hour
 
-A browser cannot send `Authorization` on a page load or an EventSource, so when `admin.token`
-is set, `/sidecar/ui?token=…` checks the token once, answers with an HttpOnly, SameSite=Strict
-cookie scoped to /sidecar, and redirects to the clean URL; the admin guard accepts that cookie
-as it accepts the bearer header.
+Who may open them is the admin guard's business (guard.py), the page's `?token=` login
+included: these are plain handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from importlib import resources
 
 import orjson
 from aiohttp import web
 
-from sidecar.admin.guard import COOKIE, Handler, token_matches
 from sidecar.call import new_request_id
 from sidecar.deps import DEPS
-from sidecar.errors import InvalidApiKey, NotFound
+from sidecar.errors import NotFound
+from sidecar.handler import error_response
 from sidecar.headers import REQUEST_ID_HEADER, SERVER
 from sidecar.inspector import Inspector
-from sidecar.relay import error_response
 
 _ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
 _PAGE_HEADERS = {
@@ -52,26 +48,7 @@ def _inspector(request: web.Request) -> Inspector:
     return inspector
 
 
-def page_handler(guard: Callable[[Handler], Handler]) -> Handler:
-    """The page behind the admin guard, plus the one-time `?token=` login that sets the
-    cookie."""
-    guarded_page = guard(_page)
-
-    async def page(request: web.Request) -> web.StreamResponse:
-        token = request.config_dict[DEPS].settings.admin.token
-        given = request.query.get("token")
-        if given is None or token is None:
-            return await guarded_page(request)
-        if not token_matches(given, token.get_secret_value().encode()):
-            request.config_dict[DEPS].refusals.refused("admin", "invalid")
-            return error_response(InvalidApiKey("Wrong admin token for the inspector page."))
-        response = web.Response(status=303, headers={"Location": "/sidecar/ui"})
-        response.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/sidecar")
-        return response
-    return page
-
-
-async def _page(request: web.Request) -> web.StreamResponse:
+async def page(request: web.Request) -> web.StreamResponse:
     return web.Response(body=_static("index.html"), content_type="text/html",
                         charset="utf-8", headers=_PAGE_HEADERS)
 

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar import __version__
-from sidecar.upstream.paths import MODEL_ENDPOINTS
+from sidecar.endpoints import ENDPOINTS
 
 JSON = "application/json"
 _ERROR_CODES = {  # status -> the codes the sidecar itself answers it with (INTERFACE.md §3)
@@ -35,14 +35,20 @@ ERROR = {
         "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                        "code": {"type": ["string", "null"]}, "param": {"type": ["string", "null"]},
                        "metadata": {"type": "object"}}}}}
+ANTHROPIC_ERROR = {  # the same errors on Anthropic's wire (/v1/messages: errors.py)
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                       "details": {"type": "object"}}}}}
 OBJECT: dict[str, Any] = {"type": "object"}
 ANY: dict[str, Any] = {}
 
 
-def _error(status: int, what: str) -> dict[str, Any]:
+def _error(status: int, what: str, schema: str = "Error") -> dict[str, Any]:
     codes = ", ".join(f"`{code}`" for code in _ERROR_CODES.get(status, []))
     return {"description": f"{what}{' (' + codes + ')' if codes else ''}",
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def _ok(schema: dict[str, Any], what: str = "OK", media: str = JSON) -> dict[str, Any]:
@@ -53,10 +59,21 @@ def _object(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
+_RELOADED = _object(applied={"type": "boolean"}, version={"type": "integer"},
+                    changed={"type": "array", "items": {"type": "string"}},
+                    restart_required={"type": "array", "items": {"type": "string"}},
+                    error={"type": ["string", "null"]}, ms={"type": "number"})
 _ARRAY_OF_OBJECTS = {"type": "array", "items": OBJECT}
-_ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token")}
+_ADMIN_ERRORS = {"401": _error(401, "no or a wrong admin token"),
+                 "403": {"description": "admin.token is not set and this listener is not "
+                                        "loopback (`admin_token_required`)",
+                         "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 _PROXY_ERRORS = {str(s): _error(s, "refused or failed by the sidecar")
                  for s in (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)}
+_ANTHROPIC_PROXY_ERRORS = {
+    str(s): _error(s, "refused or failed by the sidecar, in Anthropic's shape",
+                   "AnthropicError")
+    for s in (400, 401, 402, 403, 404, 413, 429, 500, 502, 503, 504)}
 
 
 def _admin(summary: str, ok: dict[str, Any], *, parameters: list[dict[str, Any]] | None = None,
@@ -103,8 +120,19 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/metrics": {"get": _admin("Prometheus text exposition.",
                                    _ok({"type": "string"}, media="text/plain"))},
         "/sidecar/config": {"get": _admin(
-            "The effective configuration, every secret as ***, and the stage list.",
-            _ok(_object(config=OBJECT, stages={"type": "array", "items": {"type": "string"}})))},
+            "The effective configuration, every secret as ***, the stage list and the "
+            "configuration's version.",
+            _ok(_object(config=OBJECT, stages={"type": "array", "items": {"type": "string"}},
+                        version={"type": "integer"}, loaded_at={"type": "number"},
+                        last_error={"type": ["string", "null"]},
+                        restart_required={"type": "array", "items": {"type": "string"}},
+                        reload={"type": "boolean"})))},
+        "/sidecar/reload": {"post": _admin(
+            "Read the configuration file again and apply it without a restart.",
+            _ok(_RELOADED),
+            errors={"409": _ok(_RELOADED, "started without a file to read again"),
+                    "422": _ok(_RELOADED, "the file is invalid: the running configuration "
+                                          "keeps serving")})},
         "/sidecar/providers": {"get": _admin(
             "Each provider's health, breaker and averages; the retry policy.",
             _ok(_object(providers=_ARRAY_OF_OBJECTS, retry=OBJECT)))},
@@ -156,18 +184,25 @@ def _paths() -> dict[str, dict[str, Any]]:
                                                      models=_ARRAY_OF_OBJECTS)))},
         "/v1/{path}": dict.fromkeys(("get", "post", "put", "patch", "delete"), _PASSTHROUGH),
     }
-    for endpoint in MODEL_ENDPOINTS:
+    for endpoint, row in ENDPOINTS.items():
+        anthropic = row.wire == "anthropic"
+        schema: dict[str, Any] = _MODEL_REQUEST if row.default_model is None else {
+            **_MODEL_REQUEST, "required": []}
+        media = JSON
+        if row.body == "multipart":  # text fields are strings; files are parts of their own
+            media = "multipart/form-data"
+            schema = {**schema, "properties": {"model": {"type": "string", "minLength": 1}}}
         paths[f"/v1/{endpoint}"] = {"post": {
-            "summary": f"OpenAI's /{endpoint} through the pipeline (auth, privacy, routing, "
-                       "spend, cache, telemetry).",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _MODEL_REQUEST}}},
+            "summary": f"{'Anthropic' if anthropic else 'OpenAI'}'s /{endpoint} through the "
+                       "pipeline (auth, privacy, routing, spend, cache, telemetry).",
+            "requestBody": {"required": True, "content": {media: {"schema": schema}}},
             "responses": {"200": {"description": "the provider's answer: a JSON object, or an "
                                                  "event stream when `stream` is true",
                                   "content": {JSON: {"schema": OBJECT},
                                               "text/event-stream": {"schema": ANY}}},
                           "default": {"description": "an error the provider answered, passed "
                                                      "through as it came"},
-                          **_PROXY_ERRORS}}}
+                          **(_ANTHROPIC_PROXY_ERRORS if anthropic else _PROXY_ERRORS)}}}
     return paths
 
 
@@ -197,10 +232,12 @@ def describe(app: web.Application) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "llm-sidecar", "version": __version__,
                  "description": "The sidecar's own routes. Admin routes need "
-                                "`Authorization: Bearer <admin.token>` when a token is set."},
+                                "`Authorization: Bearer <admin.token>` when a token is set; "
+                                "without one they are served on a loopback listener only "
+                                "(README, Security)."},
         "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, "AnthropicError": ANTHROPIC_ERROR},
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
     }
 

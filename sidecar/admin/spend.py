@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sidecar.deps import DEPS
 from sidecar.errors import JSON_CONTENT_TYPE, InvalidRequest, LedgerUnavailable, NotFound
-from sidecar.relay import error_response
+from sidecar.handler import error_response
 from sidecar.spend.ledger import Ledger, LedgerDown
 
 

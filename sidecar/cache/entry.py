@@ -2,19 +2,19 @@
 
 An entry is the answer *as the upstream sent it*: the JSON body, or the stream's events (without
 the final `[DONE]` and without keep-alive comments), plus what the stage needs without parsing
-it again: the token usage (a hit reports the tokens it did not spend), the finish reason, the
-model that answered, and when it was stored (`Age`) and expires.
+it again: the answer record (usage: a hit reports the tokens it did not spend; the finish
+reason; the model that answered; the answer's id), and when it was stored (`Age`) and expires.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 
-from sidecar.call import Usage
+from sidecar.call import Answer, Usage
 
 Kind = Literal["json", "sse"]
 # Python objects around the payload in the memory store (the Entry, its Usage, the key string
@@ -31,9 +31,7 @@ class Entry:
     model: str  # the model the key was computed for (purged by glob)
     stored_at: float  # wall-clock seconds (shared with other replicas through Redis)
     expires_at: float
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    response_model: str | None = None
+    answer: Answer = field(default_factory=Answer)  # never written once stored
 
     @property
     def size(self) -> int:
@@ -48,11 +46,12 @@ class Entry:
 
 
 def encode(entry: Entry) -> bytes:
-    u = entry.usage
+    answer = entry.answer
+    u = answer.usage
     meta = orjson.dumps({
         "kind": entry.kind, "model": entry.model, "stored_at": entry.stored_at,
-        "expires_at": entry.expires_at, "finish_reason": entry.finish_reason,
-        "response_model": entry.response_model,
+        "expires_at": entry.expires_at, "finish_reason": answer.finish_reason,
+        "response_model": answer.model, "id": answer.id,
         "usage": None if u is None else [u.prompt_tokens, u.completion_tokens, u.cached_tokens,
                                          u.cache_write_tokens, u.reasoning_tokens, u.cost_usd],
     })
@@ -72,7 +71,7 @@ def decode(data: bytes) -> Entry:
             kind="sse" if meta["kind"] == "sse" else "json",
             payload=data[start + length:], model=str(meta["model"]),
             stored_at=float(meta["stored_at"]), expires_at=float(meta["expires_at"]),
-            usage=None if usage is None else Usage(*usage),
-            finish_reason=meta["finish_reason"], response_model=meta["response_model"])
+            answer=Answer(None if usage is None else Usage(*usage), meta["finish_reason"],
+                          meta["response_model"], meta.get("id")))
     except (struct.error, orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"corrupt cache entry: {exc}") from None

@@ -19,8 +19,8 @@ import orjson
 from sidecar import sse
 from sidecar.cache.entry import Entry
 from sidecar.call import Call
+from sidecar.endpoints import ENDPOINTS
 
-_NO_DONE = frozenset({"responses"})  # endpoints whose streams end without data: [DONE]
 _OPEN = (b"data: {", b"data:{")
 _DONE = (b"data: [DONE]", b"data:[DONE]", b"")
 
@@ -33,7 +33,7 @@ def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: in
     if call.endpoint == "embeddings":
         if not _has_data(body):
             return None
-    elif call.finish_reason in (None, "error"):
+    elif call.answer.finish_reason in (None, "error"):
         return None
     return _entry(call, "json", body, now, ttl)
 
@@ -41,9 +41,10 @@ def json_entry(call: Call, body: bytes, *, now: float, ttl: float, max_bytes: in
 def stream_entry(call: Call, chunks: list[bytes], *, now: float, ttl: float, max_bytes: int
                  ) -> Entry | None:
     """The entry for a stream that ended cleanly, or None when it may not be stored."""
-    if call.finish_reason in (None, "error") or not chunks:
+    if call.answer.finish_reason in (None, "error") or not chunks:
         return None
-    if call.endpoint not in _NO_DONE and sse.event_data(
+    endpoint = ENDPOINTS.get(call.endpoint or "")
+    if (endpoint is None or endpoint.stream_done) and sse.event_data(
             sse.split_events(chunks[-1])[-1]) != b"[DONE]":
         return None  # ended, but not the way a complete OpenAI stream ends
     payload = b"".join(chunks)
@@ -77,8 +78,7 @@ def _all_json(payload: bytes) -> bool:
 def _entry(call: Call, kind: Any, payload: bytes, now: float, ttl: float) -> Entry:
     assert call.model is not None
     return Entry(kind=kind, payload=payload, model=call.model, stored_at=now,
-                 expires_at=now + ttl, usage=call.usage, finish_reason=call.finish_reason,
-                 response_model=call.response_model)
+                 expires_at=now + ttl, answer=call.answer)
 
 
 def _has_data(body: bytes) -> bool:

@@ -3,9 +3,11 @@
     key = blake2b-128( "v1" · path · identity · canonical JSON of the effective request )
 
 - *path* is the upstream-relative path with its query (`/chat/completions`), so endpoints never
-  share entries and a query that changes the answer (Azure's `api-version`) is part of the key.
+  share entries and a query that changes the answer (Azure's `api-version`) is part of the key;
+  so is Anthropic's `anthropic-beta` header, which turns on features that change the answer.
 - *identity* keeps tenants apart: the local key's name when `auth.required`, else the client's
-  `Authorization` header (hashed here with the rest, never stored), unless
+  `Authorization` header, or its `x-api-key` (Anthropic's SDKs), hashed here with the rest and
+  never stored, unless
   `cache.shared_namespace` is true.
 - *the effective request* is the body with this attempt's `overrides` on top (spend may cap
   `max_tokens` there, which changes the answer), `model` set to the model being tried (a fallback
@@ -27,7 +29,7 @@ import orjson
 
 from sidecar.call import Call
 
-# Request fields that do not change the answer, each with its reason (the README lists them).
+# Request fields that do not change the answer, each with its reason (docs/cache.md lists them).
 EXCLUDED: dict[str, str] = {
     "stream": "transport shape: a hit is served as a stream or as JSON, whichever was asked",
     "stream_options": "transport shape (include_usage only adds the usage chunk, kept apart)",
@@ -78,8 +80,11 @@ def cache_key(call: Call, *, shared: bool) -> CacheKey:
     for name, value in effective.items():
         if name not in _CONTENT and type(value) in _CONTAINERS:
             effective[name] = normalised(value)
+    beta = call.headers.get("anthropic-beta")  # turns on features that change the answer
     digest = hashlib.blake2b(b"v1\0" + call.path.encode() + b"\0" + _identity(call, shared)
-                             + b"\0" + orjson.dumps(effective, option=orjson.OPT_SORT_KEYS),
+                             + b"\0" + orjson.dumps(effective, option=orjson.OPT_SORT_KEYS)
+                             + (b"\0beta:" + beta.encode("utf-8", "surrogateescape")
+                                if beta else b""),
                              digest_size=16)
     return CacheKey(digest.hexdigest(), call.model)
 
@@ -122,4 +127,7 @@ def _identity(call: Call, shared: bool) -> bytes:
     if call.key_name is not None:
         return b"key:" + call.key_name.encode()
     auth = call.headers.get("Authorization")
-    return b"auth:" + auth.encode("utf-8", "surrogateescape") if auth else b"anonymous"
+    if auth:
+        return b"auth:" + auth.encode("utf-8", "surrogateescape")
+    key = call.headers.get("x-api-key")  # Anthropic's SDKs send their key here instead
+    return b"x-api-key:" + key.encode("utf-8", "surrogateescape") if key else b"anonymous"

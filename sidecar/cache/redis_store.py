@@ -37,6 +37,8 @@ from sidecar.config.cache import CacheSettings
 from sidecar.globs import Globs
 from sidecar.telemetry.metrics import Metrics
 
+REDIS_POOL = 128  # connections to Redis at most; more requests at once wait for one
+
 PREFIX = "llm-sidecar:cache:v1:"
 RETRY_AFTER_S = 1.0  # during an outage, Redis is tried again after this long
 _SCAN_BATCH = 500
@@ -56,13 +58,15 @@ class RedisStore:
         self._timeout = settings.redis_timeout_s
         password = settings.redis_password
         self._where = _host_of(settings.redis_url)
-        self._client = redis.Redis.from_url(
-            settings.redis_url,
+        # A blocking pool (at most REDIS_POOL connections; a burst waits for one, within the
+        # timeout) rather than redis-py's default, which fails past 100 at once.
+        self._client = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_POOL, timeout=self._timeout,
             password=password.get_secret_value() if password else None,
             socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
             # One immediate retry re-opens a pooled connection Redis closed (a restart); more
             # would only add latency, which the fail-open bound forbids.
-            retry=Retry(NoBackoff(), 1))
+            retry=Retry(NoBackoff(), 1)))
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._writes: set[asyncio.Task[None]] = set()

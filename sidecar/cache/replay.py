@@ -7,9 +7,10 @@
 Folding and unfolding keep what the SDKs read: ids, created, model, system_fingerprint, every
 choice by index, role, content, refusal, reasoning, tool calls (deltas merged by index; the
 function name and arguments concatenated), logprobs, finish_reason and usage. Chat completions
-and legacy completions convert both ways; the Responses API keeps each shape in its own entry
-(key.py). The usage-only chunk (`choices: []`) goes to a streaming client only when its request
-asked for it (`stream_options.include_usage`). A hit is sent at once: no artificial pacing.
+and legacy completions convert both ways, and so do Anthropic's messages (messages/replay.py:
+a message and its event stream); the Responses API keeps each shape in its own entry (key.py).
+The usage-only chunk (`choices: []`) goes to a streaming client only when its request asked for
+it (`stream_options.include_usage`). A hit is sent at once: no artificial pacing.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sidecar import sse
 from sidecar.cache.entry import Entry
 from sidecar.call import Reply
 from sidecar.errors import JSON_CONTENT_TYPE
+from sidecar.messages import replay as messages
 
-CONVERTIBLE = frozenset({"chat/completions", "completions"})
+CONVERTIBLE = frozenset({"chat/completions", "completions", "messages"})
 SSE_CONTENT_TYPE = "text/event-stream"
 _TOP = ("id", "created", "model", "system_fingerprint", "service_tier", "provider")
 _CHUNK_OBJECT = {"chat/completions": "chat.completion.chunk", "completions": "text_completion"}
@@ -41,12 +43,18 @@ def hit_reply(entry: Entry, endpoint: str, *, stream: bool, include_usage: bool)
     if stream:
         if entry.kind == "sse":
             data = entry.payload if include_usage else without_usage_chunk(entry.payload)
+        elif endpoint == "messages":
+            data = messages.unfold(orjson.loads(entry.payload))
         else:
             data = unfold(endpoint, orjson.loads(entry.payload), include_usage) + sse.DONE
         return Reply(200, CIMultiDict({"Content-Type": SSE_CONTENT_TYPE}), chunks=_once(data),
                      sse=True)
-    body = entry.payload if entry.kind == "json" else orjson.dumps(fold(endpoint,
-                                                                        entry.payload))
+    if entry.kind == "json":
+        body = entry.payload
+    elif endpoint == "messages":
+        body = orjson.dumps(messages.fold(entry.payload))
+    else:
+        body = orjson.dumps(fold(endpoint, entry.payload))
     return Reply(200, CIMultiDict({"Content-Type": JSON_CONTENT_TYPE}), body=body)
 
 

@@ -1,8 +1,9 @@
 """Single-flight: identical requests in flight at once share one upstream call.
 
 The first miss for a key *leads*: it starts a `Flight`, a task owned by `Flights` (a Resource)
-that makes the upstream call on a copy of the leader's Call and keeps every event of the answer
-as it arrives. Identical misses that come meanwhile *follow* it. The leader is a follower too:
+that runs the rest of the pipeline (answer → route) on a fork of the leader's Call
+(`Call.fork`, sharing the leader's attempts) and keeps every event of the answer as it
+arrives. Identical misses that come meanwhile *follow* it. The leader is a follower too:
 its client reads the same buffered events, so its client leaving (or being slow) never stops
 the answer for the others. While anyone follows, the flight reads the upstream to the end; when
 the last follower leaves before the end, the flight is cancelled, which closes the upstream
@@ -11,9 +12,12 @@ request (a client that disconnects still cancels its request: INTERFACE.md §4).
 Every follower registers `Follower.detach` as a finisher before it waits, so every path (an
 answer, an error, a client gone before the first byte, a shutdown cut) releases its place.
 
-The flight's own Call carries its own finishers (route's connection release): they run when the
-flight ends, not when the leader's request does. Usage, finish reason and model read from the
-answer are copied to each follower's Call as its events go out.
+The flight's own Call carries its own finishers (route's connection release and the breaker's
+judgement): they run when the flight ends, not when the leader's request does, and they judge
+the flight's own outcome, which the flight sets from what it saw: `upstream_broke` for a stream
+the upstream cut, `client_disconnected` when every follower left, `cancelled` at shutdown. The
+answer record (usage, finish reason, model, id) is moved to each follower's Call, whole, as its
+events go out.
 
 What followers get when the leader fails: see pipeline/cache.py (they go upstream themselves).
 """
@@ -21,7 +25,6 @@ What followers get when the leader fails: see pipeline/cache.py (they go upstrea
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Callable
 
 import structlog
@@ -42,7 +45,7 @@ class Flight:
 
     def __init__(self, key: CacheKey, call: Call, wants_usage: bool) -> None:
         self.key = key
-        self.call = call  # the flight's own copy: route and answer.observe write here
+        self.call = call  # the flight's own fork: route and the answer stage write here
         self.wants_usage = wants_usage  # the leader's stream asked for the usage chunk
         self.answered = False  # the upstream's status and headers (or a failure) are known
         self.done = False
@@ -82,11 +85,9 @@ class Flight:
         while not self.done:
             await self.changed()
 
-    def copy_facts(self, call: Call) -> None:
-        source = self.call
-        call.usage = source.usage
-        call.finish_reason = source.finish_reason
-        call.response_model = source.response_model
+    def move_answer(self, call: Call) -> None:
+        """Give `call` the flight's answer record, whole (see Call.answer)."""
+        call.answer = self.call.answer
 
     def failure(self) -> SidecarError:
         """Why the stream ended early, as the error a client is told."""
@@ -130,11 +131,11 @@ class Follower:
             chunks = flight.chunks
             if self._position < len(chunks):
                 start, self._position = self._position, len(chunks)
-                flight.copy_facts(self._call)
+                flight.move_answer(self._call)
                 return chunks[start] if self._position - start == 1 else b"".join(
                     chunks[start:])
             if flight.done:
-                flight.copy_facts(self._call)
+                flight.move_answer(self._call)
                 self.detach()
                 if flight.broken is not None:
                     raise flight.broken
@@ -163,12 +164,14 @@ class Flights:
         self._max_entry_bytes = max_entry_bytes
         self._flights: dict[str, Flight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False  # flights cancelled now are cut by the shutdown
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
         """Stop what is still running (nobody is left to read it after the drain)."""
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -190,10 +193,8 @@ class Flights:
 
     def launch(self, key: CacheKey, call: Call, next: Next, *, ttl: float, wants_usage: bool,
                joinable: bool) -> Flight:
-        """Start the upstream call for `call` (the leader) on a copy of it."""
-        own = copy.copy(call)
-        own.finishers = []
-        flight = Flight(key, own, wants_usage)
+        """Start the upstream call for `call` (the leader) on a fork of it."""
+        flight = Flight(key, call.fork(share_attempts=True), wants_usage)
         if joinable:
             self._flights[key.digest] = flight
         task = asyncio.get_running_loop().create_task(self._fly(flight, next, ttl))
@@ -215,6 +216,7 @@ class Flights:
             flight.broken = flight.broken or UpstreamUnavailable(
                 "The upstream request was cancelled before its answer was complete.")
             flight.failed = flight.failed or not flight.answered
+            own.outcome = "cancelled" if self._closing else "client_disconnected"
             raise
         finally:
             flight.answered = flight.done = True
@@ -235,8 +237,9 @@ class Flights:
             reply = await next(own)
         except Exception as exc:  # a bug below the cache: the leader raises it as its own
             flight.failed, flight.exception = True, exc
+            own.outcome = "internal_error"
             return
-        flight.status = reply.status
+        flight.status = own.status = reply.status
         flight.headers = reply.headers.copy()
         if reply.status >= 400 or reply.error is not None or reply.chunks is None:
             if reply.chunks is not None:  # an error answered as a stream: small, read it all
@@ -263,6 +266,8 @@ class Flights:
                 flight.notify()
         except Exception as exc:  # UpstreamError mid-stream, or a bug in the chunk work
             flight.broken = exc
+            own.outcome = "upstream_broke" if isinstance(exc, UpstreamError) else (
+                "internal_error")
             return
         finally:
             close = getattr(chunks, "aclose", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -24,8 +24,21 @@ def yaml_off(value: object) -> object:
 
 
 def empty_is_none(value: object) -> object:
-    """An optional secret set from an empty `${VAR:-}` means "not set"."""
+    """An optional secret set from an empty `${VAR:-}` means "not set" (in a list of keys too:
+    the empty ones are dropped, and a list left empty is not set)."""
+    if isinstance(value, list):
+        value = [v for v in value if v != ""]
+        return value or None
     return None if value == "" else value
+
+
+def secret_values(value: SecretStr | list[SecretStr] | None) -> list[str]:
+    """A key setting's values, in order (an `api_key` may be one key or a list)."""
+    if value is None:
+        return []
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    return [v.get_secret_value() for v in value]
 
 
 def check_http_url(value: str) -> str:

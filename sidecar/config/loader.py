@@ -24,6 +24,8 @@ from sidecar.config.schema import Settings
 ENV_OVERRIDES: dict[str, str] = {
     "SIDECAR_HOST": "listen.host",
     "SIDECAR_PORT": "listen.port",
+    "SIDECAR_ADMIN_HOST": "admin.host",  # the injector pins the probed admin listener (inject/)
+    "SIDECAR_ADMIN_PORT": "admin.port",
     "SIDECAR_UPSTREAM_URL": "upstream.url",
     "SIDECAR_UPSTREAM_API_KEY": "upstream.api_key",
     "SIDECAR_CACHE": "cache.backend",

@@ -19,7 +19,8 @@ from sidecar.config.spend import Price
 class ProviderSettings(Section):
     name: Annotated[str, Field(min_length=1)]
     base_url: str
-    api_key: SecretStr | None = None
+    # a list rotates: the first is used, the next when the upstream refuses it (keys.py)
+    api_key: SecretStr | list[SecretStr] | None = None
     format: Literal["openai", "anthropic"] = "openai"
     models: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
         default_factory=lambda: ["*"])
@@ -44,7 +45,8 @@ class RetrySettings(Section):
     backoff_s: Annotated[float, Field(ge=0)] = 0.2
     max_backoff_s: Annotated[float, Field(ge=0)] = 5.0
     on_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [408, 429, 500, 502, 503, 504]
+        # 529: Anthropic's overloaded_error, which /v1/messages passes on as it came
+        default_factory=lambda: [408, 429, 500, 502, 503, 504, 529]
     )
     deadline_s: PositiveSeconds = 120.0
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
+from sidecar.config.auto import AutoSettings, check_auto
 from sidecar.config.base import (
     Port,
     PositiveSeconds,
@@ -35,8 +36,9 @@ from sidecar.config.spend import SpendSettings
 from sidecar.config.telemetry import LogSettings, TelemetrySettings
 
 __all__ = [
-    "AdminSettings", "AuthKey", "AuthSettings", "BreakerSettings", "CacheSettings",
-    "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings", "RetrySettings",
+    "AdminSettings", "AuthKey", "AuthSettings", "AutoSettings", "BreakerSettings",
+    "CacheSettings", "ListenSettings", "LogSettings", "PrivacySettings", "ProviderSettings",
+    "ReloadSettings", "RetrySettings",
     "Settings", "SpendSettings", "TelemetrySettings", "UpstreamSettings",
 ]
 
@@ -49,18 +51,34 @@ class ListenSettings(Section):
 
 
 class AdminSettings(Section):
+    """Who may call the admin routes is decided in sidecar/admin/guard.py (its table): on a
+    listener that is not loopback they need `token`, unless the opt-out is on."""
+
     host: str = "127.0.0.1"
     port: Port | None = None
     token: SecretStr | None = None
+    # /metrics needs the token too; off, it stays scrapable without one (counters only).
+    metrics_require_token: bool = False
+    # Serve the admin routes without a token on a listener that is not loopback: for a port that
+    # something else guards (a NetworkPolicy). A long name on purpose; warned about at start.
+    insecure_no_token_on_network: bool = False
     ui: bool = True  # the request inspector at /sidecar/ui and its event stream
     ui_requests: Annotated[int, Field(gt=0, le=100_000)] = 1000  # recent requests kept in memory
 
     _token = field_validator("token", mode="before")(empty_is_none)
 
+    @model_validator(mode="after")
+    def _metrics_token(self) -> AdminSettings:
+        if self.metrics_require_token and self.token is None:
+            raise ValueError("metrics_require_token is true but token is not set: every scrape "
+                             "of /metrics would be refused (is its environment variable set?)")
+        return self
+
 
 class UpstreamSettings(Section):
     url: str = "https://openrouter.ai/api/v1"
-    api_key: SecretStr | None = None
+    # a list rotates: the first is used, the next when the upstream refuses it (keys.py)
+    api_key: SecretStr | list[SecretStr] | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: PositiveSeconds = 5.0
     read_timeout_s: PositiveSeconds = 600.0
@@ -79,6 +97,10 @@ class AuthKey(Section):
     token: SecretStr
     tags: list[str] = Field(default_factory=list)
     allowed_models: list[str] = Field(default_factory=lambda: ["*"])
+    # A rotation window: the key is refused (401, saying why) before not_before and from
+    # not_after on; two keys valid at once let clients move from one to the other.
+    not_before: AwareDatetime | None = None
+    not_after: AwareDatetime | None = None
 
     @field_validator("token")
     @classmethod
@@ -86,6 +108,12 @@ class AuthKey(Section):
         if not value.get_secret_value():
             raise ValueError("must not be empty (is its environment variable set?)")
         return value
+
+    @model_validator(mode="after")
+    def _window(self) -> AuthKey:
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError("not_after must be later than not_before")
+        return self
 
 
 class AuthSettings(Section):
@@ -104,6 +132,13 @@ class AuthSettings(Section):
         if len(set(tokens)) != len(tokens):
             raise ValueError("two keys share one token")
         return self
+
+
+class ReloadSettings(Section):
+    """Live reload (sidecar/live.py): SIGHUP, `POST /sidecar/reload`, and the file watch."""
+
+    watch: bool = True  # reload when the config file's content changes (a ConfigMap update)
+    poll_s: PositiveSeconds = 2.0  # how often the file is read to see whether it changed
 
 
 def default_state_dir() -> Path:
@@ -125,6 +160,8 @@ class Settings(Section):
     spend: SpendSettings = Field(default_factory=SpendSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
+    auto: AutoSettings = Field(default_factory=AutoSettings)
     state_dir: Path = Field(default_factory=default_state_dir)
 
     @model_validator(mode="after")
@@ -134,9 +171,21 @@ class Settings(Section):
             raise ValueError("admin.port must differ from listen.port (null keeps admin routes "
                              "on the main listener)")
         check_providers(self.providers, self.routes)
+        if self.auto.routers:
+            check_auto(self.auto, self.routes, self._openrouter_serves("openrouter/auto"))
         if self.privacy.zdr:
             self._zero_retention()
         return self
+
+    def _openrouter_serves(self, model: str) -> bool:
+        """`model` goes to OpenRouter: the lone upstream is there, or a provider there takes
+        the model by its globs (the first such provider is the model's pool's first choice)."""
+        from sidecar.globs import Globs
+        from sidecar.upstream.openrouter import is_openrouter
+
+        if self.providers is None:
+            return is_openrouter(self.upstream.url)
+        return any(is_openrouter(p.base_url) for p in self.providers if Globs(p.models)(model))
 
     def _zero_retention(self) -> None:
         """privacy.zdr: content may live in process memory for the request, nowhere else."""

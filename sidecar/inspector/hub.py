@@ -41,6 +41,13 @@ class Inspector:
         self.stats = ModelStats()
         self.content = ContentStore(size) if capture_content else None
 
+    def capture(self, on: bool) -> None:
+        """Live reload: keep content from now on, or stop (what was kept is dropped)."""
+        if on and self.content is None:
+            self.content = ContentStore(self.size)
+        elif not on:
+            self.content = None
+
     async def start(self) -> None:
         self._wake = asyncio.Event()
 

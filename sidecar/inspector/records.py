@@ -2,7 +2,8 @@
 
 A `RequestRecord` is built from the Call in a finisher with data the pipeline already has (no
 parsing, no I/O): ids, model, provider, status, outcome, timings, tokens, cost, cache status,
-redactions, attempts, key name and tags. Content (prompt and completion) is kept apart, only
+redactions, attempts, key name and tags, and for an auto router's request its tier, why, and
+what it saved against the router's baseline. Content (prompt and completion) is kept apart, only
 when `telemetry.capture_content` is on and zero-retention is off, in a bounded `ContentStore`
 the detail view reads on demand; the list and the event stream never carry it.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.call import Call
+from sidecar.call import NANO_USD, Call
 
 
 @dataclass(slots=True)
@@ -48,6 +49,9 @@ class RequestRecord:
     user: str | None = None
     tags: list[str] = field(default_factory=list)
     trace_id: str | None = None
+    tier: str | None = None  # the auto router's tier (docs/auto.md)
+    auto_reason: str | None = None
+    saved_vs_baseline_usd: float | None = None  # negative: it cost more than the baseline
     _event: bytes | None = None  # this record as a server-sent event, rendered once
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,21 +73,27 @@ def record_of(call: Call, seq: int, now: float | None = None) -> RequestRecord:
     Positional and without helpers: it runs for every request (about 2 µs)."""
     ended = monotonic() if now is None else now
     started = call.started
-    usage = call.usage
+    usage = call.answer.usage
+    bill = call.bill
     attempts = call.attempts
     failed = [{"provider": a.provider, "model": a.model, "status": a.status, "error": a.error}
               for a in attempts[:-1]] if len(attempts) > 1 else []
     first = call.first_byte_at
+    auto = call.auto
+    saved = auto.saved(bill) if auto is not None else None
     return RequestRecord(
         seq, wall() - (ended - started), call.request_id, call.method,
-        call.endpoint or "passthrough", call.requested_model, call.response_model,
+        call.endpoint or "passthrough", call.requested_model, call.answer.model,
         attempts[-1].provider if attempts else None, call.status, call.outcome,
         round((ended - started) * 1000, 3),
         None if first is None else round((first - started) * 1000, 3), call.stream,
         usage.prompt_tokens if usage else None, usage.completion_tokens if usage else None,
-        call.cost_usd, call.saved_usd, call.budget_remaining_usd, call.cache_status,
+        bill.cost_usd if bill else None, bill.saved_usd if bill else None,
+        bill.remaining_usd if bill else None, call.cache_status,
         call.redactions, len(attempts), failed, call.key_name, call.user, list(call.tags),
-        call.trace_id)
+        call.trace_id, auto.served_tier(call) if auto is not None else None,
+        auto.reason if auto is not None else None,
+        None if saved is None else saved * NANO_USD)
 
 
 class ContentStore:

@@ -36,6 +36,7 @@ from sidecar.cache.singleflight import Flight, Flights
 from sidecar.cache.store import UNAVAILABLE, CacheStore
 from sidecar.call import Call, Next, Reply
 from sidecar.config.cache import CacheSettings
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import CacheMiss, SidecarError
 from sidecar.telemetry.metrics import Metrics
 
@@ -48,7 +49,7 @@ _DEFAULT_TEMPERATURE = 1.0  # what OpenAI-compatible providers use when none is 
 
 class Cache:
     name = "cache"
-    reads_answer = True  # answer.observe fills usage / finish_reason: entries need them
+    reads_answer = True  # an entry keeps the answer record (a hit reports its usage)
 
     def __init__(self, settings: CacheSettings, store: CacheStore, flights: Flights,
                  metrics: Metrics) -> None:
@@ -68,6 +69,9 @@ class Cache:
         # entry's key would name no entry).
         if rules.no_store:
             return await self._bypass(call, next, "bypass", "fwd=request")
+        row = ENDPOINTS.get(call.endpoint or "")
+        if row is not None and not row.cacheable:  # images, audio: see endpoints.py
+            return await self._bypass(call, next, "skip", "fwd=bypass")
         if self._hot is not None and _temperature(call) > self._hot:
             return await self._bypass(call, next, "skip", "fwd=bypass")
         key = cache_key(call, shared=self._shared)
@@ -84,7 +88,7 @@ class Cache:
                 if rules.max_age is not None and age > rules.max_age:
                     forward = "fwd=stale"
                 elif (can_serve(found, call.endpoint or "", call.stream)
-                      and not (wants_usage and found.usage is None)):
+                      and not (wants_usage and found.answer.usage is None)):
                     return self._hit(call, found, age, found.ttl(now), wants_usage)
             elif found is UNAVAILABLE:
                 forward, status = "fwd=miss; detail=backend-unavailable", "OFF"
@@ -130,10 +134,8 @@ class Cache:
         and the tokens (and the upstream's reported cost) it did not spend count as saved."""
         call.cache_status = "HIT"
         if entry is not None:
-            call.usage = entry.usage
-            call.finish_reason = entry.finish_reason
-            call.response_model = entry.response_model
-        if (usage := call.usage) is not None:
+            call.answer = entry.answer
+        if (usage := call.answer.usage) is not None:
             self._metrics.cache_saved(usd=usage.cost_usd or 0.0,
                                       tokens=usage.prompt_tokens + usage.completion_tokens)
 
@@ -153,7 +155,7 @@ class Cache:
             return Reply.from_error(flight.failure())
         if flight.reply is not None:  # a whole answer, or a failure: as the upstream gave it
             follower.detach()
-            flight.copy_facts(call)
+            flight.move_answer(call)
             if flight.entry is not None and call.cache_status != "OFF":
                 call.response_headers[CACHE_STATUS_HEADER] += "; stored"
             return flight.reply

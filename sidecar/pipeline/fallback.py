@@ -1,13 +1,14 @@
 """Model fallbacks: try the request's candidate models in order until one answers.
 
 The candidates are the body's `models` (OpenRouter's field; the `model` first, then the list) or,
-when `model` names a configured `routes` alias, that route. Each candidate is a separate run of
-the rest of the pipeline (spend, cache, route): `call.model` is set to it and `call.overrides`
-cleared first, so each candidate is priced, cached, redacted and billed as the model it really
-is. The next candidate is tried only when the previous one failed before its first byte: a
-transport failure, a retryable status (`retry.on_status`) once its providers were exhausted, or
-no provider serving it. An answer that started, or any other error (400, 402 budget, 429 local
-rate limit), is the answer.
+when `model` names a configured `routes` alias, that route, or the tier an auto router chose
+(`call.candidates`, set by the auto stage above: its models, then the body's `models`). Each
+candidate is a separate run of the rest of the pipeline (spend, cache, route): `call.model` is
+set to it, and `call.overrides` and `call.answer` cleared first, so each candidate is priced,
+cached, redacted and billed as the model it really is. The next candidate is tried only when
+the previous one failed before its first byte: a transport failure, a retryable status
+(`retry.on_status`) once its providers were exhausted, or no provider serving it. An answer
+that started, or any other error (400, 402 budget, 429 local rate limit), is the answer.
 
 For local providers this stage also consumes OpenRouter's routing fields: `models`, `provider`
 (parsed into `call.preferences` for the router) and `route` leave the body, and routing suffixes
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sidecar.call import Call, Next, Reply
+from sidecar.call import Answer, Call, Next, Reply
 from sidecar.errors import (
     InvalidRequest,
     ModelNotAllowed,
@@ -58,7 +59,7 @@ class Fallback:
     async def __call__(self, call: Call, next: Next) -> Reply:
         body, model = call.body, call.model
         assert body is not None and model is not None
-        route = self._routes.get(model)
+        route = call.candidates if call.candidates is not None else self._routes.get(model)
         if route is None and not (self._local and (
                 ":" in model or "models" in body or "provider" in body or "route" in body)):
             return await next(call)
@@ -70,6 +71,7 @@ class Fallback:
         for candidate, prefs in candidates:
             call.model = candidate
             call.overrides = {}
+            call.answer = Answer()  # nothing of a failed candidate's answer carries over
             call.preferences = prefs
             reply = await next(call)
             if not self._moves_on(reply):

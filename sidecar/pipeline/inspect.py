@@ -21,7 +21,7 @@ from sidecar.sse import event_json, split_events
 
 class Inspect:
     name = "inspect"
-    reads_answer = True  # the list shows tokens: answer.observe fills call.usage
+    reads_answer = True  # the list shows tokens and the answering model
 
     def __init__(self, inspector: Inspector) -> None:
         self._inspector = inspector
@@ -44,8 +44,8 @@ class Inspect:
         self._inspector.add(call)
         content = self._inspector.content
         if content is not None and call.body is not None:
-            prompt = {k: call.body[k] for k in ("messages", "prompt", "input", "instructions")
-                      if k in call.body}
+            prompt = {k: call.body[k] for k in ("system", "messages", "prompt", "input",
+                                                "instructions") if k in call.body}
             text = "".join(completion)
             if call.pseudonyms:  # as the upstream answered, like the prompt shown
                 text = pseudonymized(text, call.pseudonyms, json=False)
@@ -63,6 +63,8 @@ def _answer_text(body: bytes) -> str:
 def _text_of(data: Any, part: str) -> str:
     if not isinstance(data, dict):
         return ""
+    if data.get("type") in ("message", "content_block_delta"):  # Anthropic's Messages API
+        return _anthropic_text(data)
     choices = data.get("choices")
     if not isinstance(choices, list):
         return ""
@@ -76,6 +78,17 @@ def _text_of(data: Any, part: str) -> str:
         elif isinstance(choice.get("text"), str):  # completions
             texts.append(choice["text"])
     return "".join(texts)
+
+
+def _anthropic_text(data: dict[str, Any]) -> str:
+    """The text of a message's text blocks, or of one text_delta event."""
+    delta = data.get("delta")
+    if isinstance(delta, dict):
+        text = delta.get("text") if delta.get("type") == "text_delta" else None
+        return text if isinstance(text, str) else ""
+    return "".join(block["text"] for block in data.get("content") or ()
+                   if isinstance(block, dict) and block.get("type") == "text"
+                   and isinstance(block.get("text"), str))
 
 
 async def _collect(chunks: AsyncIterator[bytes], into: list[str]

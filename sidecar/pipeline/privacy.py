@@ -22,7 +22,9 @@ import orjson
 
 from sidecar.call import Call, Next, Reply
 from sidecar.config.privacy import RedactSettings
+from sidecar.endpoints import wire_of
 from sidecar.errors import PiiDetected
+from sidecar.messages.restorer import restore_body, restore_stream
 from sidecar.privacy.fields import Slot, text_slots
 from sidecar.privacy.redactor import Redaction, Scanner
 from sidecar.privacy.restorer import Restorer
@@ -34,6 +36,7 @@ ZDR_HEADER = "x-sidecar-zdr"
 
 class Privacy:
     name = "privacy"
+    reads_answer = False
 
     def __init__(self, settings: RedactSettings, metrics: Metrics) -> None:
         self._mode = settings.mode
@@ -66,7 +69,9 @@ class Privacy:
             # raw_body too: no later stage (cache key, ledger, telemetry) can reach the
             # client's original bytes, whichever field it reads.
             call.body_changed = True
-            call.raw_body = orjson.dumps(body)
+            # (a form is written again as a form: forms.py)
+            call.raw_body = call.form.render(body) if call.form is not None else orjson.dumps(
+                body)
             for entity, count in redaction.counts.items():
                 self._metrics.redacted(entity, count)
         if redaction.originals:
@@ -74,7 +79,12 @@ class Privacy:
         reply = await next(call)
         if redaction.originals and reply.error is None:
             restorer = Restorer(redaction.originals)
-            if reply.body is not None:
+            if wire_of(call.endpoint, call.path) == "anthropic":  # messages/restorer.py
+                if reply.body is not None:
+                    reply.body = restore_body(restorer, reply.body)
+                elif reply.sse and reply.chunks is not None:
+                    reply.chunks = restore_stream(restorer, reply.chunks)
+            elif reply.body is not None:
                 reply.body = restorer.body(reply.body)
             elif reply.sse and reply.chunks is not None:
                 reply.chunks = restorer.stream(reply.chunks)
@@ -89,6 +99,7 @@ class Privacy:
 
 class ZeroRetention:
     name = "zdr"
+    reads_answer = False
 
     async def __call__(self, call: Call, next: Next) -> Reply:
         call.zdr = True

@@ -4,7 +4,12 @@ The body is read up to `listen.max_body_bytes` (413 beyond; a declared Content-L
 limit is refused before a byte is read), its request Content-Encoding undone (gzip, deflate;
 the decoded size is bounded too, so a gzip bomb is a 413), parsed once with orjson, and checked
 for what every later stage relies on: a JSON object with a `model`, one the caller's local key
-may use. Placed after auth, so an unknown caller gets 401 before the sidecar reads 32 MiB for it.
+may use, and the fields its endpoint requires (endpoints.py). Placed after auth, so an unknown
+caller gets 401 before the sidecar reads 32 MiB for it. The endpoints that take a multipart form
+(endpoints.py: image edits, transcriptions, ...) are read the same way, bounded alike, and
+parsed by forms.py: their text fields become the body. An endpoint with a documented default
+model (images, moderations) may leave `model` out: the call is then priced and routed as that
+default.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import orjson
 
 from sidecar.call import Call, Next, Reply
+from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import (
     InvalidJSON,
     InvalidRequest,
@@ -23,6 +29,7 @@ from sidecar.errors import (
     RequestTooLarge,
     SidecarError,
 )
+from sidecar.forms import FormError, parse_form
 
 # orjson reads 1,024 levels but writes only 254 (the cache key and an edited body are written
 # back), and the cache key and redaction walk the body recursively: a body 255 to 1,024 levels
@@ -36,6 +43,7 @@ _CONTAINERS = (dict, list)
 
 class ReadBody:
     name = "read_body"
+    reads_answer = False
 
     def __init__(self, max_body_bytes: int, aliases: Collection[str] = ()) -> None:
         self._limit = max_body_bytes
@@ -44,7 +52,11 @@ class ReadBody:
     async def __call__(self, call: Call, next: Next) -> Reply:
         try:
             raw = await self._read(call)
-            accept_body(call, raw, self._aliases)
+            row = ENDPOINTS.get(call.endpoint or "")
+            if row is not None and row.body == "multipart":
+                await accept_form(call, raw, self._aliases)
+            else:
+                accept_body(call, raw, self._aliases)
         except SidecarError as exc:
             return Reply.from_error(exc)
         return await next(call)
@@ -78,10 +90,36 @@ def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
     if not isinstance(body, dict):
         raise InvalidRequest(f"The request body must be a JSON object, not a JSON "
                              f"{type(body).__name__}.")
+    _accept(call, raw, body, aliases)
+    call.stream = body.get("stream") is True
+
+
+async def accept_form(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
+    """Parse a multipart form onto the call (its text fields as the body), or raise the 400."""
+    try:
+        form = await parse_form(raw, call.headers.get("Content-Type", ""))
+    except FormError as exc:
+        raise InvalidRequest(f"/v1/{call.endpoint} takes a multipart/form-data body: {exc}.",
+                             param=None) from None
+    body = form.fields()
+    call.form = form
+    _accept(call, raw, body, aliases)
+    call.stream = body.get("stream") == "true"
+
+
+def _accept(call: Call, raw: bytes, body: dict[str, Any], aliases: Collection[str]) -> None:
     model = body.get("model")
+    row = ENDPOINTS.get(call.endpoint or "")
+    if model is None and row is not None and row.default_model is not None:
+        model = row.default_model  # the provider's own default: priced and routed as it
     if not isinstance(model, str) or not model:
         raise InvalidRequest(f"'model' is required for /v1/{call.endpoint}: name the model to "
                              "call, e.g. \"openai/gpt-4o-mini\".", param="model")
+    if row is not None and row.required:
+        for name in row.required:  # Anthropic's max_tokens: spend must never invent one
+            if body.get(name) is None:
+                raise InvalidRequest(f"'{name}' is required for /v1/{call.endpoint}.",
+                                     param=name)
     allowed = call.allowed_models
     if allowed is not None and not allowed.match(model) and model not in aliases:
         raise ModelNotAllowed(f"Key '{call.key_name}' may not use model '{model}'; its "
@@ -89,7 +127,6 @@ def accept_body(call: Call, raw: bytes, aliases: Collection[str] = ()) -> None:
     call.raw_body = raw
     call.body = body
     call.model = call.requested_model = model
-    call.stream = body.get("stream") is True
     if call.user is None and isinstance(user := body.get("user"), str):
         call.user = user
 

@@ -12,9 +12,9 @@ through as it came; when none got an answer, 502 `upstream_unavailable` (504 `up
 if all timed out) names each provider and why; when every breaker is open, 502 says so at once.
 
 Each try is an `Attempt` on the call; replaced replies are discarded (their connection goes back
-to the pool). The answer's body is decoded so stages can read it, an event stream is re-chunked
-into whole events, and `answer.observe` notes usage and the finish reason when a stage reads
-them. `forward` serves every other path, undecoded and unbuffered, on the first provider (no
+to the pool). The answer's body is decoded so stages can read it, and an event stream is
+re-chunked into whole events (the answer stage above reads them). `forward` serves every
+other path, undecoded and unbuffered, on the first provider (no
 retries: a streamed upload cannot be replayed), and `GET /v1/models` merged across providers;
 it refuses a path that leaves /v1 or spells a model endpoint another way (upstream/paths.py).
 """
@@ -25,25 +25,28 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from sidecar.answer import observe
-from sidecar.call import Call, Reply
+from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import NoProviderAvailable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from sidecar.upstream import paths
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.keys import REFUSED
 from sidecar.upstream.models import merged_models
+from sidecar.upstream.providers import Provider
 from sidecar.upstream.retry import retry_after
 from sidecar.upstream.routing import Routing
 from sidecar.upstream.targets import Target
 
 
 class Route:
-    def __init__(self, client: UpstreamClient, routing: Routing, *, observe: bool) -> None:
+    name = "route"
+    reads_answer = False
+
+    def __init__(self, client: UpstreamClient, routing: Routing) -> None:
         self._client = client
         self._routing = routing
         self._router = routing.router
         self._retry = routing.retry
         self._clock = routing.clock
-        self._observe = observe  # some stage reads the answer's usage (see build_pipeline)
         self._merge_models = len(routing.targets) > 1
         # No providers, no retry, no breaker: the core's path exactly (no averages either), so
         # the default configuration pays nothing for routing (bench/routing.py).
@@ -56,9 +59,7 @@ class Route:
         model = call.model
         assert model is not None
         if (provider := self._plain) is not None:
-            attempt = call.begin_attempt(provider.name, model, time.monotonic())
-            reply = await provider.send(self._client, call, attempt)
-            return observe(call, reply) if self._observe else reply
+            return (await self._send(call, provider, model))[0]
         try:
             targets = self._router.candidates(model, call.preferences)
         except NoProviderAvailable as exc:
@@ -72,7 +73,7 @@ class Route:
             return Reply.from_error(_all_open(model, targets))
         else:
             reply = await self._tries(call, targets, model, None)
-        return observe(call, reply) if self._observe else reply
+        return reply
 
     async def _tries(self, call: Call, targets: Sequence[Target], model: str,
                      first: Reply | None) -> Reply:
@@ -146,12 +147,12 @@ class Route:
         return Reply.from_error(_all_open(model, targets))
 
     async def _attempt(self, call: Call, target: Target, model: str) -> Reply:
-        if not call.attempts:  # the request's first attempt, whichever candidate model: once
-            call.finishers.append(self._routing.finish)
-        attempt = call.begin_attempt(target.name, model, time.monotonic())
+        finish = self._routing.finish
+        if finish not in call.finishers:  # once per Call, whichever candidate model (a fork,
+            call.finishers.append(finish)  # a single flight's, judges its own exchange)
         breaker = target.breaker
         try:
-            reply = await target.provider.send(self._client, call, attempt)
+            reply, attempt = await self._send(call, target.provider, model)
         except BaseException:  # cancelled (the client left): a probe must not stay taken
             breaker.abandon()
             raise
@@ -174,6 +175,21 @@ class Route:
                                         self._clock.now())
         return reply
 
+    async def _send(self, call: Call, provider: Provider, model: str
+                    ) -> tuple[Reply, Attempt]:
+        """One try at `provider`; when it refuses its current key (401/403) and its key list
+        has another, once more with the next one (upstream/keys.py)."""
+        keys = provider.keys
+        used = keys.current if keys is not None else None
+        attempt = call.begin_attempt(provider.name, model, time.monotonic())
+        reply = await provider.send(self._client, call, attempt)
+        if (keys is not None and used is not None and reply.status in REFUSED
+                and reply.error is None and keys.refused(used)):
+            await reply.discard()
+            attempt = call.begin_attempt(provider.name, model, time.monotonic())
+            reply = await provider.send(self._client, call, attempt)
+        return reply, attempt
+
     async def forward(self, call: Call) -> Reply:
         if (refused := paths.refusal(call.method, call.path)) is not None:
             return Reply.from_error(refused)  # leaves /v1, or a model endpoint in disguise
@@ -181,8 +197,16 @@ class Route:
                 call.path.partition("?")[0] == "/models"):
             return await merged_models(self._client, self._routing, call)
         provider = self._routing.passthrough_target.provider
+        keys = provider.keys
+        used = keys.current if keys is not None else None
         attempt = call.begin_attempt(provider.name, "", time.monotonic())
-        return await provider.forward(self._client, call, attempt)
+        reply = await provider.forward(self._client, call, attempt)
+        if (keys is not None and used is not None and reply.status in REFUSED
+                and keys.refused(used) and call.content is None):  # no body to replay
+            await reply.discard()
+            attempt = call.begin_attempt(provider.name, "", time.monotonic())
+            reply = await provider.forward(self._client, call, attempt)
+        return reply
 
 
 def _all_open(model: str, targets: Sequence[Target]) -> UpstreamUnavailable:

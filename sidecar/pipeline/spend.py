@@ -24,16 +24,26 @@ On the way out a whole answer is settled at once (`x-sidecar-cost-usd`,
 from __future__ import annotations
 
 import math
+import time
 from functools import partial
 
 import orjson
 import structlog
 
-from sidecar.answer import parse_usage
-from sidecar.call import Call, Next, Reply, Usage
+from sidecar.call import Call, Next, Reply
 from sidecar.config.spend import SpendSettings
-from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
-from sidecar.spend.bill import Bill, Run, make_row
+from sidecar.endpoints import ENDPOINTS
+from sidecar.errors import (
+    BudgetExceeded,
+    BudgetHeld,
+    LedgerUnavailable,
+    ModelNotAllowed,
+    RateLimitExceeded,
+)
+from sidecar.headers import COST_HEADER, REMAINING_HEADER
+from sidecar.messages.meter import MessagesMeter
+from sidecar.pipeline.spend_media import spend_media
+from sidecar.spend.bill import Books, Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Refusal
@@ -43,10 +53,8 @@ from sidecar.spend.stream import StreamMeter
 from sidecar.spend.windows import iso
 from sidecar.telemetry.metrics import Metrics
 
-COST_HEADER = "x-sidecar-cost-usd"
-REMAINING_HEADER = "x-sidecar-budget-remaining-usd"
+Unguarded = list[tuple[BudgetRule, str]] | None  # budgets a request served unguarded counts in
 WARNING_HEADER = "x-sidecar-budget-warning"
-_STREAM_USAGE = ("chat/completions", "completions")  # endpoints with stream_options
 _FREE = ModelPrice(Rates(), "default")
 _log = structlog.get_logger("sidecar.spend")
 _NOTED_LIMIT = 1_000  # distinct names remembered for one-time log lines
@@ -54,65 +62,59 @@ _NOTED_LIMIT = 1_000  # distinct names remembered for one-time log lines
 
 class Spend:
     name = "spend"
-    reads_answer = True  # answer.observe fills call.usage and call.finish_reason
+    reads_answer = True  # the answer's usage is what it bills
 
     def __init__(self, spend: SpendSettings, prices: PriceBook, ledger: Ledger,
                  metrics: Metrics) -> None:
         self.ledger = ledger
         self.metrics = metrics
         self.policy = ledger.policy
-        self._prices = prices
-        self._settings = spend
+        self.prices = prices
+        self.settings = spend
         unknown = spend.unknown_model_price
         self._default: ModelPrice | None = (
             None if unknown == "block" else _FREE if unknown == "free"
             else ModelPrice(rates_from_usd(**unknown.model_dump()), "default"))
-        self._fail_closed = spend.on_ledger_error == "fail_closed"
-        self._bills: dict[str, Bill] = {}  # request id -> its bill, while in flight
-        self._noted: set[tuple[str, ...]] = set()
+        self.fail_closed = spend.on_ledger_error == "fail_closed"
+        self._hold_wait = spend.hold_wait_s
+        # a held budget frees up as requests settle; SDKs wait this long before they retry
+        self._retry_after = max(1, math.ceil(spend.flush_interval_s))
+        self.noted: set[tuple[str, ...]] = set()
+        self.books = Books(ledger, metrics, self.note, prices.lookup)
 
     async def __call__(self, call: Call, next: Next) -> Reply:
+        row = ENDPOINTS.get(call.endpoint or "")
+        if row is not None and row.meter != "tokens":
+            return await spend_media(self, row.meter, call, next)
         ledger = self.ledger
         model = call.model or ""
         budgets, limits = self.policy.applicable(call)
         blocking = any(rule.block for rule, _ in budgets)
-        price = self._prices.lookup(model) or self._default
+        # a delegated openrouter/auto is held at the dearest model OpenRouter may pick
+        price = self.prices.lookup(call.priced_as or model) or self._default
         if price is None:
             if blocking:
                 return Reply.from_error(self._unpriced(model, budgets))
-            self._note("model_price_unknown", model)
+            self.note("model_price_unknown", model)
             price = _FREE
-        if self._fail_closed and not ledger.healthy:
-            return self._unavailable()
+        if self.fail_closed and not ledger.healthy:
+            return self.unavailable()
         assert call.body is not None and call.endpoint is not None
         raw = orjson.dumps(call.body) if call.body_changed else call.raw_body or b""
         est = estimate(call.endpoint, raw, call.body,
-                       default_tokens=self._settings.reserve_max_tokens,
-                       image_tokens=self._settings.image_tokens,
+                       default_tokens=self.settings.reserve_max_tokens,
+                       image_tokens=self.settings.image_tokens,
                        context_length=price.context_length, model=call.model)
         per_prompt, per_completion, per_request = price.worst(est.prompt_tokens)
         ask = Ask(budgets, limits, est.prompt_tokens * per_prompt + per_request,
                   per_completion * est.choices, est.want, est.prompt_tokens, est.choices,
                   ledger.clock())
-        grant: Grant | None = None
-        unguarded = None
-        if budgets or limits:
-            try:
-                decision = await ledger.admit(ask)
-            except LedgerDown:  # logged once per outage by the ledger
-                if self._fail_closed:
-                    return self._unavailable()
-                # fail_open: served unguarded, still billed, recorded and counted in budgets
-                decision, unguarded = None, budgets
-            if isinstance(decision, Refusal):
-                return self._refuse(decision, ask)
-            grant = decision
+        admitted = await self.admit(ask)
+        if isinstance(admitted, Reply):
+            return admitted
+        grant, unguarded = admitted
 
-        bill = self._bills.get(call.request_id)
-        owner = bill is None
-        if bill is None:
-            bill = self._bills[call.request_id] = Bill(ask.now)
-        run = Run(self, call, price, est, grant, bill, owner, unguarded)
+        run = Run(self.books, call, ask.now, price, est, grant, unguarded)
         call.finishers.append(run.finish)  # before next: settled or released on every path
         if grant is not None:
             self._apply(call, est, grant, blocking)
@@ -121,7 +123,7 @@ class Spend:
         endpoint = call.endpoint
         options = call.body.get("stream_options")
         asked_usage = isinstance(options, dict) and options.get("include_usage") is True
-        streamed_usage = call.stream and endpoint in _STREAM_USAGE
+        streamed_usage = call.stream and ENDPOINTS[endpoint].stream_usage
         if streamed_usage and not asked_usage:
             call.overrides["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                                 "include_usage": True}
@@ -131,15 +133,20 @@ class Spend:
         run.hit = call.cache_status == "HIT"
         headers = call.response_headers
         if reply.chunks is None:
-            usage = call.usage if call.usage is not run.before else None
-            if usage is None and reply.status >= 400 and reply.body and b'"usage"' in reply.body:
-                usage = reported_usage(reply.body)  # a failure costs what the upstream said
-            run.settle(call, usage, answered=False)
+            # the answer stage read this candidate's usage (a failure's too: it costs what
+            # the upstream said), or the cache took the entry's
+            run.settle(call, call.answer.usage, answered=False)
+            bill = run.bill
             headers[COST_HEADER] = usd_text(bill.cost)
             if bill.remaining is not None:
                 headers[REMAINING_HEADER] = usd_text(bill.remaining)
             return reply
-        if reply.sse and reply.status < 400:
+        if reply.sse and reply.status < 400 and ENDPOINTS[endpoint].wire == "anthropic":
+            run.meter = MessagesMeter(  # Anthropic's events always carry their usage
+                limit=grant.tokens if grant is not None and blocking and not run.hit else None,
+                ending_usage=run.ending_usage, hit=run.hit)
+            reply.chunks = run.meter.watch(reply.chunks)
+        elif reply.sse and reply.status < 400:
             limit = grant.tokens * est.choices if (
                 grant is not None and blocking and streamed_usage and not run.hit) else None
             run.meter = StreamMeter(
@@ -152,6 +159,34 @@ class Spend:
             headers[REMAINING_HEADER] = usd_text(grant.remaining)
         return reply
 
+    async def admit(self, ask: Ask) -> tuple[Grant | None, Unguarded] | Reply:
+        """Hold `ask` against its budgets and rate limits: (the grant, None); (None, the
+        budgets) when the ledger is down under fail_open (served unguarded, still counted); or
+        the refusal's Reply. A request refused only because money is held by requests in
+        flight waits up to `spend.hold_wait_s` for them to settle, trying again at each
+        settlement, before it is told 429 budget_held."""
+        if not (ask.budgets or ask.limits):
+            return None, None
+        ledger = self.ledger
+        deadline: float | None = None
+        while True:
+            try:
+                decision = await ledger.admit(ask)
+            except LedgerDown:  # logged once per outage by the ledger
+                if self.fail_closed:
+                    return self.unavailable()
+                return None, ask.budgets
+            if not isinstance(decision, Refusal):
+                return decision, None
+            if decision.kind == "budget" and decision.held_only and self._hold_wait > 0:
+                now = time.monotonic()
+                deadline = now + self._hold_wait if deadline is None else deadline
+                if now < deadline:
+                    await ledger.wait_for_room(deadline - now)
+                    ask.now = ledger.clock()
+                    continue
+            return self._refuse(decision, ask)
+
     def _apply(self, call: Call, est: Estimate, grant: Grant, blocking: bool) -> None:
         """Per-model changes for a granted call: the completion limit, and what to tell."""
         if blocking and est.field is not None and (est.asked is None
@@ -163,7 +198,7 @@ class Spend:
             self.metrics.budget_decision("warned")
             call.response_headers[WARNING_HEADER] = ",".join(grant.warned)
             for name in grant.warned:
-                self._note("budget_warning", name, level="warning")
+                self.note("budget_warning", name, level="warning")
 
     def _refuse(self, refusal: Refusal, ask: Ask) -> Reply:
         who = f"{refusal.scope} '{refusal.value}'" if refusal.scope != "global" else "global"
@@ -178,19 +213,31 @@ class Spend:
                           "scope_value": refusal.value, "unit": refusal.unit,
                           "per_minute": refusal.limit, "retry_after_s": wait}),
                 headers={"Retry-After": str(wait)})
-        self.metrics.budget_decision("blocked")
         resets = iso(refusal.resets_at)
         need = to_usd(math.ceil(ask.fixed + (ask.per_token if ask.want else 0)))
+        metadata = {"budget": refusal.rule, "scope": refusal.scope, "scope_value": refusal.value,
+                    "window": refusal.window, "limit_usd": refusal.limit,
+                    "spent_usd": refusal.spent, "held_usd": refusal.held, "needed_usd": need,
+                    "resets_at": resets}
+        at_least = (f"this request needs at least {need:.6f} USD (its prompt at most and one "
+                    "completion token)" if ask.want else f"this request needs {need:.6f} USD")
+        if refusal.held_only:
+            self.metrics.budget_decision("held")
+            wait = self._retry_after
+            return Reply.from_error(BudgetHeld(
+                f"Budget '{refusal.rule}' ({who}, {refusal.window} window) has room for this "
+                f"request only once requests in flight settle: limit {refusal.limit:.4f} USD, "
+                f"{refusal.spent:.6f} USD spent, {refusal.held:.6f} USD held by requests in "
+                f"flight, and {at_least}. Retry in {wait} s.",
+                metadata={**metadata, "retry_after_s": wait}),
+                headers={"Retry-After": str(wait)})
+        self.metrics.budget_decision("blocked")
         return Reply.from_error(BudgetExceeded(
             f"Budget '{refusal.rule}' ({who}, {refusal.window} window) cannot pay for this "
-            f"request: limit {refusal.limit:.4f} USD, {refusal.spent:.6f} USD spent or held by "
-            f"requests in flight, and this request needs at least {need:.6f} USD (its prompt "
-            f"at most and one completion token). "
+            f"request: limit {refusal.limit:.4f} USD, {refusal.spent:.6f} USD spent "
+            f"({refusal.held:.6f} USD more held by requests in flight), and {at_least}. "
             + (f"It resets at {resets}." if resets else "It is a total budget: it never resets."),
-            metadata={"budget": refusal.rule, "scope": refusal.scope,
-                      "scope_value": refusal.value, "window": refusal.window,
-                      "limit_usd": refusal.limit, "spent_usd": refusal.spent,
-                      "resets_at": resets}))
+            metadata=metadata))
 
     def _unpriced(self, model: str, budgets: list[tuple[BudgetRule, str]]) -> ModelNotAllowed:
         budget = next(rule.name for rule, _ in budgets if rule.block)
@@ -200,37 +247,19 @@ class Spend:
             "against it (spend.unknown_model_price: block). Add the model to spend.prices, or "
             "set spend.unknown_model_price to free or a default price.", param="model")
 
-    def _unavailable(self) -> Reply:
+    def unavailable(self) -> Reply:
         return Reply.from_error(LedgerUnavailable(
             "The spend ledger cannot record spend right now, and spend.on_ledger_error is "
             "fail_closed, so requests are refused until it can (the sidecar's log says why)."),
             headers={"Retry-After": "1"})
 
-    def write_row(self, call: Call, bill: Bill) -> None:
-        self._bills.pop(call.request_id, None)
-        self.ledger.record(make_row(call, bill))
-
-    def over_reservation(self, call: Call, model: str, cost: int, held: int) -> None:
-        """The upstream billed more than the worst case held: the price book is off."""
-        self._note("spend_over_reservation", model, level="warning",
-                   cost_usd=to_usd(cost), held_usd=to_usd(held), request_id=call.request_id)
-
-    def _note(self, event: str, name: str, level: str = "info", **fields: object) -> None:
+    def note(self, event: str, name: str, level: str = "info", **fields: object) -> None:
         """Log `event` once per name (bounded), not once per request."""
         key = (event, name)
-        if key in self._noted:
+        if key in self.noted:
             return
-        if len(self._noted) >= _NOTED_LIMIT:
-            self._noted.clear()
-        self._noted.add(key)
+        if len(self.noted) >= _NOTED_LIMIT:
+            self.noted.clear()
+        self.noted.add(key)
         getattr(_log, level)(event, name=name, **fields)
 
-
-def reported_usage(body: bytes) -> Usage | None:
-    """The `usage` an upstream put in an error answer (answer.observe skips errors)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    return parse_usage(usage) if isinstance(usage, dict) else None

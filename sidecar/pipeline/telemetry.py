@@ -11,7 +11,7 @@ threads. A stream is watched event by event (arrival times for time to first chu
 chunk; the text too, only when content capture is on), never buffered.
 
 Present when traces are exported, content is captured, or metrics are read (Prometheus or
-OTLP); absent when all are off. What it costs is in README "Telemetry" (bench/telemetry.py).
+OTLP); absent when all are off. What it costs is in docs/telemetry.md (bench/telemetry.py).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ __all__ = ["Telemetry"]
 
 class Telemetry:
     name = "telemetry"
-    reads_answer = True  # answer.observe fills usage, finish reason, model and id for us
+    reads_answer = True  # usage, finish reason, the answering model and id
 
     def __init__(self, export: TelemetryExport, metrics: Metrics,
                  upstreams: genai.Upstreams) -> None:
@@ -101,7 +101,7 @@ class _Request:
             captured = content.input_attributes(call.body)
             if call.status < 400:
                 captured.update(content.output_attribute(self.body, self.text,
-                                                         call.finish_reason))
+                                                         call.answer.finish_reason))
                 output = captured.get(content.OUTPUT)
                 if output is not None and call.pseudonyms:  # restored for the client only
                     captured[content.OUTPUT] = pseudonymized(output, call.pseudonyms, json=True)
@@ -124,15 +124,15 @@ class _Request:
             labels: GenAILabels = (
                 operation, upstream.provider if upstream else attempt.provider,
                 attempt.model if 0 < attempt.status < 400 else "",
-                (call.response_model or "") if answered else "",
+                (call.answer.model or "") if answered else "",
                 upstream.address if upstream else "", str(upstream.port) if upstream else "")
             started, ended = attempt_window(attempts, index, end)
             metrics.genai_operation(labels, ended - started, error)
             if not answered:
                 continue
-            if call.usage is not None:
-                metrics.genai_usage(labels, call.usage.prompt_tokens,
-                                    call.usage.completion_tokens)
+            if call.answer.usage is not None:
+                metrics.genai_usage(labels, call.answer.usage.prompt_tokens,
+                                    call.answer.usage.completion_tokens)
             times = self.times
             if times:
                 gaps = map(float.__sub__, times[1:], times)  # each chunk after the first

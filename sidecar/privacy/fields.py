@@ -8,11 +8,17 @@
     responses         instructions; input (a string, or items: message content and its
                       input_text/output_text parts, function_call arguments,
                       function_call_output output, reasoning summaries)
+    messages          Anthropic's Messages API (and its count_tokens): system, text blocks,
+                      tool_use inputs, tool_result content, metadata.user_id (messages/fields.py)
+    images/generations, images/edits   prompt
+    audio/speech      input, instructions
+    audio/transcriptions, audio/translations   prompt (a form field)
+    moderations       input (a string, a list of strings, or parts: their text)
     every endpoint    user (often an email address)
 
-Untouched: image, audio and file parts (their bytes are not text), token-id inputs (lists of
-integers), tool *definitions* (written by the developer, not the user), and every field that
-is not content (model, temperature, ...).
+Untouched: image, audio and file parts (their bytes are not text; a form's files included),
+token-id inputs (lists of integers), tool *definitions* (written by the developer, not the
+user), and every field that is not content (model, temperature, ...).
 
 A slot is (container, key, is_json): `container[key]` is a string; `is_json` marks tool-call
 arguments, which are JSON documents in a string and are redacted value by value so that they
@@ -24,7 +30,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from sidecar.messages.fields import message_slots
+
 Slot = tuple[Any, Any, bool]
+# The media endpoints' text fields (JSON or form: a form's text fields are a dict of strings too)
+_PROMPTS = {"images/generations": ("prompt",), "images/edits": ("prompt",),
+            "audio/speech": ("input", "instructions"), "audio/transcriptions": ("prompt",),
+            "audio/translations": ("prompt",)}
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text", "summary_text", "reasoning_text"})
 
 
@@ -49,6 +61,19 @@ def text_slots(endpoint: str | None, body: dict[str, Any]) -> Iterator[Slot]:
             for item in items:
                 if isinstance(item, dict):
                     yield from _response_item(item)
+    elif endpoint in ("messages", "messages/count_tokens"):
+        yield from message_slots(body)
+    elif endpoint in _PROMPTS:
+        for key in _PROMPTS[endpoint]:
+            yield from _strings(body, key)
+    elif endpoint == "moderations":
+        yield from _strings(body, "input")
+        items = body.get("input")
+        if isinstance(items, list):
+            for part in items:
+                if isinstance(part, dict) and part.get("type") == "text" and isinstance(
+                        part.get("text"), str):
+                    yield part, "text", False
     if isinstance(body.get("user"), str):
         yield body, "user", False
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 
 FLUSH_ROWS = 5_000  # a queue this long is written at once, not at the next flush interval
@@ -45,12 +46,22 @@ class Row:
     status: int = 0
     outcome: str = "ok"
     latency_ms: float = 0.0
+    tier: str | None = None  # the auto router's tier (None: no router chose the model)
+    baseline_cost: int | None = None  # nano-dollars the router's baseline would have cost
+
+    @property
+    def baseline_saved(self) -> int:
+        """Nano-dollars saved against the baseline (0 without one; negative: it cost more)."""
+        return 0 if self.baseline_cost is None else self.baseline_cost - self.cost
 
     def scopes(self) -> list[tuple[str, str]]:
-        """(scope, value) pairs this row is reported under; "" for a missing value."""
+        """(scope, value) pairs this row is reported under; "" for a missing value. A row
+        is under a tier only when an auto router served it."""
         out = [("global", ""), ("key", self.key_name or ""), ("user", self.user or ""),
                ("model", self.model or ""), ("provider", self.provider or "")]
         out += [("tag", tag) for tag in dict.fromkeys(self.tags)]
+        if self.tier is not None:
+            out.append(("tier", self.tier))
         return out
 
 
@@ -78,6 +89,11 @@ class Ledger(Protocol):
         """Atomically check and hold; raises LedgerDown."""
         ...
 
+    async def wait_for_room(self, at_most_s: float) -> None:
+        """Return when holds in flight may have settled (so an admission refused only because
+        of them may now fit), or after `at_most_s` seconds at the latest."""
+        ...
+
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
         """Replace the holds by the real cost (0 releases); never blocks. Returns the tightest
         budget's room left, when known."""
@@ -98,6 +114,11 @@ class Ledger(Protocol):
     async def usage(self, window: str, by: str) -> dict[str, Any]: ...
 
     async def budgets(self) -> list[dict[str, Any]]: ...
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """Live reload: the new budgets and rate limits, with what was spent and held kept
+        (see Reservations.reconfigure and each backend's note)."""
+        ...
 
 
 def sqlite_path(settings: Settings) -> Path | None:

@@ -16,6 +16,8 @@ Redis slower than `spend.redis_timeout_s`, or down, starts an outage: logged onc
 served unguarded (fail_open) at once, without waiting on Redis each time; the background task
 pings Redis every interval and ends the outage when it answers. Queued settlements and rows
 wait (bounded by `spend.max_pending_rows`); a hold whose settlement is lost expires on its own.
+While a request waits for held money to settle (`wait_for_room`), settlements are sent at once
+rather than at the next interval, so a burst spends its budget instead of waiting on holds.
 Budgets live in Redis: keep its persistence (AOF) on if they must survive a Redis restart.
 """
 
@@ -37,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -49,7 +52,9 @@ from sidecar.telemetry.metrics import Metrics
 _log = structlog.get_logger("sidecar.spend.ledger")
 
 
+REDIS_POOL = 128  # connections to Redis at most; more requests at once wait for one
 _GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
+_POLL_S = 0.1  # a request waiting for room asks Redis again this often (other replicas' holds)
 
 
 @dataclass(slots=True)
@@ -87,10 +92,14 @@ class RedisLedger:
         # restart closed: without it, each stale connection failed one request after Redis was
         # back and opened a new outage (503s under fail_closed for another interval). Timeouts
         # are not retried: that would double the wait `redis_timeout_s` bounds.
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        # A blocking pool: a burst of admissions waits (at most `redis_timeout_s`) for a pooled
+        # connection instead of failing. redis-py's default pool raises "Too many connections"
+        # past 100 at once, which opened an outage (503s) under a burst of 100 requests.
+        self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_POOL, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
-            decode_responses=True)
+            decode_responses=True))
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
         self._settles: list[Settle] = []
@@ -102,6 +111,8 @@ class RedisLedger:
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
         self._outage: str | None = None
+        self._waiting = 0  # requests waiting for holds to settle (wait_for_room)
+        self._room: asyncio.Future[None] | None = None  # resolved by a batch with settlements
 
     async def start(self) -> None:
         try:
@@ -148,7 +159,8 @@ class RedisLedger:
             start = window_start(rule.window, ask.now)
             return Refusal("budget", rule.name, rule.scope, value, rule.window,
                            to_usd(rule.limit), to_usd(int(result[2])),
-                           window_end(rule.window, start))
+                           window_end(rule.window, start), held=to_usd(int(result[3])),
+                           held_only=result[4] == "1")
         if kind == "rate":
             limit, value, per_minute, unit = self._limit_at(ask, int(result[1]))
             level = float(result[2])
@@ -162,7 +174,26 @@ class RedisLedger:
         grant.holds.append(RedisHold(args[2], budget_keys, tpm_keys))
         return grant
 
+    async def wait_for_room(self, at_most_s: float) -> None:
+        """Send this replica's queued settlements now (not at the next interval), then wait
+        for the next batch this replica sends with settlements, or `_POLL_S`: another
+        replica's settlements can only be seen by asking Redis again."""
+        self._waiting += 1
+        try:
+            if self._settles and self._outage is None:
+                await self.flush()
+            room = self._room
+            if room is None or room.done():
+                room = self._room = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(room), min(at_most_s, _POLL_S))
+        finally:
+            self._waiting -= 1
+
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
+        if self._waiting and self._early is None and self.healthy:
+            # someone waits for room: this settlement goes to Redis now, not at the interval
+            self._early = asyncio.ensure_future(self._flush_early())
         for hold in grant.holds:
             if isinstance(hold, RedisHold):
                 back = [max(0, min(grant.tpm_taken, capacity) - tokens)
@@ -212,6 +243,9 @@ class RedisLedger:
                 self._unsure = batch
                 await self._send(batch)
                 self._applied_guard, self._unsure = batch.guard, None
+                room = self._room
+                if batch.settles and room is not None and not room.done():
+                    room.set_result(None)
             except (RedisError, OSError) as exc:
                 self._failed("write", exc)
 
@@ -252,6 +286,12 @@ class RedisLedger:
         except (RedisError, OSError) as exc:
             raise LedgerDown(str(exc)) from exc
         return out
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """Budgets and limits live in Redis under their names: a budget kept by name keeps
+        what was spent (a new limit applies to it); one the reload adds counts from now on, as
+        one added at start does (rows are not summed again)."""
+        self.policy = Policy(spend)
 
     # -- internals ----------------------------------------------------------------------------
 

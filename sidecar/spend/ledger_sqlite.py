@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import structlog
 
 from sidecar.config.schema import Settings
+from sidecar.config.spend import SpendSettings
 from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
@@ -55,12 +56,13 @@ class SqliteLedger:
         self._spend = settings.spend
         self._metrics = metrics
         self._store = Store(path)
-        self.reservations = Reservations()
+        self.reservations = Reservations(self.policy)
         self._pending: list[Row] = []
         self._executor: ThreadPoolExecutor | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
+        self._room: asyncio.Future[None] | None = None  # resolved by the next settlement
         self._opened = False
         self._outage: str | None = None
         self._boot = 0.0
@@ -104,8 +106,21 @@ class SqliteLedger:
     async def admit(self, ask: Ask) -> Grant | Refusal:
         return self.reservations.admit(ask)
 
+    async def wait_for_room(self, at_most_s: float) -> None:
+        # One future for every waiter, resolved by the next settlement: each wakes once per
+        # settlement and tries again (an admission is a few microseconds in memory).
+        room = self._room
+        if room is None or room.done():
+            room = self._room = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(room), at_most_s)
+
     def settle(self, grant: Grant, cost: int, tokens: int) -> int | None:
-        return self.reservations.settle(grant, cost, tokens)
+        remaining = self.reservations.settle(grant, cost, tokens)
+        room = self._room
+        if room is not None and not room.done():
+            room.set_result(None)
+        return remaining
 
     def charge(self, budgets: list[tuple[BudgetRule, str]], ts: float, cost: int) -> None:
         for rule, value in budgets:  # (admission here never fails: budgets are in memory)
@@ -179,6 +194,25 @@ class SqliteLedger:
             out.append(budget_view(rule, window_start(rule.window, now),
                                    [(v, c.spent, c.reserved) for v, c in entries]))
         return out
+
+    async def reconfigure(self, spend: SpendSettings) -> None:
+        """A budget whose definition is unchanged keeps its counters (a new limit applies to
+        the money already spent); one that is new, or whose scope, window or match changed, is
+        totalled from the file (after writing what is queued), like at start. A request in
+        flight across the reload is held against the budgets it was admitted under only."""
+        policy = Policy(spend)
+        fresh = self.reservations.reconfigure(policy)
+        self.policy = policy
+        if fresh and self._opened:
+            await self.flush()
+            try:
+                totals = await self._in_thread(self._store.totals, fresh, self.clock(), None)
+            except (sqlite3.Error, OSError) as exc:
+                self._failed("read", exc)
+                return
+            now = self.clock()
+            for rule, value, amount in totals:
+                self.reservations.add_spent(rule, value, now, amount)
 
     # -- internals ----------------------------------------------------------------------------
 

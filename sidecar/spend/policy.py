@@ -118,7 +118,11 @@ class Refusal:
     value: str
     window: str  # a budget's window; "minute" for rate limits
     limit: float  # USD for budgets, rpm/tpm for rate limits
-    spent: float  # USD spent and held in the window; requests/tokens used for rate limits
+    spent: float  # USD spent in the window; requests/tokens used for rate limits
     resets_at: float | None = None  # Unix time the budget's window ends
     retry_after: float = 0.0  # seconds until the rate limit has room
     unit: str = "usd"  # usd | requests | tokens
+    held: float = 0.0  # USD held by requests in flight in the window
+    # The budget has room for the request once the holds in flight settle (what is spent
+    # alone leaves room): retryable (429 budget_held), not exhausted (402 budget_exceeded).
+    held_only: bool = False

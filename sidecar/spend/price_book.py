@@ -10,6 +10,8 @@ Lookup order, first hit wins:
      still knows the common models.
 Routing suffixes (`:nitro`, `:floor`, `:exacto`, `:online`) are dropped for a second try.
 A model found nowhere is `None`: the spend stage applies `spend.unknown_model_price`.
+The media endpoints' prices (per image, per character, per minute) are `media` (media.py): the
+same order, from `spend.media_prices`, the same /models answers and their own bundled table.
 Results are memoised per model name (a dict hit per request instead of a glob scan).
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +29,15 @@ import orjson
 import structlog
 
 from sidecar import USER_AGENT
+from sidecar.config.base import secret_values
 from sidecar.config.schema import Settings
 from sidecar.globs import Globs
+from sidecar.spend.media import MediaBook, MediaPrice, media_from_openrouter
 from sidecar.spend.pricing import ModelPrice, Rates, parse_models, rates_from_usd
 from sidecar.upstream.client import UpstreamClient
 
 _log = structlog.get_logger("sidecar.spend.prices")
+Lookup = Callable[[str], ModelPrice | None]  # PriceBook.lookup, as its readers take it
 _SUFFIXES = (":nitro", ":floor", ":exacto", ":online")
 _MEMO_LIMIT = 10_000  # distinct model names remembered; a flood of made-up names cannot grow it
 _FETCH_TIMEOUT_S = 30.0  # one background fetch (OpenRouter's /models is ~1 MB)
@@ -56,8 +62,8 @@ def price_sources(settings: Settings) -> list[PriceSource]:
         extra = dict(headers)
         if not any(name.lower() == "user-agent" for name in extra):  # the provider's own wins
             extra["User-Agent"] = USER_AGENT
-        if key is not None:
-            extra["Authorization"] = f"Bearer {key.get_secret_value()}"
+        if keys := secret_values(key):
+            extra["Authorization"] = f"Bearer {keys[0]}"
         out.append(PriceSource(name, base_url.rstrip("/") + "/models", extra))
     return out
 
@@ -75,19 +81,45 @@ class PriceBook:
     name = "price book"
 
     def __init__(self, settings: Settings, upstream: UpstreamClient) -> None:
-        spend = settings.spend
-        self._settings = spend
-        self._sources = price_sources(settings) if spend.fetch_prices else []
         self._upstream = upstream
-        self._configured = [(Globs([glob]), ModelPrice(rates_from_usd(**p.model_dump()),
-                                                       "config"))
-                            for glob, p in spend.prices.items()]
+        self.media = MediaBook(settings.spend)
+        self._configure(settings)
         self._fetched: dict[str, ModelPrice] = {}
         self._bundled: dict[str, ModelPrice] = {}
         self.bundled_source = self.bundled_date = ""
         self.fetched_at: float | None = None
         self._memo: dict[str, ModelPrice | None] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def _configure(self, settings: Settings) -> None:
+        spend = settings.spend
+        self._settings = spend
+        self._sources = price_sources(settings) if spend.fetch_prices else []
+        self._configured = [(Globs([glob]), ModelPrice(rates_from_usd(**p.model_dump()),
+                                                       "config"))
+                            for glob, p in spend.prices.items()]
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Live reload: the configured prices apply to the next lookup; when the places to
+        fetch from changed, they are fetched now (waiting as at start, at most
+        `prices_fetch_timeout_s`), and kept fresh from then on."""
+        sources = self._sources
+        self._configure(settings)
+        media = MediaBook(settings.spend)  # spend.media_prices, with what was fetched kept
+        media.fetched, self.media = self.media.fetched, media
+        self._memo = {}
+        if self._sources == sources:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fetched = {}
+        if self._sources:
+            first = asyncio.ensure_future(self.refresh())
+            self._task = asyncio.ensure_future(self._keep_fresh(first))
+            await asyncio.wait([first], timeout=self._settings.prices_fetch_timeout_s)
 
     async def start(self) -> None:
         self._bundled, self.bundled_source, self.bundled_date = load_bundled()
@@ -118,6 +150,18 @@ class PriceBook:
         memo[model] = price
         return price
 
+    def window(self, model: str) -> int | None:
+        """The model's context window: its price's, else the upstream's or the bundled table's
+        listing (a price set in `spend.prices` carries none, yet the model keeps its window)."""
+        price = self.lookup(model)
+        if price is not None and price.context_length is not None:
+            return price.context_length
+        for name in (model, *(model[:-len(s)] for s in _SUFFIXES if model.endswith(s))):
+            for found in (self._fetched.get(name), self._bundled.get(name)):
+                if found is not None and found.context_length is not None:
+                    return found.context_length
+        return None
+
     def _resolve(self, model: str) -> ModelPrice | None:
         for globs, price in self._configured:
             if globs.match(model):
@@ -134,15 +178,21 @@ class PriceBook:
         if not any(r is not None for r in results):
             return
         merged: dict[str, ModelPrice] = {}
-        for prices in results:
-            for model, price in (prices or self._fetched).items():
+        media: dict[str, MediaPrice] = {}
+        for result in results:
+            prices, found = result or (self._fetched, self.media.fetched)
+            for model, price in prices.items():
                 known = merged.get(model)
                 merged[model] = price if known is None else _dearer(known, price)
+            for model, item in found.items():
+                media.setdefault(model, item)
         self._fetched = merged
+        self.media.fetched = media
         self._memo = {}
         self.fetched_at = asyncio.get_running_loop().time()
 
-    async def _fetch(self, source: PriceSource) -> dict[str, ModelPrice] | None:
+    async def _fetch(self, source: PriceSource
+                     ) -> tuple[dict[str, ModelPrice], dict[str, MediaPrice]] | None:
         try:
             async with self._upstream.session.get(
                     source.url, headers=source.headers, auto_decompress=True,
@@ -156,8 +206,12 @@ class PriceBook:
                          error=str(exc) or type(exc).__name__)
             return None
         prices = parse_models(payload, "upstream")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        media = {entry["id"]: found for entry in (data if isinstance(data, list) else ())
+                 if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+                 and (found := media_from_openrouter(entry)) is not None}
         _log.info("prices_fetched", provider=source.name, models=len(prices))
-        return prices
+        return prices, media
 
     async def _keep_fresh(self, first: asyncio.Future[None]) -> None:
         await first

@@ -33,15 +33,19 @@ def row_fields(row: Row) -> dict[Any, Any]:
             "reasoning_tokens": row.reasoning_tokens, "cost_nusd": row.cost,
             "saved_nusd": row.saved, "estimated": int(row.estimated),
             "capped": int(row.capped), "cache_hit": int(row.cache_hit), "status": row.status,
-            "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3)}
+            "outcome": row.outcome, "latency_ms": round(row.latency_ms, 3),
+            "tier": row.tier or "",
+            "baseline_nusd": "" if row.baseline_cost is None else row.baseline_cost}
 
 
-_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved")
+# usage.FIELDS, in order; sums written before "baseline" existed read it as 0 (unpack)
+_METRICS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved",
+            "baseline", "baseline_saved")
 
 
 def sum_row(sums: dict[tuple[str, int], dict[str, int]], row: Row) -> None:
     values = (1, row.prompt_tokens, row.completion_tokens, row.cost, int(row.cache_hit),
-              row.saved)
+              row.saved, row.baseline_cost or 0, row.baseline_saved)
     for granularity, (length, ttl) in _SUMS.items():
         start = int(row.ts) - int(row.ts) % length if length else 0
         for scope, value in row.scopes():

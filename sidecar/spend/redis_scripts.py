@@ -2,8 +2,10 @@
 
 Redis runs a script to the end before any other command, so `ADMIT` does across replicas what
 reservations.py does within one process: read every applicable budget and rate limit, decide,
-and hold, with nothing in between. Keys per budget and window (the window's start is in the
-name, so a new window starts at zero and old ones expire at their end):
+and hold, with nothing in between. A budget refusal says what is spent and what is held, and
+whether the holds alone are what refuse it (`1`: the request may wait for them to settle).
+Keys per budget and window (the window's start is in the name, so a new window starts at zero
+and old ones expire at their end):
 
     {p}b:{budget}:{start}:{value}     hash: spent, reserved, h:<hold id> -> nano-dollars held
     {p}b:{budget}:{start}:{value}:h   sorted set: hold id -> the time it expires
@@ -41,6 +43,7 @@ end
 
 local spent, reserved = {}, {}
 local tokens = want
+local held = nil  -- the first budget refused only because of holds in flight
 local a = 11
 for i = 1, nb do
   local h, z = KEYS[3 * i - 2], KEYS[3 * i - 1]
@@ -57,11 +60,18 @@ for i = 1, nb do
   if ARGV[a + 1] == '1' then
     local fits = affordable(tonumber(ARGV[a]) - spent[i] - reserved[i])
     if fits < 0 then
-      return {'budget', tostring(i), string.format('%d', spent[i] + reserved[i])}
-    end
-    if fits < tokens then tokens = fits end
+      if affordable(tonumber(ARGV[a]) - spent[i]) < 0 then  -- spent alone leaves no room
+        return {'budget', tostring(i), string.format('%d', spent[i]),
+                string.format('%d', reserved[i]), '0'}
+      end
+      if held == nil then held = i end
+    elseif fits < tokens then tokens = fits end
   end
   a = a + 4
+end
+if held ~= nil then
+  return {'budget', tostring(held), string.format('%d', spent[held]),
+          string.format('%d', reserved[held]), '1'}
 end
 
 local tpm_need = prompt_tokens + tokens * choices

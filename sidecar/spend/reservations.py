@@ -6,7 +6,9 @@ other request can see the counters half-updated: the check and the hold are one 
 without a lock. A blocking budget admits a request only when `spent + reserved + worst case <=
 limit`; the worst case bounds what the answer can cost (estimate.py), the upstream is told the
 granted completion limit, and settling replaces the hold by the real cost, which is never more.
-So at every moment `spent + reserved <= limit`, however many requests race.
+So at every moment `spent + reserved <= limit`, however many requests race. A refusal says
+whether what is spent alone leaves room (`held_only`: the holds in flight are what refuse it,
+and it may wait for them to settle) or not.
 
 Windows roll on the UTC calendar (windows.py). A request belongs to the window in which it was
 admitted (the ledger row carries that time, so totals rebuild the same way): a hold from the
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Refusal
+from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.windows import window_end, window_start
 
@@ -80,9 +82,12 @@ def reservation(ask: Ask, tokens: int) -> int:
 
 
 class Reservations:
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         self.counters: dict[str, dict[str, Counter]] = {}  # budget name -> scope value -> ...
         self.buckets: dict[tuple[str, str, str], Bucket] = {}
+        # the rules the counters and buckets were made for (a reload compares against them)
+        self.budgets: list[BudgetRule] = list(policy.budgets) if policy else []
+        self.scopes: dict[str, str] = {r.name: r.scope for r in policy.limits} if policy else {}
 
     def counter(self, rule: BudgetRule, value: str, now: float) -> Counter:
         values = self.counters.get(rule.name)
@@ -102,13 +107,24 @@ class Reservations:
         now = ask.now
         counters = [(rule, value, self.counter(rule, value, now)) for rule, value in ask.budgets]
         tokens = ask.want
+        held: Refusal | None = None
         for rule, value, c in counters:
             if rule.block:
                 fits = affordable(ask, rule.limit - c.spent - c.reserved)
                 if fits < 0:
-                    return Refusal("budget", rule.name, rule.scope, value, rule.window,
-                                   to_usd(rule.limit), to_usd(c.spent + c.reserved), c.end)
+                    # refused: for good when what is spent leaves no room, else only until
+                    # the holds in flight settle (reported when no budget refuses for good)
+                    held_only = affordable(ask, rule.limit - c.spent) >= 0
+                    refusal = Refusal("budget", rule.name, rule.scope, value, rule.window,
+                                      to_usd(rule.limit), to_usd(c.spent), c.end,
+                                      held=to_usd(c.reserved), held_only=held_only)
+                    if not held_only:
+                        return refusal
+                    held = held or refusal
+                    continue
                 tokens = min(tokens, fits)
+        if held is not None:
+            return held
         tpm_need: float = ask.prompt_tokens + tokens * ask.choices
         takes: list[tuple[Bucket, float, bool]] = []
         for limit, value in ask.limits:
@@ -165,6 +181,35 @@ class Reservations:
         if bucket is None:
             bucket = self.buckets[key] = Bucket(per_minute, per_minute / 60.0, per_minute, now)
         return bucket
+
+    def reconfigure(self, policy: Policy) -> list[BudgetRule]:
+        """Live reload: forget the counters of budgets that are gone or defined anew (another
+        scope, window or match) and return those, which the ledger totals again; resize the
+        buckets of rate limits whose rpm or tpm changed, forget those of limits gone or moved
+        to another scope. Holds in flight settle into the counter they hold, or into nothing."""
+        old = {rule.name: rule for rule in self.budgets}
+        fresh = []
+        for rule in policy.budgets:
+            was = old.get(rule.name)
+            if was is None or (was.scope, was.window, was.match) != (
+                    rule.scope, rule.window, rule.match):
+                self.counters.pop(rule.name, None)
+                fresh.append(rule)
+        for name in set(old) - {rule.name for rule in policy.budgets}:
+            self.counters.pop(name, None)
+        limits = {rule.name: rule for rule in policy.limits}
+        for key, bucket in list(self.buckets.items()):
+            name, _, kind = key
+            limit = limits.get(name)
+            per_minute = None if limit is None else limit.rpm if kind == "rpm" else limit.tpm
+            if limit is None or per_minute is None or limit.scope != self.scopes.get(name):
+                del self.buckets[key]
+            elif per_minute != bucket.capacity:
+                bucket.capacity, bucket.rate = per_minute, per_minute / 60.0
+                bucket.level = min(bucket.level, bucket.capacity)
+        self.budgets = list(policy.budgets)
+        self.scopes = {rule.name: rule.scope for rule in policy.limits}
+        return fresh
 
     def add_spent(self, rule: BudgetRule, value: str, now: float, amount: int) -> None:
         """Count spend already in the ledger (the rebuild at start)."""

@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from sidecar import sse
+from sidecar.call import Answer, Usage
 from sidecar.sse import event_json, split_events
 
 
@@ -65,8 +66,8 @@ def output_bytes(data: dict[str, Any]) -> int:
 
 class StreamMeter:
     __slots__ = ("_cost", "_ending_usage", "_hit", "_indexes", "_last", "_object", "add_cost",
-                 "at_limit", "cut", "events", "limit", "strip_usage", "text_bytes",
-                 "usage_seen")
+                 "at_limit", "cut", "events", "limit", "prompt_tokens", "strip_usage",
+                 "text_bytes", "usage_seen")
 
     def __init__(self, *, limit: int | None, strip_usage: bool, add_cost: bool,
                  cost: Callable[[], float], ending_usage: Callable[[], dict[str, Any]],
@@ -83,8 +84,15 @@ class StreamMeter:
         self.at_limit = False
         self.cut = False  # the sidecar ended the stream at the reservation
         self.usage_seen = False
+        self.prompt_tokens: int | None = None  # the real prompt count, when a stream that
+        # ended early had said it (Anthropic's message_start): the estimate's prompt then
         self._last: dict[str, Any] = {}
         self._indexes: set[int] = set()
+
+    def billable(self, answer: Answer) -> Usage | None:
+        """The usage to bill once the stream is over; None when it ended without a final
+        usage (billed as estimated). OpenAI's streams report usage only at their end."""
+        return answer.usage
 
     async def watch(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         try:

@@ -8,6 +8,11 @@ The one shape every way of asking returns (GET /sidecar/usage, `llm-sidecar usag
                "saved_usd": 0.0121}],
      "total_requests": 12, "total_cost_usd": 0.0595, "total_saved_usd": 0.0121}
 
+Each row, and the totals, also carry `baseline_usd` (what the auto routers' baselines would have
+cost for the same tokens, over the requests a router served) and `saved_vs_baseline_usd` (that
+minus what those requests cost; docs/auto.md). `by=tier` groups the requests an auto router
+served by the tier that answered; other requests are in no tier row (the totals count them).
+
 Windows are the budgets' UTC calendar windows (the current minute, hour, day, week from Monday,
 month from the 1st) or `all`. `key` is null for requests without that dimension (no local key,
 no user, no tag). Rows are sorted by cost, dearest first.
@@ -23,10 +28,12 @@ from sidecar.spend.pricing import to_usd
 from sidecar.spend.windows import REPORT_WINDOWS, Window, iso, window_end, window_start
 
 K = TypeVar("K")
-By = Literal["model", "key", "user", "tag", "provider"]
-BYS: tuple[By, ...] = ("model", "key", "user", "tag", "provider")
-# Tally fields, in order: requests, prompt_tokens, completion_tokens, cost, cache_hits, saved
-FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved")
+By = Literal["model", "key", "user", "tag", "provider", "tier"]
+BYS: tuple[By, ...] = ("model", "key", "user", "tag", "provider", "tier")
+# Tally fields, in order: requests, prompt_tokens, completion_tokens, cost, cache_hits, saved,
+# baseline (the auto baseline's cost), baseline_saved (baseline minus cost, auto rows only)
+FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost", "cache_hits", "saved",
+          "baseline", "baseline_saved")
 
 
 def parse_query(window: str | None, by: str | None) -> tuple[Window, By]:
@@ -58,15 +65,23 @@ def report(window: Window, by: By, start: int, tallies: dict[str, list[int]],
            total: list[int] | None) -> dict[str, Any]:
     """The report; `total` counts each request once (a request with two tags is in two
     rows of a by-tag report)."""
-    total = total or [0] * len(FIELDS)
+    total = _whole(total or [])
     rows = [{"key": key or None, "requests": t[0], "prompt_tokens": t[1],
              "completion_tokens": t[2], "cost_usd": to_usd(t[3]), "cache_hits": t[4],
-             "saved_usd": to_usd(t[5])}
-            for key, t in sorted(tallies.items(), key=lambda kv: (-kv[1][3], kv[0]))]
+             "saved_usd": to_usd(t[5]), "baseline_usd": to_usd(t[6]),
+             "saved_vs_baseline_usd": to_usd(t[7])}
+            for key, t in sorted(((k, _whole(v)) for k, v in tallies.items()),
+                                 key=lambda kv: (-kv[1][3], kv[0]))]
     return {"window": "all" if window == "total" else window,
             "since": iso(start), "by": by, "rows": rows,
             "total_requests": total[0], "total_cost_usd": to_usd(total[3]),
-            "total_saved_usd": to_usd(total[5])}
+            "total_saved_usd": to_usd(total[5]), "total_baseline_usd": to_usd(total[6]),
+            "total_saved_vs_baseline_usd": to_usd(total[7])}
+
+
+def _whole(tally: list[int]) -> list[int]:
+    """A tally with every field (sums written before a field existed read it as 0)."""
+    return tally + [0] * (len(FIELDS) - len(tally))
 
 
 def budget_view(rule: BudgetRule, start: int, entries: list[tuple[str, int, int]]

@@ -109,15 +109,26 @@ def render(payload: dict[str, Any]) -> None:
     table = Table(title=title, show_footer=True)
     total = f"{payload['total_requests']} requests"
     table.add_column(payload["by"], footer="total", no_wrap=True)
-    for header, footer in (("requests", str(payload["total_requests"])),
-                           ("prompt tokens", ""), ("completion tokens", ""),
-                           ("cost USD", _usd(payload["total_cost_usd"])), ("cache hits", ""),
-                           ("saved USD", _usd(payload["total_saved_usd"]))):
+    columns = [("requests", str(payload["total_requests"])),
+               ("prompt tokens", ""), ("completion tokens", ""),
+               ("cost USD", _usd(payload["total_cost_usd"])), ("cache hits", ""),
+               ("saved USD", _usd(payload["total_saved_usd"]))]
+    # The auto routers' columns, when a router served something (or the report is by tier).
+    routed = payload["by"] == "tier" or bool(payload.get("total_baseline_usd"))
+    if routed:
+        columns += [("baseline USD", _usd(payload.get("total_baseline_usd", 0.0))),
+                    ("saved vs baseline USD",
+                     _usd(payload.get("total_saved_vs_baseline_usd", 0.0)))]
+    for header, footer in columns:
         table.add_column(header, footer=footer, justify="right")
     for row in payload["rows"]:
-        table.add_row(row["key"] or "(none)", str(row["requests"]), str(row["prompt_tokens"]),
-                      str(row["completion_tokens"]), _usd(row["cost_usd"]),
-                      str(row["cache_hits"]), _usd(row["saved_usd"]))
+        cells = [row["key"] or "(none)", str(row["requests"]), str(row["prompt_tokens"]),
+                 str(row["completion_tokens"]), _usd(row["cost_usd"]),
+                 str(row["cache_hits"]), _usd(row["saved_usd"])]
+        if routed:
+            cells += [_usd(row.get("baseline_usd", 0.0)),
+                      _usd(row.get("saved_vs_baseline_usd", 0.0))]
+        table.add_row(*cells)
     # Piped output gets room for long model names instead of rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
     if not payload["rows"]:

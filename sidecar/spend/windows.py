@@ -17,7 +17,7 @@ from typing import Literal
 Window = Literal["minute", "hour", "day", "week", "month", "total"]
 WINDOWS: tuple[Window, ...] = ("minute", "hour", "day", "week", "month", "total")
 REPORT_WINDOWS = ("minute", "hour", "day", "week", "month", "all")  # usage: "all" for total
-REPORT_BYS = ("model", "key", "user", "tag", "provider")
+REPORT_BYS = ("model", "key", "user", "tag", "provider", "tier")
 DAY = 86_400
 _FIXED = {"minute": 60, "hour": 3_600, "day": DAY}
 _EPOCH_MONDAY = 4 * DAY  # 1970-01-01 was a Thursday; 1970-01-05 the first Monday

@@ -45,17 +45,20 @@ class AccessRecord:
             "provider": call.provider,
             "attempts": len(call.attempts),
         }
-        if call.usage is not None:
-            line["prompt_tokens"] = call.usage.prompt_tokens
-            line["completion_tokens"] = call.usage.completion_tokens
+        if call.answer.usage is not None:
+            line["prompt_tokens"] = call.answer.usage.prompt_tokens
+            line["completion_tokens"] = call.answer.usage.completion_tokens
         if call.cache_status is not None:
             line["cache"] = call.cache_status
-        if call.cost_usd is not None:
-            line["cost_usd"] = call.cost_usd
-        if call.saved_usd is not None:
-            line["saved_usd"] = call.saved_usd
+        if (bill := call.bill) is not None:
+            line["cost_usd"] = bill.cost_usd
+            if bill.hit:
+                line["saved_usd"] = bill.saved_usd
         if call.redactions:
             line["redactions"] = call.redactions
+        if (auto := call.auto) is not None:  # `model` is the router's name: say what ran
+            line["auto_tier"] = auto.served_tier(call)
+            line["auto_model"] = auto.served_model(call)
         if call.trace_id is not None:
             line["trace_id"] = call.trace_id
             line["span_id"] = call.span_id

@@ -75,6 +75,8 @@ def input_attributes(body: Mapping[str, Any] | None) -> dict[str, str]:
                     messages.append(_message(message))
     if isinstance(instructions := body.get("instructions"), str):
         system += _parts(instructions)
+    if isinstance(anthropic_system := body.get("system"), (str, list)):  # Messages API
+        system += _parts(anthropic_system)
     out: dict[str, str] = {}
     if system:
         out["gen_ai.system_instructions"] = orjson.dumps(system).decode()
@@ -95,6 +97,9 @@ def output_attribute(body: bytes | None, stream: StreamText | None,
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             return {}
+        if isinstance(data, dict) and data.get("type") == "message":  # Anthropic's
+            messages.append({"role": "assistant", "parts": _parts(data.get("content")),
+                             "finish_reason": finish_reason or "stop"})
         choices = data.get("choices") if isinstance(data, dict) else None
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
@@ -126,8 +131,12 @@ class StreamText:
                     text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
                     if isinstance(text, str):
                         self._pieces.append(text)
-            if isinstance(delta_text := data.get("delta"), str):  # Responses API text delta
+            delta_text = data.get("delta")
+            if isinstance(delta_text, str):  # Responses API text delta
                 self._pieces.append(delta_text)
+            elif isinstance(delta_text, dict) and delta_text.get("type") == "text_delta" and (
+                    isinstance(piece := delta_text.get("text"), str)):  # Anthropic's
+                self._pieces.append(piece)
 
     def text(self) -> str:
         return "".join(self._pieces)

@@ -2,8 +2,8 @@
 
 Every `gen_ai.*` key the sidecar emits is spelt here, so the move to the new conventions
 repository (which renames some of them) is a change to this module only. Values come from the
-request body the client sent (after redaction, when privacy is on), `call.usage` and the other
-fields `answer.observe` fills; nothing is parsed twice. Client-supplied values are taken only
+request body the client sent (after redaction, when privacy is on) and the answer record the
+answer stage fills (`call.answer`); nothing is parsed twice. Client-supplied values are taken only
 when they have the type the conventions give them, so a malformed body can never produce an
 attribute of the wrong type.
 """
@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sidecar.call import Usage
+from sidecar.endpoints import ENDPOINTS
 
 __all__ = ["OPERATIONS", "Upstream", "Upstreams", "request_attributes", "usage_attributes"]
 
@@ -35,8 +36,7 @@ OUTPUT_MESSAGES = "gen_ai.output.messages"  # opt-in
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"  # opt-in
 CONTENT_KEYS = (INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS)
 
-OPERATIONS = {"chat/completions": "chat", "completions": "text_completion",
-              "embeddings": "embeddings", "responses": "chat"}
+OPERATIONS = {path: endpoint.operation for path, endpoint in ENDPOINTS.items()}
 
 # gen_ai.provider.name by the upstream's host (well-known values of the conventions, plus
 # OpenRouter's own name); any other upstream is named by its `providers[].name`.

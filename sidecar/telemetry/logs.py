@@ -133,7 +133,7 @@ class AccessWriter:
                  sink: Callable[[str, dict[str, Any]], None] | None = None) -> None:
         self._threshold = _LEVELS[logs.level]
         self._stream = stream
-        self._sink = sink  # the OTLP log export, when `signals: [logs]` is configured
+        self.sink = sink  # the OTLP log export, when `signals: [logs]` is configured
         self._render: Callable[[dict[str, Any]], str] = lambda event: _json(event) + "\n"
         if logs.format == "console":
             console = console_renderer()
@@ -147,8 +147,8 @@ class AccessWriter:
     def write(self, level: str, fields: dict[str, Any]) -> None:
         if _LEVELS[level] < self._threshold:
             return
-        if self._sink is not None:
-            self._sink(level, fields)
+        if self.sink is not None:
+            self.sink(level, fields)
         fields["event"] = "request"
         fields["level"] = level
         fields["timestamp"] = self._timestamp()

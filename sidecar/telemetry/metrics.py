@@ -106,7 +106,16 @@ INSTRUMENTS = (
          "Values redacted from requests, by entity type.", ("entity",)),
     _own("llm_sidecar_auth_failures", "counter", "{request}",
          "Requests refused for their credentials, by scope (proxy: auth.keys; admin: "
-         "admin.token) and reason (missing, invalid).", ("scope", "reason")),
+         "admin.token) and reason (missing, invalid, expired).", ("scope", "reason")),
+    _own("llm_sidecar_provider_key_index", "gauge", "{key}",
+         "Which key of a provider's api_key list is in use: 0 the first; more when the upstream "
+         "refused (401/403) the ones before it, which the config still lists first.",
+         ("provider",)),
+    _own("llm_sidecar_config_reloads", "counter", "{reload}",
+         "Live reloads of the configuration, by result: ok (applied), invalid (refused: the "
+         "running configuration keeps serving).", ("result",)),
+    _own("llm_sidecar_config_version", "gauge", "{version}",
+         "The configuration's version: 1 at start, one more for each reload applied."),
     _own("llm_sidecar_telemetry_dropped", "counter", "{item}",
          "Telemetry items dropped because an exporter was down or slow, by signal.",
          ("signal",)),
@@ -156,6 +165,10 @@ class Metrics:
         self.redactions = built["llm_sidecar_redactions"]
         self.telemetry_dropped = built["llm_sidecar_telemetry_dropped"]
         self.auth_failures = built["llm_sidecar_auth_failures"]
+        self.provider_key_index = built["llm_sidecar_provider_key_index"]
+        self.config_reloads = built["llm_sidecar_config_reloads"]
+        self.config_version = built["llm_sidecar_config_version"]
+        self.config_version.set(1)
         self.genai_tokens = built["gen_ai.client.token.usage"]
         self.genai_duration = built["gen_ai.client.operation.duration"]
         self.genai_ttfc = built["gen_ai.client.operation.time_to_first_chunk"]
@@ -210,6 +223,13 @@ class Metrics:
     def auth_failure(self, scope: str, reason: str) -> None:
         """A request refused for its credentials (see telemetry/refusals.py)."""
         self._child(self.auth_failures, (scope, reason)).inc()
+
+    def provider_key(self, provider: str, index: int) -> None:
+        self.provider_key_index.labels(provider).set(index)
+
+    def config_reload(self, result: str, version: int) -> None:
+        self.config_reloads.labels(result).inc()
+        self.config_version.set(version)
 
     def dropped(self, signal: str, count: int) -> None:
         """Telemetry lost to a full queue or a failed export (called from exporter threads)."""

@@ -7,7 +7,8 @@ its first refusal at once, then nothing until `interval_s` has passed, when one 
 line gives the count of the refusals held back (by reason). Nothing is lost: the last window's
 count is written when its interval ends, or when the sidecar stops. Every refusal is counted in
 `llm_sidecar_auth_failures_total{scope,reason}` as it happens. The lines never hold the token,
-only how many were refused and why (`missing`: no bearer token; `invalid`: a token that matches
+only how many were refused and why (`missing`: no bearer token; `expired`: a key outside its
+`not_before`/`not_after` window; `invalid`: a token that matches
 nothing).
 """
 
@@ -24,7 +25,7 @@ import structlog
 from sidecar.telemetry.metrics import Metrics
 
 Scope = Literal["proxy", "admin"]
-Reason = Literal["missing", "invalid"]
+Reason = Literal["missing", "invalid", "expired"]
 INTERVAL_S = 60.0  # an attack at any rate writes at most one line a minute per scope
 
 _log = structlog.get_logger("sidecar.auth")

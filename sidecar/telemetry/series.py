@@ -140,6 +140,9 @@ class Family:
     def inc(self, amount: float = 1.0) -> None:
         self.labels().inc(amount)
 
+    def set(self, value: float) -> None:
+        self.labels().set(value)
+
     def set_function(self, function: Callable[[], float]) -> None:
         self.labels().set_function(function)
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar.call import Attempt, Call
+from sidecar.call import NANO_USD, Attempt, Call
 from sidecar.telemetry import genai
 from sidecar.telemetry.otlp.records import CLIENT, SERVER, STATUS_ERROR, SpanData, SpanEvent
 from sidecar.telemetry.tracing import TraceContext
@@ -133,14 +133,14 @@ def _span_id() -> int:
 
 
 def _answer(call: Call, attributes: dict[str, Any]) -> None:
-    if call.response_model is not None:
-        attributes[genai.RESPONSE_MODEL] = call.response_model
-    if call.response_id is not None:
-        attributes[genai.RESPONSE_ID] = call.response_id
-    if call.finish_reason is not None:
-        attributes[genai.FINISH_REASONS] = (call.finish_reason,)
-    if call.usage is not None:
-        attributes.update(genai.usage_attributes(call.usage))
+    if call.answer.model is not None:
+        attributes[genai.RESPONSE_MODEL] = call.answer.model
+    if call.answer.id is not None:
+        attributes[genai.RESPONSE_ID] = call.answer.id
+    if call.answer.finish_reason is not None:
+        attributes[genai.FINISH_REASONS] = (call.answer.finish_reason,)
+    if call.answer.usage is not None:
+        attributes.update(genai.usage_attributes(call.answer.usage))
 
 
 def _server_span(call: Call, trace: TraceContext, clock: Clock, end: float,
@@ -168,12 +168,12 @@ def _server_span(call: Call, trace: TraceContext, clock: Clock, end: float,
         attributes[PREFIX + "provider"] = call.attempts[-1].provider
     if call.cache_status is not None:
         attributes[PREFIX + "cache"] = call.cache_status
-    if call.cost_usd is not None:
-        attributes[PREFIX + "cost_usd"] = call.cost_usd
-    if call.saved_usd is not None:
-        attributes[PREFIX + "saved_usd"] = call.saved_usd
-    if call.budget_remaining_usd is not None:
-        attributes[PREFIX + "budget_remaining_usd"] = call.budget_remaining_usd
+    if (bill := call.bill) is not None:
+        attributes[PREFIX + "cost_usd"] = bill.cost_usd
+        if bill.hit:
+            attributes[PREFIX + "saved_usd"] = bill.saved * NANO_USD
+        if bill.remaining is not None:
+            attributes[PREFIX + "budget_remaining_usd"] = bill.remaining * NANO_USD
     if call.redactions:
         attributes[PREFIX + "redactions"] = call.redactions
     if error_code is not None:

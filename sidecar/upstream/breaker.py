@@ -39,6 +39,13 @@ class Breaker:
         self.opened_at = 0.0
         self._probe_at = 0.0
 
+    def keep_state_of(self, previous: Breaker) -> None:
+        """Live reload: carry the previous breaker's state (open, failures counted) into this
+        one, which has the new threshold and open time."""
+        if self.enabled and previous.enabled:
+            self.state, self.failures = previous.state, previous.failures
+            self.opened_at, self._probe_at = previous.opened_at, previous._probe_at
+
     def allow(self) -> bool:
         """May a request use the provider now? In half-open state this takes the probe."""
         if self.state == "closed":

@@ -7,8 +7,9 @@ mapped into the error tree here, so the rest of the code sees `UpstreamUnavailab
 `UpstreamTimeout`, never aiohttp's types.
 
 Every response opened here is released exactly once: `read` releases it, `Body.aclose()` and
-`Body.release()` close or release it, and both are safe to call again. Route registers a
-finisher that calls `release()`, so a stream that never started still gives its connection back.
+`Body.release()` close or release it, and both are safe to call again. The provider that opened
+a streamed answer registers `Body.finish` as a finisher of the call, so a stream that never
+started still gives its connection back.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ class UpstreamClient:
     def __init__(self, settings: UpstreamSettings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._timeout = _timeout(settings)
+
+    def reconfigure(self, settings: UpstreamSettings) -> None:
+        """Live reload: new connect and read timeouts apply to the next request (the pool and
+        its size stay: `upstream.max_connections` needs a restart)."""
+        self._settings = settings
+        self._timeout = _timeout(settings)
 
     async def start(self) -> None:
         s = self._settings
@@ -101,8 +109,7 @@ class UpstreamClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout_s,
-                                          sock_read=s.read_timeout_s),
+            timeout=self._timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             raise_for_status=False,
@@ -143,6 +150,7 @@ class UpstreamClient:
             return await self.session.request(
                 method, url, headers=headers, data=data, allow_redirects=False,
                 auto_decompress=decode, skip_auto_headers=skip, proxy=proxy,
+                timeout=self._timeout,
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_error(exc, where, "sending the request") from exc
@@ -157,3 +165,8 @@ class UpstreamClient:
             raise transport_error(exc, where, "sending the response body") from exc
         finally:
             response.release()
+
+
+def _timeout(settings: UpstreamSettings) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=settings.connect_timeout_s,
+                                 sock_read=settings.read_timeout_s)

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from sidecar.endpoints import MODEL_ENDPOINTS
 from sidecar.errors import InvalidRequest, NotFound, SidecarError
 
-MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses")
 _DECODINGS = 3
 _SEPARATORS = re.compile(r"[/\\]")  # some servers (IIS, and Windows file paths) split on "\"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,9 @@ class Routing:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None,
-              environ: Mapping[str, str] | None = None) -> Routing:
+              environ: Mapping[str, str] | None = None,
+              on_key_change: Callable[[str, int], None] | None = None) -> Routing:
+        """`on_key_change(provider, index)`: a provider moved to a later key of its list."""
         clock = clock or SystemClock()
         configured = settings.providers is not None
         explicit = settings.model_fields_set
@@ -54,7 +56,8 @@ class Routing:
         for p in providers:
             proxy = egress_proxy(p.base_url, p.proxy, proxies)
             targets.append(Target(
-                provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy),
+                provider=make_provider(p, local_auth=settings.auth.required, proxy=proxy,
+                                       on_key_change=on_key_change),
                 patterns=tuple((pattern, Globs([pattern])) for pattern in p.models),
                 weight=p.weight,
                 prices=tuple((Globs([glob]), price) for glob, price in p.prices.items()),
@@ -72,6 +75,20 @@ class Routing:
     def passthrough_target(self) -> Target:
         """Paths without a model (files, batches, ...) go to the first provider listed."""
         return self.targets[0]
+
+    def keep_state_of(self, previous: Routing) -> None:
+        """Live reload: a provider that is still there (same name, base URL and format) keeps
+        its breaker's state and its averages; a new or changed one starts fresh."""
+        before = {(t.name, p.base_url, p.format): t
+                  for t, p in zip(previous.targets, previous.settings, strict=True)}
+        for target, p in zip(self.targets, self.settings, strict=True):
+            old = before.get((target.name, p.base_url, p.format))
+            if old is not None:
+                target.breaker.keep_state_of(old.breaker)
+                target.stats = old.stats
+                keys, before_keys = target.provider.keys, old.provider.keys
+                if keys is not None and before_keys is not None:
+                    keys.keep_position_of(before_keys)
 
     def target(self, name: str) -> Target | None:
         for target in self.targets:
@@ -93,7 +110,7 @@ class Routing:
                 target.stats.failed(last.model)
                 return
             target.breaker.success()  # complete, or the client left: the provider worked
-        usage = call.usage
+        usage = call.answer.usage
         if call.outcome != "ok" or usage is None or not 200 <= last.status < 300:
             return
         end = last.ended if last.ended is not None else time.monotonic()

@@ -45,6 +45,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                                                      "labels": {"release": "kps"}},
                                   "podMonitor": {"enabled": True}}},
     "persistence": {"persistence": {"enabled": True, "storageClass": "standard"}},
+    "admin-no-token": {"admin": {"tokenRequired": False},
+                       "monitoring": {"serviceMonitor": {"enabled": True}}},
+    "admin-opt-out": {"admin": {"tokenRequired": False, "insecureNoTokenOnNetwork": True}},
     "not-native": {"sidecar": {"native": False}},
     "everything": {
         "upstream": {"apiKey": SENTINEL_API_KEY},

@@ -2,10 +2,11 @@
 state volume, ports, health check) read off its instructions, and its entry command run
 outside a container.
 
-No Docker engine is available to CI, so the image is never built. Instead the final stage's
-ENTRYPOINT + CMD, HEALTHCHECK, ENV and default-config RUN are executed as they are written,
-with the venv's `llm-sidecar` standing in for /opt/llm-sidecar/bin and only ports and paths
-changed to fit a shared machine.
+The image itself is built and run by scripts/image-check (podman, on a stand-in base; .ci/run
+runs it after the test suite). Here, in the suite, the final stage's ENTRYPOINT + CMD,
+HEALTHCHECK, ENV and default-config RUN are executed as they are written, with the venv's
+`llm-sidecar` standing in for /opt/llm-sidecar/bin and only ports and paths changed to fit a
+shared machine.
 """
 
 from __future__ import annotations
@@ -143,14 +144,41 @@ def test_hadolint_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def global_args() -> dict[str, str]:
+    """The ARG defaults declared before the first FROM, each expanded with those before it."""
+    args: dict[str, str] = {}
+    for instruction in INSTRUCTIONS:
+        if instruction.keyword == "ARG" and instruction.stage == -1:
+            name, _, default = instruction.args.partition("=")
+            args[name] = expand(default, args)
+    return args
+
+
+def expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m.group(1) or m.group(2)], text)
+
+
 def test_multi_stage_on_a_version_pinned_slim_python() -> None:
-    """Two stages, both FROM the same python:3.11.<patch>-slim-<debian> image."""
+    """Two stages, both FROM the same python:3.11.<patch>-slim-<debian> image by default; the
+    base is an ARG (the build stage's follows it) so a stand-in can take its place."""
     bases = [i.args for i in INSTRUCTIONS if i.keyword == "FROM"]
-    assert len(bases) >= 2
-    images = {base.split()[0] for base in bases}
+    assert bases == ["${BUILD_IMAGE} AS build", "${PYTHON_IMAGE}"]
+    args = global_args()
+    images = {expand(base.split()[0], args) for base in bases}
     (image,) = images
     assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", image), image
-    assert bases[0].endswith(" AS build")
+
+
+def test_pip_settings_reach_the_build_as_secrets_only() -> None:
+    """The build's pip reads a pip.conf and a CA from secret mounts (present for that RUN only);
+    no ARG or ENV carries a pip setting, which would be written into the image's metadata."""
+    (install,) = [i.args for i in INSTRUCTIONS if i.keyword == "RUN" and " install " in i.args
+                  and "uninstall" not in i.args]
+    assert install.startswith("--mount=type=secret,id=pip.conf --mount=type=secret,id=pip-ca ")
+    assert "PIP_CONFIG_FILE=/run/secrets/pip.conf" in install
+    assert "PIP_CERT=/run/secrets/pip-ca" in install
+    declared = " ".join(i.args for i in INSTRUCTIONS if i.keyword in ("ARG", "ENV"))
+    assert not re.search(r"PIP_|pip\.conf|INDEX_URL|CERT", declared, re.IGNORECASE)
 
 
 def test_final_stage_has_no_build_tools() -> None:
@@ -281,3 +309,53 @@ def test_entry_command_answers_healthz_passes_healthcheck_and_exits_0_on_sigterm
     after = subprocess.run(on_this_machine(healthcheck_argv()), env=env, capture_output=True,
                            text=True, timeout=30)
     assert after.returncode == 1
+
+
+def bearer_status(url: str, token: str | None = None) -> int | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=2) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("token", [None, "image-admin-S3NTINEL"])
+def test_image_default_config_closes_the_admin_routes_without_a_token(
+        tmp_path: Path, token: str | None) -> None:
+    """With the image's default config the admin port (0.0.0.0) serves probes and /metrics to
+    anyone; its other admin routes are 403 unless SIDECAR_ADMIN_TOKEN gives a token, and then
+    they need it."""
+    config_file = default_config_into(tmp_path)
+    config = yaml.safe_load(config_file.read_text())
+    config["listen"]["port"], config["admin"]["port"] = free_port(), free_port()
+    config["state_dir"] = str(tmp_path / "state")
+    config_file.write_text(yaml.safe_dump(config))
+    env = process_env(config_file) | ({"SIDECAR_ADMIN_TOKEN": token} if token else {})
+    argv = on_this_machine(exec_form(final("ENTRYPOINT")[0]) + exec_form(final("CMD")[0]))
+    admin = f"http://127.0.0.1:{config['admin']['port']}"
+    log = tmp_path / "sidecar.log"
+    with log.open("w") as output, subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=output,
+                                                   stderr=subprocess.STDOUT) as server:
+        try:
+            try:
+                asyncio.run(wait_ready(admin, returncode=server.poll))
+            except AssertionError as exc:
+                pytest.fail(f"{exc}: {log.read_text()}")
+            assert http_status(f"{admin}/healthz") == 200
+            assert http_status(f"{admin}/metrics") == 200
+            for path in ("/sidecar/config", "/sidecar/usage", "/sidecar/ui"):
+                if token is None:
+                    assert bearer_status(admin + path, "anything") == 403, path
+                else:
+                    assert bearer_status(admin + path) == 401, path
+                    assert bearer_status(admin + path, token) == 200, path
+        finally:
+            server.terminate()
+            server.wait(timeout=40)
+    if token is None:
+        assert '"event":"admin_routes_need_token"' in log.read_text()

@@ -127,12 +127,15 @@ def test_app_container_gets_openai_base_url() -> None:
 
 
 def test_proxy_binds_loopback_and_admin_binds_pod_ip() -> None:
-    """The rendered config binds the proxy to 127.0.0.1:4141 and the admin port to 0.0.0.0."""
+    """The rendered config binds the proxy to 127.0.0.1:4141 and the admin port to 0.0.0.0,
+    with a token (from the Secret-fed env) that /metrics needs too."""
     _, objects = rendered("defaults")
     config = sidecar_config(objects)
     assert config["listen"]["host"] == "127.0.0.1"
     assert config["listen"]["port"] == 4141
-    assert config["admin"] == {"host": "0.0.0.0", "port": 4142}
+    assert config["admin"] == {"host": "0.0.0.0", "port": 4142,
+                               "token": "${LLM_SIDECAR_ADMIN_TOKEN}",
+                               "metrics_require_token": True}
     ports = [p["containerPort"] for p in sidecar_container(objects)["ports"]]
     assert ports == [4142], "only the admin port is declared; the proxy is not reachable"
 
@@ -253,8 +256,9 @@ def test_upstream_key_reaches_the_sidecar_from_the_secret() -> None:
 
 
 def test_no_secret_without_secret_values() -> None:
-    """With no key, token or password in the values, no Secret and no secret env render."""
-    _, objects = rendered("defaults")
+    """With no key, password or admin token (tokenRequired false), no Secret and no secret env
+    render."""
+    _, objects = rendered("admin-no-token")
     assert only(objects, "Secret") == []
     assert not [e for e in env_of(sidecar_container(objects)).values() if "valueFrom" in e
                 and "secretKeyRef" in e["valueFrom"]]
@@ -324,7 +328,9 @@ async def test_a_redis_password_with_any_character_reaches_redis(
         assert from_secret == password
         config_file = tmp_path / "config.yaml"
         config_file.write_text(yaml.safe_dump(sidecar_config(objects)))
-        settings = load_settings(config_file, env={"LLM_SIDECAR_REDIS_PASSWORD": from_secret})
+        pod_env = {"LLM_SIDECAR_REDIS_PASSWORD": from_secret, "LLM_SIDECAR_ADMIN_TOKEN":
+                   base64.b64decode(secret["data"]["admin-token"]).decode()}
+        settings = load_settings(config_file, env=pod_env)
         assert settings.cache.redis_url == server.url
         store = RedisStore(settings.cache, Metrics())
         await store.start()
@@ -427,7 +433,7 @@ def test_monitoring_renders_monitors_that_match_what_they_scrape() -> None:
 def test_monitors_are_off_by_default() -> None:
     """No ServiceMonitor, PodMonitor or admin Service unless monitoring is switched on."""
     _, objects = rendered("defaults")
-    assert {o["kind"] for o in objects} == {"ConfigMap", "Deployment"}
+    assert {o["kind"] for o in objects} == {"ConfigMap", "Deployment", "Secret"}
 
 
 def test_config_change_rolls_the_pods() -> None:

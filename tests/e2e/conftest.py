@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.metered import Metered
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver
 
@@ -16,6 +17,15 @@ from tests.fakes.otlp import GrpcReceiver, HttpReceiver
 @pytest.fixture
 async def metered() -> AsyncIterator[Metered]:
     fake = Metered()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def anthropic_fake() -> AsyncIterator[FakeAnthropic]:
+    """A fake of Anthropic's Messages API (tests/fakes/anthropic.py) on loopback."""
+    fake = FakeAnthropic()
     await fake.start()
     yield fake
     await fake.close()
@@ -39,7 +49,8 @@ async def http_receiver() -> AsyncIterator[HttpReceiver]:
 
 @pytest.fixture(autouse=True)
 def _no_otel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see only the OTEL_* variables they set themselves."""
+    """Tests see only the OTEL_* variables they set themselves, and no ANTHROPIC_* ones (the
+    Anthropic SDK would send a key or a base URL from them)."""
     for name in list(os.environ):
-        if name.startswith("OTEL_"):
+        if name.startswith(("OTEL_", "ANTHROPIC_")):
             monkeypatch.delenv(name)

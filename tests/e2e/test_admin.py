@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import orjson
+import pytest
 
 from sidecar.deps import DEPS
 from sidecar.runtime import RUNTIME
@@ -54,8 +55,8 @@ async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
     view = orjson.loads(text)
     assert view["config"]["upstream"]["api_key"] == "***"
     routed = ["privacy", "fallback"] if profile.name == "everything" else []  # what it adds
-    assert view["stages"] == ["telemetry", "inspect", "read_body", *routed, "spend", "cache",
-                              "route"]
+    assert view["stages"] == ["telemetry", "inspect", "read_body", *routed, "spend", "detach",
+                              "cache", "answer", "route"]
 
 
 async def test_metrics_count_requests(sidecar: RunningSidecar,
@@ -73,11 +74,16 @@ async def test_metrics_count_requests(sidecar: RunningSidecar,
     assert "llm_sidecar_request_duration_seconds_bucket" in text
 
 
+@pytest.mark.parametrize("metrics_require_token", [False, True])
 async def test_admin_token_guards_admin_routes_only(start_sidecar: StartSidecar,
-                                                    http: aiohttp.ClientSession) -> None:
-    """With admin.token set, /metrics and /sidecar/* need it; probes and /v1 do not."""
-    sidecar = await start_sidecar({"admin": {"token": "adm-secret"}})
-    for path in ("/metrics", "/sidecar/config"):
+                                                    http: aiohttp.ClientSession,
+                                                    metrics_require_token: bool) -> None:
+    """With admin.token set, /sidecar/* needs it, /metrics only with metrics_require_token;
+    probes and /v1 never do."""
+    sidecar = await start_sidecar({"admin": {
+        "token": "adm-secret", "metrics_require_token": metrics_require_token}})
+    guarded = ["/sidecar/config", *(["/metrics"] if metrics_require_token else [])]
+    for path in guarded:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             async with http.get(sidecar.url + path, headers=headers) as response:
                 assert response.status == 401
@@ -87,7 +93,9 @@ async def test_admin_token_guards_admin_routes_only(start_sidecar: StartSidecar,
         async with http.get(sidecar.url + path,
                             headers={"Authorization": "Bearer adm-secret"}) as response:
             assert response.status == 200
-    for path in ("/healthz", "/readyz", "/v1/models"):
+    open_paths = ["/healthz", "/readyz", "/v1/models",
+                  *([] if metrics_require_token else ["/metrics"])]
+    for path in open_paths:
         async with http.get(sidecar.url + path) as response:
             assert response.status == 200, path
 

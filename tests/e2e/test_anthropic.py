@@ -66,7 +66,8 @@ class AnswerProbe:
         self.seen: list[tuple[Usage | None, str | None]] = []
 
     async def __call__(self, call: Call, next: Next) -> Reply:
-        call.finishers.append(lambda c: self.seen.append((c.usage, c.finish_reason)))
+        call.finishers.append(lambda c: self.seen.append((c.answer.usage,
+                                                          c.answer.finish_reason)))
         return await next(call)
 
 
@@ -417,15 +418,16 @@ async def test_paths_without_an_anthropic_equivalent(client: openai.AsyncOpenAI,
 
 async def test_native_messages_pass_through(claude: RunningSidecar, anthropic: FakeAnthropic,
                                             http: aiohttp.ClientSession) -> None:
-    """An Anthropic-format client can call /v1/messages through the sidecar: bytes unchanged,
-    the provider's key added."""
-    body = {"model": "claude-test-1", "max_tokens": 10, "messages": HI}
+    """An Anthropic-format client can call /v1/messages through the sidecar: routed by model
+    like any model endpoint, the body unchanged but for the model's name at the provider, the
+    provider's key instead of the client's."""
+    body = {"model": MODEL, "max_tokens": 10, "messages": HI}
     async with http.post(claude.v1 + "/messages", json=body,
                          headers={"x-api-key": "sk-ant-mine"}) as response:
         answer = await response.json()
     assert answer["type"] == "message" and answer["content"][0]["text"] == "Hello from Claude."
     assert anthropic.last.headers["x-api-key"] == KEY
-    assert anthropic.last.json == body
+    assert anthropic.last.json == {**body, "model": "claude-test-1"}
 
 
 async def test_an_answer_not_in_anthropic_format(client: openai.AsyncOpenAI,

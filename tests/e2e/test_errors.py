@@ -231,3 +231,23 @@ async def test_sidecar_keeps_serving_after_errors(
             assert response.status in (400, 502)
     answer = await async_client.chat.completions.create(model="m", messages=[])
     assert answer.choices[0].message.content == "Hello from the fake upstream."
+
+
+@pytest.mark.parametrize(("content_type", "body", "fragment"), [
+    ("application/json", b'{"model": "whisper-1"}', "multipart/form-data"),
+    ("multipart/form-data", b"--x\r\n\r\n--x--", "boundary"),
+    ("multipart/form-data; boundary=x", b"not a form at all", "not a valid multipart form"),
+    ("multipart/form-data; boundary=x",
+     b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\nab\r\n--x--\r\n',
+     "'model' is required"),
+], ids=["json", "no_boundary", "garbage", "no_model"])
+async def test_a_bad_form_is_400(sidecar: RunningSidecar, http: aiohttp.ClientSession,
+                                 upstream: FakeUpstream, content_type: str, body: bytes,
+                                 fragment: str) -> None:
+    """A transcription whose body is not a multipart form with a model is 400
+    invalid_request saying why; nothing goes upstream."""
+    async with http.post(sidecar.v1 + "/audio/transcriptions", data=body,
+                         headers={"Content-Type": content_type}) as response:
+        error = await error_of(response, 400, "invalid_request")
+    assert fragment in error["message"]
+    assert upstream.requests == []

@@ -58,7 +58,7 @@ def still_serving(stack: Stack) -> Iterator[None]:
 
 def errors_in(logs: io.StringIO) -> list[dict[str, Any]]:
     """Error lines, but aiohttp's own for requests it could not parse (it answers them 400
-    before any route: README "Security")."""
+    before any route: docs/security.md)."""
     return [line for line in json_lines(logs) if line["level"] in ("error", "critical")
             and "aiohttp.http_exceptions." not in line.get("exception", "")]
 

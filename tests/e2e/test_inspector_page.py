@@ -15,7 +15,7 @@ import aiohttp
 import openai
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -48,8 +48,11 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: object, what: str, timeout: float = 20) -> object:
+    """Until `condition(driver)`; an element the page re-rendered meanwhile (stale) is asked
+    again at the next poll, not a failure."""
     try:
-        return WebDriverWait(driver, timeout).until(condition)  # type: ignore[arg-type]
+        return WebDriverWait(driver, timeout, ignored_exceptions=(
+            StaleElementReferenceException,)).until(condition)  # type: ignore[arg-type]
     except TimeoutException:
         raise AssertionError(f"the page never showed {what}") from None
 
@@ -61,7 +64,11 @@ def screenshot(driver: WebDriver, name: str) -> None:
 
 
 def rows(driver: WebDriver) -> list[str]:
-    return [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, "#requests tbody tr")]
+    """The request table's rows as text, read in one script (the page may re-render the table
+    between two WebDriver calls: elements found first would then be stale)."""
+    texts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#requests tbody tr')].map(r => r.innerText)")
+    return texts
 
 
 def chat(base: str, model: str, text: str, **kwargs: object) -> None:

@@ -32,6 +32,9 @@ class SwapStream:
     """A stage that drops a streamed answer for a body of its own without closing the stream
     (as a cache or a guard might), so only the finishers can give the connection back."""
 
+    name = "swapstream"
+    reads_answer = False
+
     async def __call__(self, call: Call, next: Next) -> Reply:
         await next(call)
         return Reply(200, CIMultiDict({"Content-Type": "application/json"}), body=b"{}")
@@ -39,6 +42,9 @@ class SwapStream:
 
 class Buggy:
     """A stage with a bug: before the upstream, or in its chunk work mid-stream."""
+
+    name = "buggy"
+    reads_answer = False
 
     def __init__(self, where: str) -> None:
         self.where = where

@@ -13,7 +13,7 @@ import openai
 import orjson
 import pytest
 
-from sidecar.pipeline import PIPELINES
+from sidecar.live import LIVE
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.echo import EchoUpstream
 from tests.fakes.profiles import ALL
@@ -314,7 +314,7 @@ async def test_redaction_header_metric_and_policy_route(
 async def test_privacy_runs_right_after_read_body(start_sidecar: StartSidecar) -> None:
     """The stage sits before every stage that could keep content (fallback, spend, cache)."""
     sidecar = await private(start_sidecar, "mask")
-    names = sidecar.app[PIPELINES].stage_names
+    names = sidecar.app[LIVE].pipelines.stage_names
     assert names[names.index("read_body") + 1] == "privacy"
 
 

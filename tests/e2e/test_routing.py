@@ -417,4 +417,5 @@ async def test_openrouter_alone_gets_routing_fields_unchanged(
         stages = (await response.json())["stages"]
     privacy = ["privacy"] if profile.name == "everything" else []  # what the profile turns on
     cache = [] if profile.name == "module" else ["cache"]
-    assert stages == ["telemetry", "inspect", "read_body", *privacy, "spend", *cache, "route"]
+    assert stages == ["telemetry", "inspect", "read_body", *privacy, "spend", "detach", *cache,
+                      "answer", "route"]

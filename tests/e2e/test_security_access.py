@@ -49,9 +49,10 @@ async def status_of(method: str, url: str, headers: dict[str, str] | None = None
 @pytest.mark.parametrize("admin_port", [False, True], ids=["main-listener", "admin-listener"])
 async def test_every_admin_route_needs_the_token(start_sidecar: StartSidecar,
                                                  admin_port: bool) -> None:
-    """Every admin route answers 401 without the token, with a wrong one, with a wrong scheme,
-    with bytes that are not UTF-8, and with the right token in the wrong place; with it, not."""
-    config: dict[str, Any] = {"admin": {"token": TOKEN}}
+    """Every admin route (/metrics too, with metrics_require_token) answers 401 without the
+    token, with a wrong one, with a wrong scheme, with bytes that are not UTF-8, and with the
+    right token in the wrong place; with it, not."""
+    config: dict[str, Any] = {"admin": {"token": TOKEN, "metrics_require_token": True}}
     if admin_port:
         config["admin"]["port"] = free_port()
     sidecar = await start_sidecar(config)
@@ -266,8 +267,8 @@ async def test_malformed_requests_get_aiohttps_own_400_without_a_traceback(
         served: RunningSidecar) -> None:
     """A request aiohttp cannot parse (bad request line, a header with a bare CR, a header
     value that is not valid) is answered by aiohttp itself, before any route: a plain 400 that
-    closes the connection, with no traceback. (Its Server header is aiohttp's: README
-    "Security" says why it is left so.)"""
+    closes the connection, with no traceback. (Its Server header is aiohttp's:
+    docs/security.md says why it is left so.)"""
     port = int(served.url.rsplit(":", 1)[1])
     for raw in (b"GET /v1/models HTTP/1.1 extra\r\n\r\n",
                 b"GET /v1/models HTTP/1.1\r\nX-A: a\rInjected: 1\r\n\r\n",

@@ -99,6 +99,9 @@ async def test_the_price_fetch_does_not_follow_redirects(
 class Bug:
     """An embedder's stage with a bug, raised on requests that carry `x-test-bug`."""
 
+    name = "bug"
+    reads_answer = False
+
     async def __call__(self, call: Call, next: Next) -> Reply:
         if "x-test-bug" in call.headers:
             raise RuntimeError("a bug in an embedder's stage")

@@ -71,6 +71,7 @@ async def test_blocking_budget_refuses_with_402_and_its_metadata(
     assert isinstance(error, dict) and error["code"] == "budget_exceeded"
     assert error["metadata"] == {"budget": "cap", "scope": "global", "scope_value": "",
                                  "window": "day", "limit_usd": 30e-6, "spent_usd": 30e-6,
+                                 "held_usd": 0.0, "needed_usd": 1e-6,
                                  "resets_at": "2026-11-19T00:00:00Z"}
     assert "Budget 'cap'" in error["message"] and "2026-11-19T00:00:00Z" in error["message"]
     assert len(metered.bodies) == 3
@@ -302,3 +303,20 @@ async def test_tokens_per_minute_are_given_back_when_unused(
     metered.overrun = -499  # answers 1 token for max_tokens=500
     statuses = [(await chat(sidecar, max_tokens=500))[0] for _ in range(4)]
     assert statuses == [200, 200, 200, 200]
+
+
+@pytest.mark.parametrize(("model", "field"), [("o3-mini", "max_completion_tokens"),
+                                              (MODEL, "max_tokens")])
+async def test_the_cap_goes_in_the_field_the_provider_takes(
+        start_sidecar: StartSidecar, metered: Metered, model: str, field: str) -> None:
+    """A request with no limit under a blocking budget is capped: an OpenAI reasoning model
+    gets max_completion_tokens (it refuses max_tokens), another model max_tokens; the client's
+    body is otherwise sent as it was."""
+    settings = config(metered, {"name": "cap", "limit_usd": 1.0}, reserve_max_tokens=64)
+    settings["spend"]["prices"][model] = {"prompt": 0, "completion": 1e-6}
+    sidecar = await start_sidecar(settings)
+    status, _, _ = await chat(sidecar, model=model)
+    assert status == 200
+    [sent] = metered.bodies
+    assert sent[field] == 64 and ({"max_tokens", "max_completion_tokens"} - {field}).isdisjoint(
+        sent)

@@ -1,6 +1,7 @@
 """Race-free admission: 100 concurrent requests (the openai SDK) against a budget that fits
-10.5 of them never spend past it, with or without max_tokens, in one sidecar (memory) and across
-two sidecar apps sharing one real Redis. The upstream bills every request its exact worst case
+10.5 of them never spend past it (the refused are told 429 budget_held: the money is held),
+with or without max_tokens, in one sidecar (memory) and across two sidecar apps sharing one
+real Redis. The upstream bills every request its exact worst case
 (prompt tokens = the sidecar's bound, completion = the granted limit), so any over-admission
 would show as overspend. Also: a dead Redis gives the configured failure mode, and recovers."""
 
@@ -40,7 +41,7 @@ def messages() -> list[dict[str, str]]:
 def spend_config(metered: Metered, limit_usd: float, ledger: str | None) -> dict[str, Any]:
     spend: dict[str, Any] = {
         "prices": {MODEL: {"prompt": PROMPT_NANO / 1e9, "completion": COMPLETION_NANO / 1e9}},
-        "reserve_max_tokens": RESERVE,
+        "reserve_max_tokens": RESERVE, "hold_wait_s": 0,  # refused at once: atomicity alone
         "budgets": [{"name": "shared", "window": "day", "limit_usd": limit_usd}]}
     if ledger is not None:
         spend["ledger"] = ledger
@@ -105,8 +106,9 @@ async def test_concurrent_requests_never_overspend(
         start_sidecar: StartSidecar, metered: Metered, request: pytest.FixtureRequest,
         tmp_path: Path, backend: str, max_tokens: int | None) -> None:
     """100 racing requests, a budget of 10.5 worst cases: exactly 10 are admitted in full and
-    one capped to the half that is left, the other 89 get 402, and what was spent (each request
-    billed its exact worst case) is at most the limit: overshoot 0."""
+    one capped to the half that is left, the other 89 get 429 budget_held (the money is held,
+    not spent: they may retry), and what was spent (each request billed its exact worst case)
+    is at most the limit: overshoot 0."""
     probe_ledger, ledger = None, f"sqlite:///{tmp_path}/race.db"
     if backend != "sqlite":  # the probe and the race in two databases of one Redis
         url = request.getfixturevalue("redis_server").url
@@ -121,7 +123,7 @@ async def test_concurrent_requests_never_overspend(
         sidecars.append(await start_sidecar(config))
     statuses = await race(sidecars, metered, 100, max_tokens, limit_nano)
 
-    assert sorted(statuses).count(200) == 11 and statuses.count(402) == 89
+    assert sorted(statuses).count(200) == 11 and statuses.count(429) == 89
     limits = sorted(body["max_tokens"] for body in metered.bodies)
     capped = (limit_nano - 10 * held - bound * PROMPT_NANO) // COMPLETION_NANO
     assert limits == [capped] + [RESERVE] * 10

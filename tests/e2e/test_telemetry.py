@@ -327,6 +327,8 @@ async def test_access_and_error_lines_carry_trace_ids_and_go_out_as_otlp_logs(
     configure_logging(LogSettings(), stream=out)
 
     class Warns:
+        name = "warns"
+        reads_answer = False
         async def __call__(self, call: Call, next: Next) -> Reply:
             structlog.get_logger("sidecar.test").warning("something_odd", detail=1)
             return await next(call)

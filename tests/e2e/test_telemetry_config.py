@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.deps import DEPS
-from sidecar.pipeline import PIPELINES
+from sidecar.live import LIVE
 from sidecar.telemetry.otlp.export import PENDING_BATCHES
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.otlp import BlackHole, GrpcReceiver, HttpReceiver, attributes
@@ -113,7 +113,7 @@ async def test_prometheus_off_removes_metrics_route(start_sidecar: StartSidecar,
     sidecar = await start_sidecar({"telemetry": {"prometheus": False, "exporters": []}})
     async with http.get(f"{sidecar.url}/metrics") as response:
         assert response.status == 404
-    assert "telemetry" not in sidecar.app[PIPELINES].stage_names
+    assert "telemetry" not in sidecar.app[LIVE].pipelines.stage_names
 
 
 async def test_passthrough_requests_get_an_http_client_span(

@@ -36,6 +36,7 @@ from sidecar.deps import DEPS
 from sidecar.telemetry.logs import configure_logging
 from sidecar.telemetry.withhold import WITHHELD
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.providers import OpenAIProvider
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.calls import make_call
@@ -189,6 +190,7 @@ async def _exercise(url: str, upstream: FakeUpstream) -> bytes:
 class Bug:
     """A stage with a bug whose exception message carries the request's content."""
 
+    reads_answer = False
     name = "bug"
 
     async def __call__(self, call: Call, next: Next) -> Reply:
@@ -273,8 +275,8 @@ async def test_openrouter_is_asked_for_zero_retention(upstream: FakeUpstream,
     client = UpstreamClient(Settings().upstream)
     await client.start()
     # Reach "openrouter.ai" through the fake upstream acting as an HTTP proxy.
-    provider = OpenAIProvider("openrouter", "http://openrouter.ai/api/v1", api_key="sk-or",
-                              proxy=upstream.url)
+    provider = OpenAIProvider("openrouter", "http://openrouter.ai/api/v1",
+                              keys=KeyRing("openrouter", ["sk-or"]), proxy=upstream.url)
     raw = b'{"model":"m","messages":[],"provider":{"order":["a"],"zdr":false}}'
     call = make_call(body=orjson.loads(raw), raw_body=raw)
     call.zdr = zdr

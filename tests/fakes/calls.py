@@ -41,6 +41,8 @@ async def ok(call: Call) -> Reply:
 class Recorder:
     """A stage that logs `name>` on the way in and `<name` on the way out."""
 
+    reads_answer = False
+
     def __init__(self, name: str, log: list[str]) -> None:
         self.name, self.log = name, log
 
@@ -54,6 +56,7 @@ class Recorder:
 class FinishRecorder:
     """A stage that registers a finisher and records each run with the call's final state."""
 
+    reads_answer = False
     name = "finish_recorder"
 
     def __init__(self) -> None:

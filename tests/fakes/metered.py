@@ -2,8 +2,9 @@
 
 It answers chat completions, completions, embeddings and responses with usage that follows the
 request: the answer runs to the completion limit the request carries (`max_tokens`,
-`max_completion_tokens`, `max_output_tokens`; `default_tokens` without one), one token per
-streamed chunk, so a request costs its worst case, and a budget that admits too much shows up
+`max_completion_tokens`, `max_output_tokens`; `default_tokens` without one; at most
+`answer_tokens` when set, as a real answer that ends on its own), one token per streamed chunk,
+so a request costs its worst case, and a budget that admits too much shows up
 as overspend. `overrun` makes it ignore the limit by that many tokens (an upstream that does not
 honour max_tokens). Streams carry a usage chunk only when asked (`stream_options.include_usage`),
 like OpenAI, or always with `usage_always` (like OpenRouter). `gate` holds every answer until
@@ -25,6 +26,7 @@ class Metered:
     prompt_tokens: int = 10
     default_tokens: int = 20
     overrun: int = 0
+    answer_tokens: int | None = None  # the answer's own length: it stops there when it may
     cost: float | None = None  # usage.cost to report (OpenRouter does)
     cached_tokens: int = 0
     reasoning_tokens: int = 0
@@ -92,6 +94,8 @@ class Metered:
                                         "max_output_tokens") if isinstance(body.get(k), int)),
                      self.default_tokens)
         tokens = limit + self.overrun
+        if self.answer_tokens is not None:
+            tokens = min(limit, self.answer_tokens) + self.overrun
         if endpoint == "embeddings":
             return web.json_response({"object": "list", "model": model, "data": [
                 {"object": "embedding", "index": 0, "embedding": [0.5]}],

@@ -1,9 +1,10 @@
 """Clients that leave, with every feature on: mid-stream, before the answer, and while other
 identical requests wait on the same upstream call (single-flight).
 
-What must hold: a client alone cancels its upstream request; its budget hold is settled (a
-stream: billed for what it received, as an estimate) or released (nothing came back); the
-half-read answer is never stored; requests following the same upstream call still get the
+What must hold: a client alone leaving a stream cancels its upstream request, billed for what
+it received (an estimate); a client leaving a whole (JSON) answer does not: the answer is read
+in the background and billed what the upstream reported, its hold kept until then (issue 18);
+the half-read answer is never stored; requests following the same upstream call still get the
 whole answer; nothing stays checked out or held (`Full.settled`)."""
 
 from __future__ import annotations
@@ -96,21 +97,30 @@ async def test_leaving_mid_stream_cancels_upstream_and_settles(full: Full) -> No
     await full.still_serving()
 
 
-async def test_leaving_before_the_answer_cancels_upstream_and_releases(full: Full) -> None:
-    """A client alone leaves while the upstream is still thinking: the upstream request is
-    closed, the hold released (billed 0: nothing was reported), a 499 row written."""
-    full.primary.script("/chat/completions", Script(json=chat_answer(MODEL),
-                                                    hold=asyncio.Event()))
+async def test_leaving_before_the_answer_is_read_in_the_background_and_billed(
+        full: Full) -> None:
+    """A client alone leaves while the upstream is still thinking: the upstream request goes
+    on, its answer is read in the background, and the 499 row is billed what the upstream
+    reported (not 0, not estimated): what the provider bills."""
+    gate = asyncio.Event()
+    full.primary.script("/chat/completions", Script(json=chat_answer(MODEL), hold=gate))
+    background = full.deps.background
+    assert background is not None
+    adopted = background.adopted
     before = inspector_ids(full)
     client = Leaver(full, chat_body())
     await wait_until(lambda: len(full.primary.requests) == 1, "the upstream got the request")
     await client.leave(499)
-    await asyncio.wait_for(full.primary.aborted.wait(), timeout=10)
+    await background.wait_adopted(adopted + 1)
+    gate.set()
+    await background.wait_idle()
     await wait_until(lambda: len(inspector_ids(full) - before) == 1, "the request ended")
     (request_id,) = inspector_ids(full) - before
     full.seen.append(Seen(request_id, 499, {}, b""))
     row = (await full.settled())[request_id]
-    assert (row["outcome"], row["cost_nusd"]) == ("client_disconnected", 0)
+    assert (row["outcome"], row["cost_nusd"], row["estimated"]) == (
+        "client_disconnected", cost_nusd(7, 6), 0)
+    assert not full.primary.aborted.is_set()
     await full.still_serving()
 
 
@@ -120,8 +130,9 @@ async def test_followers_are_answered_when_the_leader_leaves(full: Full, stream:
     it: the upstream call goes on (not cancelled), both followers get the whole answer,
     restored; it is stored; every hold is settled.
 
-    Billing, as documented: the leader pays for what it received (a stream: an estimate; JSON:
-    nothing had come back, 0), the followers are hits (0, the answer's cost counted as saved)."""
+    Billing, as documented: the leader pays for its upstream call (a stream: what it received,
+    an estimate; JSON: the whole answer, read in the background after it left), the followers
+    are hits (0, the answer's cost counted as saved)."""
     gate = asyncio.Event()
     script = (Script(sse=chat_chunks(MODEL, PIECES), wait_before={2: gate}) if stream else
               Script(json=chat_answer(MODEL, f"Hello {PLACEHOLDER}."), hold=gate))
@@ -137,8 +148,14 @@ async def test_followers_are_answered_when_the_leader_leaves(full: Full, stream:
         await wait_until(lambda: flights.followers() == 1, "the leader's flight started")
     followers = [asyncio.ensure_future(full.post(body)) for _ in range(2)]
     await wait_until(lambda: flights.followers() == 3, "two requests follow the leader")
+    background = full.deps.background
+    assert background is not None
+    adopted = background.adopted
     leader_id = await leader.leave(200 if stream else 499)
-    await wait_until(lambda: flights.followers() == 2, "the leader left")
+    if stream:
+        await wait_until(lambda: flights.followers() == 2, "the leader left")
+    else:  # still reading its answer in the background, to bill it
+        await background.wait_adopted(adopted + 1)
     gate.set()
     answers = await asyncio.gather(*followers)
     expected = f"Hi {EMAIL}, bye for now" if stream else f"Hello {EMAIL}."
@@ -153,8 +170,10 @@ async def test_followers_are_answered_when_the_leader_leaves(full: Full, stream:
     assert leader_id is not None
     leader_row = rows[leader_id]
     assert leader_row["outcome"] == "client_disconnected"
-    assert (leader_row["estimated"], leader_row["cost_nusd"] > 0) == (stream, stream)
     answer_cost = cost_nusd(7, len(PIECES)) if stream else cost_nusd(7, 6)
+    assert leader_row["estimated"] == stream and leader_row["cost_nusd"] > 0
+    if not stream:
+        assert leader_row["cost_nusd"] == answer_cost
     for seen in answers:
         row = rows[seen.request_id]
         assert (row["cache_hit"], row["cost_nusd"], row["saved_nusd"]) == (1, 0, answer_cost)

@@ -9,8 +9,7 @@ import pytest
 from multidict import CIMultiDict
 
 from sidecar.answer import observe, parse_usage
-from sidecar.call import Reply, Usage
-from tests.fakes.calls import make_call
+from sidecar.call import Answer, Reply, Usage
 from tests.fakes.upstream import chat_answer, chat_chunks
 
 
@@ -35,20 +34,23 @@ def test_parse_usage(usage: dict[str, object], expected: Usage) -> None:
 
 
 def test_observe_a_json_answer() -> None:
-    """A JSON answer's usage, finish reason and model land on the call."""
-    call = make_call()
-    observe(call, Reply(200, CIMultiDict(), body=orjson.dumps(chat_answer("served/model"))))
-    assert (call.usage, call.finish_reason, call.response_model) == (
-        Usage(7, 6), "stop", "served/model")
-    assert call.response_id == "chatcmpl-fake"  # gen_ai.response.id on the span
+    """A JSON answer's usage, finish reason, model and id land in the record."""
+    answer = Answer()
+    observe(answer, Reply(200, CIMultiDict(), body=orjson.dumps(chat_answer("served/model"))))
+    assert answer == Answer(Usage(7, 6), "stop", "served/model", "chatcmpl-fake")
 
 
-def test_observe_ignores_errors_and_non_json() -> None:
-    """Error answers and bodies that are not JSON leave the call as it was."""
-    call = make_call()
-    observe(call, Reply(500, CIMultiDict(), body=orjson.dumps(chat_answer("m"))))
-    observe(call, Reply(200, CIMultiDict(), body=b"not json"))
-    assert call.usage is None and call.finish_reason is None
+def test_observe_ignores_non_json_and_keeps_only_the_usage_of_errors() -> None:
+    """A body that is not JSON leaves the record empty; an error answer gives its usage only
+    (a failure costs what the upstream says), never a finish reason or a model."""
+    answer = Answer()
+    observe(answer, Reply(200, CIMultiDict(), body=b"not json"))
+    assert answer == Answer()
+    observe(answer, Reply(500, CIMultiDict(), body=orjson.dumps(chat_answer("m"))))
+    assert answer == Answer(usage=Usage(7, 6))
+    plain = Answer()
+    observe(plain, Reply(503, CIMultiDict(), body=b'{"error": {"message": "busy"}}'))
+    assert plain == Answer()
 
 
 async def test_observe_a_stream_as_it_passes() -> None:
@@ -60,17 +62,17 @@ async def test_observe_a_stream_as_it_passes() -> None:
             yield event
         yield b"data: [DONE]\n\n"
 
-    call = make_call()
-    reply = observe(call, Reply(200, CIMultiDict(), chunks=chunks(), sse=True))
+    answer = Answer()
+    reply = observe(answer, Reply(200, CIMultiDict(), chunks=chunks(), sse=True))
     assert reply.chunks is not None
     assert [c async for c in reply.chunks] == [*events, b"data: [DONE]\n\n"]
-    assert (call.usage, call.finish_reason) == (Usage(7, 2), "stop")
+    assert (answer.usage, answer.finish_reason) == (Usage(7, 2), "stop")
 
 
 def test_observe_a_responses_api_answer() -> None:
     """A Responses API answer: status completed reads as finish reason stop."""
-    call = make_call()
+    record = Answer()
     answer = {"object": "response", "status": "completed", "model": "m",
               "usage": {"input_tokens": 3, "output_tokens": 2}}
-    observe(call, Reply(200, CIMultiDict(), body=orjson.dumps(answer)))
-    assert (call.usage, call.finish_reason) == (Usage(3, 2), "stop")
+    observe(record, Reply(200, CIMultiDict(), body=orjson.dumps(answer)))
+    assert (record.usage, record.finish_reason) == (Usage(3, 2), "stop")

@@ -16,6 +16,7 @@ from sidecar.admin import guard
 from sidecar.app import create_app
 from sidecar.config import Settings
 from sidecar.deps import DEPS, Deps
+from sidecar.endpoints import MODEL_ENDPOINTS
 from sidecar.errors import InvalidRequest, NotFound
 from sidecar.handler import header_text
 from sidecar.telemetry.metrics import Metrics
@@ -25,8 +26,8 @@ from sidecar.upstream import paths
 
 async def test_the_admin_guard_compares_in_constant_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every token the guard checks (header, cookie) goes through hmac.compare_digest, as
-    bytes, against the configured token; nothing else decides."""
+    """Every token the guard checks (header, cookie, the page's `?token=` login) goes through
+    hmac.compare_digest, as bytes, against the configured token; nothing else decides."""
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 
@@ -40,14 +41,18 @@ async def test_the_admin_guard_compares_in_constant_time(
     async def ok(request: Any) -> Any:
         return "served"
 
-    handler = guard.guarded("s3cret")(ok)
-    for headers, served in (({"Authorization": "Bearer s3cret"}, True),
-                            ({"Authorization": "Bearer nope"}, False),
-                            ({"Cookie": "llm_sidecar_admin=s3cret"}, True)):
-        request = make_mocked_request("GET", "/sidecar/config", headers=headers, app=app)
+    rule = guard.AdminGuard.of(Settings.model_validate({"admin": {"token": "s3cret"}}))
+    handler = rule.wrap(ok, "page")
+    for path, headers, served in (
+            ("/sidecar/ui", {"Authorization": "Bearer s3cret"}, True),
+            ("/sidecar/ui", {"Authorization": "Bearer nope"}, False),
+            ("/sidecar/ui", {"Cookie": "llm_sidecar_admin=s3cret"}, True),
+            ("/sidecar/ui?token=nope", {}, False)):
+        request = make_mocked_request("GET", path, headers=headers, app=app)
         answer = await handler(request)
         assert (answer == "served") is served, headers
-    assert calls == [(b"s3cret", b"s3cret"), (b"nope", b"s3cret"), (b"s3cret", b"s3cret")]
+    assert calls == [(b"s3cret", b"s3cret"), (b"nope", b"s3cret"), (b"s3cret", b"s3cret"),
+                     (b"nope", b"s3cret")]
 
 
 @pytest.mark.parametrize("path", ["/../x", "/%2e%2e/x", "/a/../../x", "/%2E%2e/x", "/..",
@@ -85,7 +90,7 @@ def test_the_path_rules_know_every_model_endpoint() -> None:
     posted = {resource.canonical.removeprefix("/v1/") for resource in app.router.resources()
               if resource.canonical.startswith("/v1/") and "{" not in resource.canonical
               and any(route.method == "POST" for route in resource)}
-    assert posted == set(paths.MODEL_ENDPOINTS)
+    assert posted == set(MODEL_ENDPOINTS)
 
 
 def test_refusals_log_once_per_interval() -> None:

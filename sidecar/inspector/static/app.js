@@ -66,6 +66,12 @@ function rowOf(r) {
   );
   const model = el("td");
   model.append(el("span", r.model || "—"));
+  if (r.tier) {  // an auto router chose: the model that ran, its tier and why
+    model.append(el("span", " → " + (r.response_model || "?")));
+    const tier = el("span", r.tier, "tag tier");
+    tier.title = r.auto_reason || "";
+    model.append(tier);
+  }
   if (r.provider) model.append(el("span", " · " + r.provider, "muted"));
   const status = el("td", r.outcome === "ok" ? r.status : `${r.status} ${r.outcome}`,
                     "s" + String(r.status)[0]);
@@ -79,8 +85,7 @@ function rowOf(r) {
     el("td", ms(r.latency_ms), "num"),
     el("td", r.stream ? ms(r.ttft_ms) : "—", "num"),
     el("td", tokens, "num"),
-    el("td", r.cache === "HIT" && r.saved_usd ? `${usd(r.cost_usd)} (saved ${usd(r.saved_usd)})`
-                                               : usd(r.cost_usd), "num"),
+    el("td", costText(r), "num"),
     el("td", r.cache || "—", "cache-" + (r.cache || "none")),
     el("td", r.redactions || "—", "num"),
     el("td", r.attempts > 1 ? `${r.attempts} (${r.fallbacks.length} failed)` : r.attempts || "—",
@@ -88,6 +93,16 @@ function rowOf(r) {
     who,
   );
   return tr;
+}
+
+function costText(r) {
+  let text = usd(r.cost_usd);
+  if (r.cache === "HIT" && r.saved_usd) text += ` (saved ${usd(r.saved_usd)})`;
+  if (r.saved_vs_baseline_usd !== null && r.saved_vs_baseline_usd !== undefined) {
+    const saved = r.saved_vs_baseline_usd;
+    text += saved >= 0 ? ` (−${usd(saved)} vs baseline)` : ` (+${usd(-saved)} vs baseline)`;
+  }
+  return text;
 }
 
 function render() {

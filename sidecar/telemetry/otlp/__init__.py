@@ -9,7 +9,7 @@
     wire.py       the protocol-buffers wire format, written by hand
     transport.py  OTLP over gRPC and HTTP/protobuf, with the specification's retries
 
-Why our own instead of the OpenTelemetry SDK: the README's Telemetry page has the measurement
+Why our own instead of the OpenTelemetry SDK: docs/telemetry.md has the measurement
 (`python -m bench.telemetry` compares the two).
 """
 

@@ -119,10 +119,15 @@ class TelemetryExport:
                 for d in self.plan.destinations],
                 sampler=f"{self.plan.sampler.root}:{self.plan.sampler.ratio}")
 
-    async def close(self) -> None:
+    def stop_logs(self) -> None:
+        """Stop taking the process's log lines (a live reload's successor takes them now);
+        what was queued is still sent."""
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
+
+    async def close(self) -> None:
+        self.stop_logs()
         if self._closed or not self._parts():
             return
         self._closed = True

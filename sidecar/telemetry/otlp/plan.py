@@ -1,6 +1,6 @@
 """What to export, where, and how: `telemetry` settings plus the standard `OTEL_*` variables.
 
-Rules (README "Telemetry" documents them for users):
+Rules (docs/telemetry.md documents them for users):
 - `OTEL_SDK_DISABLED=true`: no traces, no OTLP export of any signal (Prometheus /metrics stays,
   it is the sidecar's own).
 - Destinations: the `telemetry.exporters` list when it has entries, each exporter with only its

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sidecar.call import Attempt, Call, Reply
+from sidecar.config.base import secret_values
 from sidecar.config.providers import ProviderSettings
 from sidecar.upstream.client import UpstreamClient
+from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.providers.openai import OpenAIProvider
 
 __all__ = ["OpenAIProvider", "Provider", "make_provider"]
@@ -27,6 +29,7 @@ __all__ = ["OpenAIProvider", "Provider", "make_provider"]
 class Provider(Protocol):
     name: str
     base_url: str
+    keys: KeyRing | None  # the provider's own keys; None: the client's key passes through
 
     def upstream_model(self, model: str) -> str:
         """The name this provider knows `model` by."""
@@ -42,7 +45,7 @@ class Provider(Protocol):
 
 
 class ProviderClass(Protocol):
-    def __call__(self, name: str, base_url: str, *, api_key: str | None,
+    def __call__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]], strip_prefix: bool, local_auth: bool,
                  proxy: str | None) -> Provider: ...
 
@@ -60,12 +63,14 @@ def _anthropic() -> ProviderClass:
 FORMATS: dict[str, Callable[[], ProviderClass]] = {"openai": _openai, "anthropic": _anthropic}
 
 
-def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None
-                  ) -> Provider:
+def make_provider(settings: ProviderSettings, *, local_auth: bool, proxy: str | None = None,
+                  on_key_change: Callable[[str, int], None] | None = None) -> Provider:
     """The provider these settings describe. `local_auth`: clients send local keys, which never
-    go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None."""
+    go upstream; `proxy`: the egress proxy resolved at start (egress.py), or None;
+    `on_key_change`: told when a later key of the provider's list comes into use."""
     cls = FORMATS[settings.format]()
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    return cls(settings.name, settings.base_url, api_key=api_key,
+    keys = secret_values(settings.api_key)
+    ring = KeyRing(settings.name, keys, on_key_change) if keys else None
+    return cls(settings.name, settings.base_url, keys=ring,
                headers=settings.headers.items(), strip_prefix=settings.strip_prefix,
                local_auth=local_auth, proxy=proxy)

@@ -2,9 +2,12 @@
 
 `/v1/chat/completions` is translated to `POST {base_url}/messages` and its answer back into a
 chat.completion, or an event stream of chat.completion.chunk events (upstream/anthropic/).
-`GET /v1/models[/id]` lists Anthropic's models in OpenAI's shape; Anthropic's own
-`/v1/messages...` paths pass through untouched (for Anthropic-format clients); every other path
-gets a 404 saying Anthropic has no equivalent. Credentials: the provider's `api_key` as
+`/v1/messages` and `/v1/messages/count_tokens` (Anthropic-format clients, through every stage)
+go natively: the body as the stages left it (redacted, capped, the model named as this provider
+knows it), the query as sent (`?beta=true`), the answer and its errors as Anthropic gave them.
+`GET /v1/models[/id]` lists Anthropic's models in OpenAI's shape; Anthropic's other
+`/v1/messages/...` paths (batches) pass through untouched; every other path gets a 404 saying
+Anthropic has no equivalent. Credentials: the provider's `api_key` as
 `x-api-key`, else the client's own key (its Bearer token, or its x-api-key) unless it was a
 local key, which never leaves the sidecar. `anthropic-version` is 2023-06-01 unless the client
 sends its own; a client's `anthropic-beta` header passes through.
@@ -13,7 +16,7 @@ sends its own; a client's `anthropic-beta` header passes through.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from urllib.parse import quote, unquote
 
 import orjson
@@ -23,6 +26,7 @@ from multidict import CIMultiDict
 from sidecar.call import Attempt, Call, Reply
 from sidecar.errors import NotFound, SidecarError, UpstreamError, UpstreamUnavailable
 from sidecar.headers import client_response_headers, upstream_request_headers
+from sidecar.sse import frame_events
 from sidecar.upstream.anthropic import ANTHROPIC_VERSION
 from sidecar.upstream.anthropic.errors import translate_error
 from sidecar.upstream.anthropic.models import PAGE_LIMIT, translate_models
@@ -30,19 +34,21 @@ from sidecar.upstream.anthropic.request import translate_request
 from sidecar.upstream.anthropic.response import translate_body
 from sidecar.upstream.anthropic.stream import StreamTranslator, translate_stream
 from sidecar.upstream.client import Body, UpstreamClient
+from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.providers.openai import failed
 
 _JSON = "application/json"
+_NATIVE = frozenset({"messages", "messages/count_tokens"})  # Anthropic's own model endpoints
 _LISTED_PREFIX = "anthropic/"  # what strip_prefix removed, as OpenRouter names Claude models
 
 
 class AnthropicProvider:
-    def __init__(self, name: str, base_url: str, *, api_key: str | None,
+    def __init__(self, name: str, base_url: str, *, keys: KeyRing | None,
                  headers: Iterable[tuple[str, str]] = (), strip_prefix: bool = False,
                  local_auth: bool = False, proxy: str | None = None) -> None:
         self.name = name
         self.base_url = base_url
-        self._api_key = api_key
+        self.keys = keys
         self._extra = tuple(headers)
         self._strip_prefix = strip_prefix
         self._local_auth = local_auth
@@ -55,6 +61,8 @@ class AnthropicProvider:
         return model
 
     async def send(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
+        if call.endpoint in _NATIVE:
+            return await self._send_native(client, call, attempt)
         if call.endpoint != "chat/completions" or call.body is None:
             return _refused(attempt, self._no_equivalent(call))
         try:
@@ -100,6 +108,33 @@ class AnthropicProvider:
             return await self._native(client, call, attempt)
         return _refused(attempt, self._no_equivalent(call))
 
+    async def _send_native(self, client: UpstreamClient, call: Call, attempt: Attempt
+                           ) -> Reply:
+        """A model endpoint of Anthropic's own API: the client's request with the stages'
+        changes, the provider's credentials; the answer as it came."""
+        headers = upstream_request_headers(call.headers, extra=self._extra, decoded_body=True,
+                                           keep_client_auth=False)
+        if (key := self._key(call)) is not None:
+            headers["x-api-key"] = key
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        headers["Content-Type"] = _JSON
+        if call.upstream_headers:
+            headers.update(call.upstream_headers)
+        data = call.upstream_body(self.upstream_model(attempt.model))
+        response = await self._open(client, attempt, "POST", call.path, headers, data)
+        if isinstance(response, Reply):
+            return response
+        reply_headers = client_response_headers(response.headers, decoded_body=True)
+        if response.content_type != "text/event-stream":
+            raw = await self._read(client, attempt, response)
+            if isinstance(raw, Reply):
+                return raw
+            return Reply(response.status, reply_headers, body=raw)
+        chunks = Body(response, self._where)
+        call.finishers.append(chunks.finish)  # releases the connection even if never read
+        return Reply(response.status, reply_headers, chunks=_whole(chunks, self._where),
+                     sse=True)
+
     async def _native(self, client: UpstreamClient, call: Call, attempt: Attempt) -> Reply:
         """Anthropic's own API, for Anthropic-format clients: bytes through both ways."""
         headers = upstream_request_headers(call.headers, extra=self._extra, decoded_body=False,
@@ -139,8 +174,8 @@ class AnthropicProvider:
         return headers
 
     def _key(self, call: Call) -> str | None:
-        if self._api_key is not None:
-            return self._api_key
+        if self.keys is not None:  # the key current now: it may have rotated (keys.py)
+            return self.keys.current
         if self._local_auth:  # the client's token is a local key: it stays here
             return None
         scheme, _, token = call.headers.get("Authorization", "").partition(" ")
@@ -197,7 +232,7 @@ class AnthropicProvider:
         return NotFound(
             f"Provider '{self.name}' speaks Anthropic's Messages API, which has no equivalent "
             f"of {call.method} /v1{call.path.partition('?')[0]}: it serves "
-            "/v1/chat/completions and /v1/models (and Anthropic's own /v1/messages).")
+            "/v1/chat/completions, /v1/models and Anthropic's own /v1/messages.")
 
 
 def _refused(attempt: Attempt, error: SidecarError) -> Reply:
@@ -205,6 +240,24 @@ def _refused(attempt: Attempt, error: SidecarError) -> Reply:
     attempt.error = error.code
     attempt.ended = time.monotonic()
     return Reply.from_error(error)
+
+
+async def _whole(chunks: Body, where: str) -> AsyncGenerator[bytes, None]:
+    """A native event stream, event by event, that must end with message_stop (or an error
+    event): one that stops before is a failure, so the client never takes it for whole."""
+    ended = False
+    events = frame_events(chunks)
+    try:
+        async for chunk in events:
+            # An event line starts the chunk or follows a newline (JSON escapes its own).
+            lines = b"\n" + chunk
+            ended = ended or b"\nevent: message_stop" in lines or b"\nevent: error" in lines
+            yield chunk
+    finally:
+        await events.aclose()
+    if not ended:
+        raise UpstreamUnavailable(f"Upstream {where} ended the stream before its message_stop "
+                                  "event: the answer is incomplete.")
 
 
 async def _upload(content: StreamReader) -> AsyncIterator[bytes]:

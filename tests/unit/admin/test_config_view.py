@@ -27,7 +27,8 @@ def test_every_secret_is_masked() -> None:
     assert view["upstream"]["api_key"] == MASK
     assert view["upstream"]["headers"] == {"X-Title": "my-app", "X-Api-Key": MASK}
     assert view["auth"]["keys"][0] == {"name": "team", "token": MASK, "tags": [],
-                                       "allowed_models": ["*"]}
+                                       "allowed_models": ["*"], "not_before": None,
+                                       "not_after": None}
     assert view["cache"]["redis_url"] == f"redis://user:{MASK}@redis:6379/0"
     assert view["admin"]["token"] == MASK
     assert view["listen"]["port"] == 4141

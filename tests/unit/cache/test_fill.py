@@ -16,7 +16,7 @@ DONE = [b"data: [DONE]\n\n"]
 
 def entry_of(chunks: list[bytes]) -> object:
     call = make_call(model="m")
-    call.finish_reason = "stop"
+    call.answer.finish_reason = "stop"
     return stream_entry(call, chunks, now=0.0, ttl=60.0, max_bytes=1 << 20)
 
 

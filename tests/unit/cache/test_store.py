@@ -8,7 +8,7 @@ import pytest
 from sidecar.cache.entry import ENTRY_OVERHEAD_BYTES, Entry, decode, encode
 from sidecar.cache.key import CacheKey
 from sidecar.cache.store import BoundedMemoryBackend, MemoryStore
-from sidecar.call import Usage
+from sidecar.call import Answer, Usage
 from sidecar.config.cache import CacheSettings
 from sidecar.globs import Globs
 from tests.fakes.cache import FakeClock
@@ -16,7 +16,7 @@ from tests.fakes.cache import FakeClock
 
 def entry(model: str = "m", size: int = 100, now: float = 0.0, ttl: float = 60) -> Entry:
     return Entry("json", b"x" * size, model, now, now + ttl,
-                 Usage(3, 4, cost_usd=0.5), "stop", "m-2024")
+                 Answer(Usage(3, 4, cost_usd=0.5), "stop", "m-2024"))
 
 
 def key(name: str, model: str = "m") -> CacheKey:
@@ -99,7 +99,7 @@ async def test_the_backend_speaks_aiocache() -> None:
 def test_entries_round_trip_through_bytes() -> None:
     """encode/decode keep every field (usage included); other bytes are a ValueError."""
     original = Entry("sse", b"data: {}\n\n", "openai/gpt-4o", 10.5, 70.5,
-                     Usage(1, 2, 3, 4, 5, 0.25), "tool_calls", "gpt-4o-2024")
+                     Answer(Usage(1, 2, 3, 4, 5, 0.25), "tool_calls", "gpt-4o-2024", "chatcmpl-1"))
     assert decode(encode(original)) == original
     assert decode(encode(Entry("json", b"{}", "m", 1, 2))) == Entry("json", b"{}", "m", 1, 2)
     for junk in (b"", b"XX1\x00\x00\x00\x02{}", encode(original)[:10]):

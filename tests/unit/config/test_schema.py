@@ -87,7 +87,8 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path) -> None:
            "SIDECAR_LOG_LEVEL": "debug", "SIDECAR_STATE_DIR": str(tmp_path),
            "SIDECAR_UPSTREAM_API_KEY": "sk-env", "SIDECAR_LEDGER": "sqlite:///x.db",
            "SIDECAR_REDIS_URL": "redis://r:6379/0", "SIDECAR_LOG_FORMAT": "console",
-           "SIDECAR_UPSTREAM_URL": "http://up:1/v1", "SIDECAR_HOST": "::1"}
+           "SIDECAR_UPSTREAM_URL": "http://up:1/v1", "SIDECAR_HOST": "::1",
+           "SIDECAR_ADMIN_HOST": "0.0.0.0", "SIDECAR_ADMIN_PORT": "4142"}
     settings = load_settings(path, env=env, overrides={"listen.port": 7000, "listen.host": None})
     assert settings.listen.port == 7000  # flag beats env
     assert settings.listen.host == "::1"  # env beats file (the flag was not given)
@@ -100,6 +101,7 @@ def test_env_overrides_file_and_flags_override_env(tmp_path: Path) -> None:
     assert settings.spend.ledger == "sqlite:///x.db"
     assert settings.upstream.url == "http://up:1/v1"
     assert settings.upstream.api_key is not None
+    assert (settings.admin.host, settings.admin.port) == ("0.0.0.0", 4142)
 
 
 def test_every_problem_is_reported_with_its_dotted_key(tmp_path: Path) -> None:
@@ -142,6 +144,19 @@ def test_duplicate_tokens_are_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, "auth:\n  keys:\n    - {name: a, token: same}\n"
                            "    - {name: b, token: same}\n")
     assert problems(path) == ["auth: two keys share one token"]
+
+
+@pytest.mark.parametrize(("window", "expected"), [
+    ("not_before: 2026-12-07T00:00:00Z, not_after: 2026-12-06T00:00:00Z",
+     "auth.keys[0]: not_after must be later than not_before"),
+    ("not_after: 2026-12-06", "auth.keys[0].not_after: Input should have timezone info"),
+], ids=["backwards", "no_zone"])
+def test_a_key_rotation_window_is_checked(tmp_path: Path, window: str, expected: str) -> None:
+    """A key's not_after must follow its not_before, and both need a time zone (a bare date
+    or local time would mean a different instant on every machine)."""
+    path = write(tmp_path, f"auth:\n  keys:\n    - {{name: a, token: t, {window}}}\n")
+    [line] = problems(path)
+    assert line.startswith(expected)
 
 
 def test_admin_port_must_differ(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ async def answer_as_b(call: Call) -> Reply:
     """Candidate "a" is down; candidate "b" answers (as the route would, facts noted)."""
     if call.model == "a":
         return Reply.from_error(UpstreamUnavailable("a is down"))
-    call.finish_reason = "stop"
+    call.answer.finish_reason = "stop"
     return Reply(200, CIMultiDict({"Content-Type": "application/json"}), body=ANSWER)
 
 
@@ -57,7 +57,7 @@ async def test_each_candidate_is_keyed_as_itself_and_only_the_answer_is_stored()
     third = make_call(model="b")
     reply = await cache(third, answer_as_b)
     assert (third.cache_status, reply.body) == ("HIT", ANSWER)
-    assert third.finish_reason == "stop"
+    assert third.answer.finish_reason == "stop"
 
 
 async def test_a_leader_whose_reply_is_never_sent_releases_its_flight() -> None:

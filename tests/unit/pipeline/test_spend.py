@@ -49,13 +49,16 @@ def held(stage: Spend) -> int:
 
 def answer(usage: Usage) -> Any:
     async def terminal(call: Call) -> Reply:
-        call.usage = usage
+        call.answer.usage = usage
         return Reply(200, CIMultiDict(), body=b"{}")
     return terminal
 
 
 class Fallback:
     """Like the routing fallback stage: the rest of the pipeline once per candidate model."""
+
+    name = "fallback"
+    reads_answer = False
 
     def __init__(self, *models: str) -> None:
         self.models = models
@@ -78,7 +81,7 @@ async def test_fallback_candidates_are_billed_as_their_own_models(stage: Spend,
     async def terminal(call: Call) -> Reply:
         if call.model == "a/first":
             return Reply.from_error(UpstreamUnavailable("down"))
-        call.usage = Usage(prompt_tokens=10, completion_tokens=5)
+        call.answer.usage = Usage(prompt_tokens=10, completion_tokens=5)
         return Reply(200, CIMultiDict(), body=b"{}")
 
     call = make_call(model="a/first")
@@ -90,7 +93,7 @@ async def test_fallback_candidates_are_billed_as_their_own_models(stage: Spend,
     (row,) = rows(tmp_path / "ledger.db")
     assert (row["model"], row["cost_nusd"], row["requested_model"]) == ("b/second", 40_000,
                                                                         "a/first")
-    assert held(stage) == 0 and stage._bills == {}
+    assert held(stage) == 0 and call.bill is not None and call.bill.cost == 40_000
 
 
 async def test_cache_hit_costs_nothing_and_counts_what_it_saved(stage: Spend,
@@ -99,13 +102,14 @@ async def test_cache_hit_costs_nothing_and_counts_what_it_saved(stage: Spend,
     released and the saving is the answer's price."""
     async def hit(call: Call) -> Reply:
         call.cache_status = "HIT"
-        call.usage = Usage(prompt_tokens=10, completion_tokens=5)
+        call.answer.usage = Usage(prompt_tokens=10, completion_tokens=5)
         return Reply(200, CIMultiDict(), body=b"{}")
 
     call = make_call(model="a/model")
     await compose([stage], hit)(call)
-    assert (call.response_headers["x-sidecar-cost-usd"], call.cost_usd, call.saved_usd) == (
-        "0", 0.0, pytest.approx(15e-6))
+    assert call.bill is not None
+    assert (call.response_headers["x-sidecar-cost-usd"], call.bill.cost_usd,
+            call.bill.saved_usd) == ("0", 0.0, pytest.approx(15e-6))
     call.finish()
     await stage.ledger.flush()
     (row,) = rows(tmp_path / "ledger.db")

@@ -39,8 +39,9 @@ QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False},
 def test_disabled_features_are_absent_from_the_list() -> None:
     """With auth, metrics, the inspector, spend and the cache off the model pipeline reads the
     body and routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the
-    inspector, spend (the SQLite ledger), the memory cache; zero retention adds its stage (and
-    turns the default cache off)."""
+    inspector, spend (the SQLite ledger) and its detach stage, the memory cache, and the answer
+    stage because they read the answer; zero retention adds its stage (and turns the default
+    cache off)."""
     plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
     assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
@@ -49,7 +50,7 @@ def test_disabled_features_are_absent_from_the_list() -> None:
         "auth", "read_body", "route")
     default = build_pipeline(Deps.build(Settings.model_validate({}), env={}))
     assert default.stage_names == (
-        "telemetry", "inspect", "read_body", "spend", "cache", "route")
+        "telemetry", "inspect", "read_body", "spend", "detach", "cache", "answer", "route")
     zdr = Settings.model_validate({**QUIET, "privacy": {"zdr": True}})
     assert build_pipeline(Deps.build(zdr, env={})).stage_names == ("zdr", "read_body", "route")
 

@@ -11,10 +11,12 @@ import orjson
 import pytest
 
 from sidecar.spend.estimate import (
+    MESSAGE_TOKENS,
     REQUEST_TOKENS,
     TOOLS_TOKENS,
     UNKNOWN_CONTEXT_TOKENS,
     estimate,
+    prompt_bound,
 )
 from sidecar.spend.windows import window_end, window_start
 
@@ -39,6 +41,33 @@ def test_bound_is_at_least_one_token_per_utf8_byte_of_text(text: str) -> None:
         {"type": "text", "text": text}]}]
     bound = bound_of({"model": "m", "messages": messages})
     assert bound >= 2 * len(text.encode()) + 2 * 8 + REQUEST_TOKENS
+
+
+def test_the_bound_counts_the_text_not_the_json_around_it() -> None:
+    """A short chat request is bounded by its strings and the per-message allowance, well
+    under its body's bytes (what the bound was); a field the bound does not know makes it
+    fall back to the body's bytes."""
+    body = {"model": "openai/gpt-4o-mini", "temperature": 0.7, "max_tokens": 200,
+            "stream_options": {"include_usage": True}, "user": "someone@example.com",
+            "messages": [{"role": "system", "content": "Be brief."},
+                         {"role": "user", "content": "Hi there"}]}
+    text = len("system") + len("Be brief.") + len("user") + len("Hi there")
+    assert bound_of(body) == text + 2 * MESSAGE_TOKENS + REQUEST_TOKENS
+    assert bound_of(body) < len(orjson.dumps(body)) / 3
+    assert bound_of({**body, "x_new_field": "?"}) == len(orjson.dumps(
+        {**body, "x_new_field": "?"})) + REQUEST_TOKENS
+
+
+def test_documents_and_tool_calls_count_as_text() -> None:
+    """Tool definitions and response formats count their JSON; tool-call arguments and ids
+    their bytes; an odd `type` never breaks the walk."""
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    call = {"role": "assistant", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+        "name": "f", "arguments": '{"a": 1}'}}]}
+    body = {"model": "m", "response_format": schema, "messages": [
+        call, {"role": "tool", "tool_call_id": "call_1", "content": "ok"},
+        {"role": "user", "content": [{"type": ["odd"], "text": "t"}]}]}
+    assert bound_of(body) >= len(orjson.dumps(schema)) + len('{"a": 1}') + 3 * MESSAGE_TOKENS
 
 
 def test_embeddings_of_token_ids_are_bounded_too() -> None:
@@ -129,3 +158,23 @@ def test_total_window_never_ends() -> None:
     """The total window starts at 0 and never resets."""
     assert (window_start("total", at("2026-11-18T10:20:30")), window_end("total", 0)) == (0,
                                                                                          None)
+
+
+def test_anthropic_base64_images_count_as_images() -> None:
+    """A screenshot in an Anthropic image block (a tool result's, too) is bounded by
+    spend.image_tokens, not by its base64 bytes."""
+    data = "A" * 200_000
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": data}}
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        image, {"type": "tool_result", "tool_use_id": "t", "content": [image]}]}]}
+    raw = orjson.dumps(body)
+    bound = prompt_bound("messages", raw, body, 1_000, None)
+    text = prompt_bound("messages", raw, {**body, "messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t", "content": []}]}]}, 1_000, None)
+    assert bound == text + 2 * 1_000  # two images, not 400 KB of base64
+    # a body with a field the text bound does not know falls back to its bytes, images apart
+    odd = {**body, "an_unknown_field": 1}
+    raw = orjson.dumps(odd)
+    bound = prompt_bound("messages", raw, odd, 1_000, None)
+    assert bound == len(raw) + REQUEST_TOKENS + 2 * 1_000 - 2 * len(data)

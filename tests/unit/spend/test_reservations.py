@@ -1,12 +1,13 @@
 """In-memory admission: holds are atomic and never let spent + held pass a blocking limit,
-capping, warn budgets, window resets, settling, token buckets, forgetting old counters."""
+capping, warn budgets, window resets, settling, token buckets, forgetting old counters, and
+what a live reload keeps."""
 
 from __future__ import annotations
 
 import pytest
 
-from sidecar.config.spend import Budget, RateLimit
-from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Refusal
+from sidecar.config.spend import Budget, RateLimit, SpendSettings
+from sidecar.spend.policy import Ask, BudgetRule, Grant, LimitRule, Policy, Refusal
 from sidecar.spend.reservations import Reservations
 
 NOW = 1_795_000_000.0  # 2026-11-18
@@ -35,7 +36,29 @@ def test_holds_never_pass_the_limit() -> None:
     counter = book.counters[budget.name][""]
     assert counter.spent + counter.reserved == 2_000
     refusal = grants[4]
-    assert isinstance(refusal, Refusal) and refusal.spent == pytest.approx(2e-6)
+    assert isinstance(refusal, Refusal) and refusal.spent == 0
+    assert refusal.held == pytest.approx(2e-6) and refusal.held_only
+
+
+def test_a_refusal_says_whether_spent_money_or_holds_refuse_it() -> None:
+    """Refused while spent alone leaves room: held_only (the request may wait, 429); once
+    the holds settle as spent and leave no room: not held_only (402). A budget exhausted by
+    spending refuses for good even when another one is only held."""
+    book = Reservations()
+    budget = rule(700)  # one worst case of 600 fits
+    first = book.admit(ask(budget))
+    assert isinstance(first, Grant)
+    held = book.admit(ask(budget))
+    assert isinstance(held, Refusal) and held.held_only and held.spent == 0
+    book.settle(first, 600, 0)
+    spent = book.admit(ask(budget))
+    assert isinstance(spent, Refusal) and not spent.held_only
+    assert spent.spent == pytest.approx(600e-9) and spent.held == 0
+    other = rule(650)
+    holder = book.admit(ask(other))  # 600 held: 50 left, less than the prompt's 100
+    assert isinstance(holder, Grant)
+    both = book.admit(ask(other, budget))
+    assert isinstance(both, Refusal) and both.rule == budget.name and not both.held_only
 
 
 def test_the_tightest_blocking_budget_decides() -> None:
@@ -135,3 +158,31 @@ def test_sweep_forgets_past_windows_and_full_buckets() -> None:
     assert len(book.counters[budget.name]) == 1 and len(book.buckets) == 1
     book.sweep(NOW + 120)
     assert book.counters[budget.name] == {} and book.buckets == {}
+
+
+def test_a_reload_keeps_what_budgets_spent_and_resizes_rate_limits() -> None:
+    """Live reload: a budget kept by name keeps its counters under a new limit; one redefined
+    (another window) or new is returned to be totalled again and starts empty; a rate limit's
+    buckets take the new rpm; a limit moved to another scope loses its buckets."""
+    spend = SpendSettings(budgets=[Budget(name="day", limit_usd=1e-6),
+                                   Budget(name="week", window="week", limit_usd=1e-6)],
+                          rate_limits=[RateLimit(scope="global", rpm=60),
+                                       RateLimit(scope="global", rpm=10)])
+    policy = Policy(spend)
+    book = Reservations(policy)
+    day, week = policy.budgets
+    book.admit(Ask([(day, ""), (week, "")], [(limit, "") for limit in policy.limits], 100, 0,
+                   0, 1, 1, NOW))
+    assert book.counters["day"][""].reserved == 100
+    bucket = book.buckets[("rate_limits[0]", "", "rpm")]
+    assert bucket.level == 59
+    changed = SpendSettings(
+        budgets=[Budget(name="day", limit_usd=2e-6),  # the limit only: kept
+                 Budget(name="week", window="month", limit_usd=1e-6),  # redefined
+                 Budget(name="new", limit_usd=1e-6)],
+        rate_limits=[RateLimit(scope="global", rpm=30), RateLimit(scope="key", rpm=10)])
+    fresh = book.reconfigure(Policy(changed))
+    assert [rule.name for rule in fresh] == ["week", "new"]
+    assert book.counters["day"][""].reserved == 100 and "week" not in book.counters
+    assert (bucket.capacity, bucket.level) == (30, 30)
+    assert ("rate_limits[1]", "", "rpm") not in book.buckets

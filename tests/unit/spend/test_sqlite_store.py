@@ -31,6 +31,11 @@ def make_rows(count: int) -> list[Row]:
                        provider="upstream", prompt_tokens=rng.randint(1, 99),
                        completion_tokens=rng.randint(0, 99), cost=rng.randint(0, 10**6),
                        saved=rng.randint(0, 5), cache_hit=rng.random() < 0.2, status=200))
+    routed = random.Random(10)  # half the rows were chosen by an auto router
+    for row in out:
+        if routed.random() < 0.5:
+            row.tier = routed.choice(["simple", "complex", "reasoning"])
+            row.baseline_cost = routed.randint(0, 2 * 10**6)
     return out
 
 
@@ -70,29 +75,37 @@ def test_rebuilt_totals_equal_the_rows(store: Store, scope: str, window: Window,
 
 
 @pytest.mark.parametrize("window", ["minute", "hour", "day", "week", "month", "all"])
-@pytest.mark.parametrize("by", ["model", "key", "tag", "provider"])
+@pytest.mark.parametrize("by", ["model", "key", "tag", "provider", "tier"])
 def test_usage_report_equals_the_rows(store: Store, window: str, by: str) -> None:
-    """Reports by every dimension and window count requests, tokens, cost, hits and savings
-    exactly as the rows say; totals count each request once."""
+    """Reports by every dimension and window count requests, tokens, cost, hits, savings and
+    the auto routers' baseline and saving exactly as the rows say; totals count each request
+    once; by tier, only the requests a router served."""
     span: Window = "total" if window == "all" else window  # type: ignore[assignment]
     start = window_start(span, NOW)
     picked = [r for r in store.rows if r.ts >= start]  # type: ignore[attr-defined]
-    column = {"model": "model", "key": "key_name", "provider": "provider"}
+    column = {"model": "model", "key": "key_name", "provider": "provider", "tier": "tier"}
     expected: dict[object, list[int]] = {}
     for row in picked:
+        if by == "tier" and row.tier is None:
+            continue
         values = list(row.tags) if by == "tag" else [getattr(row, column[by]) or None]
         for value in values:
-            tally = expected.setdefault(value, [0, 0, 0, 0])
+            tally = expected.setdefault(value, [0, 0, 0, 0, 0, 0])
             tally[0] += 1
             tally[1] += row.prompt_tokens
             tally[2] += row.cost
             tally[3] += row.cache_hit
+            tally[4] += row.baseline_cost or 0
+            tally[5] += row.baseline_saved
     report = store.usage(span, by, NOW)  # type: ignore[arg-type]
     got = {r["key"]: [r["requests"], r["prompt_tokens"], round(r["cost_usd"] * 1e9),
-                      r["cache_hits"]] for r in report["rows"]}
+                      r["cache_hits"], round(r["baseline_usd"] * 1e9),
+                      round(r["saved_vs_baseline_usd"] * 1e9)] for r in report["rows"]}
     assert got == expected
     assert report["total_requests"] == len(picked)
     assert round(report["total_cost_usd"] * 1e9) == sum(r.cost for r in picked)
+    assert round(report["total_saved_vs_baseline_usd"] * 1e9) == sum(
+        r.baseline_saved for r in picked)
 
 
 def test_readonly_store_reads_a_live_file(store: Store) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.call import Attempt, Usage
+from sidecar.call import Answer, Attempt, Bill, Usage
 from sidecar.telemetry.genai import Upstreams
 from sidecar.telemetry.otlp.records import CLIENT, SERVER, STATUS_ERROR
 from sidecar.telemetry.spans import Clock, StreamTiming, attempt_window, build_spans
@@ -41,10 +41,10 @@ def test_a_fallback_gives_one_client_span_per_attempt() -> None:
                 error="http_503", headers_at=call.started + 0.2, ended=call.started + 0.3),
         Attempt("direct", "claude-x", call.started + 0.5, status=200, ended=call.started + 1),
     ]
-    call.usage = Usage(prompt_tokens=10, completion_tokens=5, cached_tokens=4,
-                       reasoning_tokens=2)
-    call.response_model, call.response_id, call.finish_reason = "claude-x-1", "msg_1", "stop"
-    call.cost_usd, call.cache_status, call.redactions = 0.002, "MISS", 3
+    call.answer = Answer(Usage(prompt_tokens=10, completion_tokens=5, cached_tokens=4,
+                               reasoning_tokens=2), "stop", "claude-x-1", "msg_1")
+    call.bill = Bill(0.0, cost=2_000_000)
+    call.cache_status, call.redactions = "MISS", 3
     server, first, second = build_spans(call, TRACE, CLOCK, call.started + 2, UPSTREAMS,
                                         StreamTiming(), None, None)
     assert (server.kind, first.kind, second.kind) == (SERVER, CLIENT, CLIENT)

@@ -123,8 +123,45 @@ checksum/llm-sidecar-secret: {{ include "llm-sidecar.secretData" . | sha256sum }
 {{- if or .Values.upstream.apiKey .Values.existingSecret }}true{{ end -}}
 {{- end -}}
 
+{{/* The sidecar gets an admin token: always with tokenRequired, else when one is given. */}}
 {{- define "llm-sidecar.wantsAdminToken" -}}
-{{- if .Values.admin.tokenRequired }}true{{ end -}}
+{{- if or .Values.admin.tokenRequired .Values.admin.token }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The admin token for the chart's Secret: admin.token when given; else the one the release's
+Secret already holds (`lookup`: kept across upgrades, so the scrapers and bookmarked pages keep
+working); else a new random one. Made once per render and kept on the values, so the Secret and
+the pods' checksum annotation agree. `helm template` and client-side dry runs cannot read the
+cluster: they show a new token each time.
+*/}}
+{{- define "llm-sidecar.adminToken" -}}
+{{- if .Values.admin.token -}}
+{{- .Values.admin.token -}}
+{{- else -}}
+{{- if not (hasKey .Values.admin "_generatedToken") -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "llm-sidecar.fullname" .) -}}
+{{- $kept := index (default dict (and $secret $secret.data)) .Values.secretKeys.adminToken | default "" | b64dec -}}
+{{- $_ := set .Values.admin "_generatedToken" (default (randAlphaNum 40) $kept) -}}
+{{- end -}}
+{{- index .Values.admin "_generatedToken" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Admin settings that cannot work together, and an existingSecret without the token's key (only
+seen where `lookup` reaches the cluster: at install and upgrade).
+*/}}
+{{- define "llm-sidecar.checkAdminToken" -}}
+{{- if and .Values.admin.insecureNoTokenOnNetwork (include "llm-sidecar.wantsAdminToken" .) -}}
+{{- fail "admin.insecureNoTokenOnNetwork serves the admin routes without a token: set admin.tokenRequired=false and leave admin.token empty, or turn it off" -}}
+{{- end -}}
+{{- if and .Values.existingSecret (include "llm-sidecar.wantsAdminToken" .) -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace .Values.existingSecret -}}
+{{- if and $secret (not (hasKey (default dict $secret.data) .Values.secretKeys.adminToken)) -}}
+{{- fail (printf "admin.tokenRequired is true (the default) but the Secret %s has no key %s: add one (kubectl -n %s patch secret %s --type merge -p '{\"stringData\":{\"%s\":\"'$(openssl rand -hex 24)'\"}}'), or set admin.tokenRequired=false (the pod IP then serves the probes and /metrics only)" .Values.existingSecret .Values.secretKeys.adminToken .Release.Namespace .Values.existingSecret .Values.secretKeys.adminToken) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "llm-sidecar.wantsRedisPassword" -}}
@@ -137,7 +174,7 @@ checksum/llm-sidecar-secret: {{ include "llm-sidecar.secretData" . | sha256sum }
 {{ .Values.secretKeys.upstreamApiKey }}: {{ .Values.upstream.apiKey | b64enc | quote }}
 {{- end }}
 {{- if include "llm-sidecar.wantsAdminToken" . }}
-{{ .Values.secretKeys.adminToken }}: {{ required "admin.tokenRequired is true: set admin.token, or existingSecret with the key secretKeys.adminToken" .Values.admin.token | b64enc | quote }}
+{{ .Values.secretKeys.adminToken }}: {{ include "llm-sidecar.adminToken" . | b64enc | quote }}
 {{- end }}
 {{- if include "llm-sidecar.wantsRedisPassword" . }}
 {{ .Values.secretKeys.redisPassword }}: {{ required "redis.passwordRequired is true: set redis.password, or existingSecret with the key secretKeys.redisPassword" .Values.redis.password | b64enc | quote }}
@@ -183,8 +220,13 @@ vars that come from the Secret.
 {{- $cfg := deepCopy (default dict .Values.config) -}}
 {{- $_ := set $cfg "listen" (dict "host" "127.0.0.1" "port" (int .Values.proxy.port) "shutdown_grace_s" .Values.proxy.shutdownGraceSeconds "max_body_bytes" (int64 .Values.proxy.maxBodyBytes)) -}}
 {{- $admin := dict "host" .Values.admin.host "port" (int .Values.admin.port) -}}
+{{- include "llm-sidecar.checkAdminToken" . -}}
 {{- if include "llm-sidecar.wantsAdminToken" . -}}
 {{- $_ := set $admin "token" "${LLM_SIDECAR_ADMIN_TOKEN}" -}}
+{{- $_ := set $admin "metrics_require_token" .Values.admin.tokenRequired -}}
+{{- end -}}
+{{- if .Values.admin.insecureNoTokenOnNetwork -}}
+{{- $_ := set $admin "insecure_no_token_on_network" true -}}
 {{- end -}}
 {{- $_ := set $cfg "admin" $admin -}}
 {{- $_ := set $cfg "state_dir" (include "llm-sidecar.stateDir" .) -}}

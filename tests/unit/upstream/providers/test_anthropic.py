@@ -29,5 +29,5 @@ def test_make_provider_by_format(fmt: str, cls: type) -> None:
 ])
 def test_upstream_model(strip: bool, model: str, expected: str) -> None:
     """strip_prefix removes the first path segment of the model name, when there is one."""
-    provider = AnthropicProvider("c", "http://x/v1", api_key=None, strip_prefix=strip)
+    provider = AnthropicProvider("c", "http://x/v1", keys=None, strip_prefix=strip)
     assert provider.upstream_model(model) == expected
