@@ -23,9 +23,6 @@ BREAKER = {"failures": 2, "open_s": 30}
 # The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
 # breakers count upstream answers. In the others each successful request asks a fresh prompt.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-# Issue 25: with the cache on, Routing.finish runs on the single flight's copy of the Call,
-# whose outcome nobody sets (cache/singleflight.py, Flights._fly: `own.finish()`).
-BROKEN_STREAM_BUG = "issue 25: with the cache on, a stream the provider cut counts as a success"
 
 
 def client(sidecar: RunningSidecar) -> openai.AsyncOpenAI:
@@ -170,7 +167,6 @@ async def test_providers_view_shows_averages(start_sidecar: StartSidecar,
     assert view["b"]["healthy"] is True
 
 
-@pytest.mark.xfail_profiles("defaults", "everything", reason=BROKEN_STREAM_BUG)
 async def test_a_stream_broken_mid_way_counts_as_a_failure(start_sidecar: StartSidecar,
                                                            upstreams: MakeUpstreams) -> None:
     """A stream the upstream cuts after it started is not retried, but its provider's breaker
@@ -192,7 +188,6 @@ async def test_a_stream_broken_mid_way_counts_as_a_failure(start_sidecar: StartS
     assert view["averages"]["m"]["failures"] == 2
 
 
-@pytest.mark.xfail_profiles("defaults", "everything", reason=BROKEN_STREAM_BUG)
 async def test_a_broken_stream_counts_once_after_a_candidate_without_attempts(
         start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
     """The first candidate model's only provider is open (no attempt made), the fallback

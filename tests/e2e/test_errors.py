@@ -250,4 +250,4 @@ async def test_a_bad_form_is_400(sidecar: RunningSidecar, http: aiohttp.ClientSe
                          headers={"Content-Type": content_type}) as response:
         error = await error_of(response, 400, "invalid_request")
     assert fragment in error["message"]
-    assert upstream.requests == []
+    assert upstream.forwarded == []

@@ -36,13 +36,8 @@ SECRET_PROMPT = "my-secret-prompt-text-42"
 # each request must reach the upstream (one CLIENT span each); in the others each test sends
 # prompts of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-# Issue 25: the cache's single flight reads the answer on its copy of the Call and copies
-# usage, finish reason and model back to the client's, but not the id (cache/singleflight.py,
-# Flight.copy_facts), so the CLIENT span of every cache miss lacks gen_ai.response.id.
-RESPONSE_ID_BUG = "issue 25: on a cache miss the CLIENT span lacks gen_ai.response.id"
 
 
-@pytest.mark.xfail_profiles("defaults", "everything", reason=RESPONSE_ID_BUG)
 async def test_spans_reach_both_receivers_with_only_their_own_headers(
         grpc_receiver: GrpcReceiver, http_receiver: HttpReceiver, start_sidecar: StartSidecar,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +86,6 @@ async def test_spans_reach_both_receivers_with_only_their_own_headers(
                and "x-leak" not in h for h in http_headers)
 
 
-@pytest.mark.xfail_profiles("defaults", "everything", reason=RESPONSE_ID_BUG)
 async def test_the_client_span_names_the_response_of_every_answer(
         grpc_receiver: GrpcReceiver, start_sidecar: StartSidecar) -> None:
     """A whole answer and a streamed one each give a CLIENT span with gen_ai.response.id, the
