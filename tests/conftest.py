@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake upstream and the real sidecar app, both on real loopback sockets."""
+"""Shared fixtures: a fake upstream and the real sidecar app, both on real loopback sockets,
+and the profile (tests/fakes/profiles.py) the app is configured in."""
 
 from __future__ import annotations
 
@@ -16,19 +17,60 @@ from sidecar.app import create_admin_app, create_app, make_runner
 from sidecar.call import Stage
 from sidecar.config import Settings
 from sidecar.upstream.clock import Clock
+from tests.fakes.otlp import HttpReceiver
 from tests.fakes.ports import free_port
+from tests.fakes.profiles import Profile, merge
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream
 
-__all__ = ["RunningSidecar", "StartSidecar", "free_port", "merge"]
+__all__ = ["Profile", "RunningSidecar", "StartSidecar", "free_port", "merge"]
 
 
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
-    return out
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "profiles(*names, reason): run this test only in these profiles (the reason "
+        "says why it makes sense in no other)")
+    config.addinivalue_line(
+        "markers", "xfail_profiles(*names, reason): a known bug shows in these profiles: "
+        "xfail(strict=True) there, so the fix flips it")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses the `profile` fixture (through `start_sidecar` or directly) runs once
+    per profile its module lists in `PROFILES` (default: the module's own configuration)."""
+    if "profile" not in metafunc.fixturenames:
+        return
+    names: tuple[str, ...] = getattr(metafunc.module, "PROFILES", ("module",))
+    only = metafunc.definition.get_closest_marker("profiles")
+    if only is not None:
+        assert only.kwargs.get("reason"), "profiles(...) needs a reason"
+        names = tuple(name for name in names if name in only.args)
+    if names == ("module",):
+        return  # one run, with the test id it always had
+    xfail = metafunc.definition.get_closest_marker("xfail_profiles")
+    params = []
+    for name in names:
+        marks = []
+        if xfail is not None and name in xfail.args:
+            marks.append(pytest.mark.xfail(strict=True, reason=xfail.kwargs["reason"]))
+        params.append(pytest.param(name, id=name, marks=marks))
+    metafunc.parametrize("profile", params, indirect=True)
+
+
+@pytest.fixture
+async def profile(request: pytest.FixtureRequest) -> AsyncIterator[Profile]:
+    """The profile this run of the test is configured in; `everything` starts its live OTLP
+    receiver and its second provider."""
+    name = getattr(request, "param", "module")
+    if name != "everything":
+        yield Profile(name)
+        return
+    receiver, spare = HttpReceiver(), FakeUpstream()
+    await receiver.start()
+    await spare.start()
+    yield Profile(name, receiver, spare)
+    await spare.close()
+    await receiver.stop()
 
 
 @dataclass
@@ -56,21 +98,19 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-async def start_sidecar(upstream: FakeUpstream, tmp_path: Path, request: pytest.FixtureRequest
-                        ) -> AsyncIterator[StartSidecar]:
-    """Start the real app on a loopback port. A test module's `SIDECAR_BASE` (a config) is
-    merged under every config its tests pass (e.g. the cache off for tests that repeat
-    identical requests on purpose)."""
+async def start_sidecar(upstream: FakeUpstream, tmp_path: Path, request: pytest.FixtureRequest,
+                        profile: Profile) -> AsyncIterator[StartSidecar]:
+    """Start the real app on a loopback port, configured by the profile with the test's config
+    on top. In the module profile, a test module's `SIDECAR_BASE` (a config) is merged under
+    every config its tests pass (e.g. the cache off for tests that repeat identical requests
+    on purpose)."""
     runners: list[web.AppRunner] = []
     base = getattr(request.module, "SIDECAR_BASE", {})
 
     async def start(config: dict[str, Any] | None = None,
                     outer_stages: Sequence[Stage] = (), clock: Clock | None = None
                     ) -> RunningSidecar:
-        # The price book's GET /models at start would be one more request in upstream.requests;
-        # the spend tests turn it back on.
-        raw = merge(merge({"upstream": {"url": upstream.url}, "state_dir": str(tmp_path),
-                           "spend": {"fetch_prices": False}}, base), config or {})
+        raw = profile.config(upstream.url, str(tmp_path), config, module_base=base)
         settings = Settings.model_validate(raw)
         app = create_app(settings, outer_stages=outer_stages, clock=clock)
         runner = make_runner(app, shutdown_timeout=2)

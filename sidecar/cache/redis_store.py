@@ -38,6 +38,8 @@ from sidecar.globs import Globs
 from sidecar.telemetry.metrics import Metrics
 
 REDIS_POOL = 32  # connections to Redis at most; more requests at once wait for one
+CONNECT_TIMEOUT_S = 2.0  # opening one, at least (a burst of connects on a busy loop: see
+# ledger_redis.py)
 
 PREFIX = "llm-sidecar:cache:v1:"
 RETRY_AFTER_S = 1.0  # during an outage, Redis is tried again after this long
@@ -63,7 +65,8 @@ class RedisStore:
         self._client = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=REDIS_POOL, timeout=self._timeout,
             password=password.get_secret_value() if password else None,
-            socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
+            socket_timeout=self._timeout,
+            socket_connect_timeout=max(self._timeout, CONNECT_TIMEOUT_S),
             # One immediate retry re-opens a pooled connection Redis closed (a restart); more
             # would only add latency, which the fail-open bound forbids.
             retry=Retry(NoBackoff(), 1)))

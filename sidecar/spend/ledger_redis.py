@@ -54,6 +54,11 @@ _log = structlog.get_logger("sidecar.spend.ledger")
 
 
 REDIS_POOL = 32  # connections to Redis at most; more requests at once wait for one
+# Opening a connection waits this long at least: a burst opens many at once, and on a busy event
+# loop their completions queue behind the requests (0.5 s, the operation timeout, made a burst of
+# 100 look like an outage). A Redis that refuses connections still fails at once, and once an
+# outage has begun requests are answered without waiting on Redis (see the module docstring).
+CONNECT_TIMEOUT_S = 2.0
 _GUARD_TTL_S = 7 * 86_400  # a batch in doubt is resolved at the next flush Redis answers
 _POLL_S = 0.1  # a request waiting for room asks Redis again this often (other replicas' holds)
 
@@ -98,7 +103,7 @@ class RedisLedger:
         # past 100 at once, which opened an outage (503s) under a burst of 100 requests.
         self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
             url, max_connections=REDIS_POOL, timeout=timeout, socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            socket_connect_timeout=max(timeout, CONNECT_TIMEOUT_S),
             retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
             decode_responses=True))
         self._admit = self._redis.register_script(ADMIT)
@@ -112,6 +117,7 @@ class RedisLedger:
         self._early: asyncio.Future[None] | None = None  # a flush started by a long queue
         self._lock = asyncio.Lock()
         self._outage: str | None = None
+        self._closing = False
         self._waiting = 0  # requests waiting for holds to settle (wait_for_room)
         self._room: asyncio.Future[None] | None = None  # resolved by a batch with settlements
 
@@ -123,6 +129,7 @@ class RedisLedger:
         self._task = asyncio.ensure_future(self._tick_forever())
 
     async def close(self) -> None:
+        self._closing = True  # the tick loop ends even if redis-py swallows the cancel
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -388,7 +395,10 @@ class RedisLedger:
                 self._metrics.ledger_error("dropped")
 
     async def _tick_forever(self) -> None:
-        while True:
+        # Not `while True`: a cancel that lands inside redis-py's Pipeline.execute can be
+        # swallowed there (it returns normally), and the loop then ran forever, hanging close()
+        # (seen 1 run in 4 of a test that kills Redis under load).
+        while not self._closing:
             await asyncio.sleep(self._spend.flush_interval_s)
             try:
                 if self._outage is not None:

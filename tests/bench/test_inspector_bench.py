@@ -8,22 +8,23 @@ import asyncio
 import aiohttp
 
 from bench.inspector import follow, report
+from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar
+from tests.fakes.waits import wait_until
 
 
 async def test_page_readers_count_the_request_events(sidecar: RunningSidecar) -> None:
     """Two followers each receive the event of a request made while they read."""
     counts = [0, 0]
     task = asyncio.ensure_future(follow(sidecar.url, 2, counts))
-    await asyncio.sleep(0.3)
+    inspector = sidecar.app[DEPS].inspector
+    assert inspector is not None
+    await wait_until(lambda: inspector.followers == 2, "both readers follow the events")
     async with aiohttp.ClientSession() as session:
         async with session.post(sidecar.v1 + "/chat/completions",
                                 json={"model": "m", "messages": []}) as response:
             assert response.status == 200
-    for _ in range(200):
-        if counts == [1, 1]:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: counts == [1, 1], "each reader got the request's event")
     task.cancel()
     assert counts == [1, 1]
 

@@ -4,18 +4,19 @@ the sidecar serves a chat and a stream through the demo upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
+from tests.fakes.waits import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = Path(sys.executable).with_name("uv")
@@ -57,13 +58,7 @@ def test_lowest_allowed_versions_work(tmp_path: Path) -> None:
                             env={**env, "SIDECAR_STATE_DIR": str(tmp_path / "state")})
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.05)
+        asyncio.run(wait_ready(base, returncode=proc.poll))
         chat = {"model": "demo/echo", "messages": [{"role": "user", "content": "floor"}]}
         status, body = _post(base + "/v1/chat/completions", chat)
         assert status == 200 and b"Echo: floor" in body

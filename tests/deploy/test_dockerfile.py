@@ -11,13 +11,13 @@ shared machine.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import re
 import shlex
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ import yaml
 
 from tests.conftest import free_port
 from tests.deploy.conftest import ROOT, VENV_BIN, clean_environ
+from tests.fakes.waits import wait_ready
 
 DOCKERFILE = ROOT / "Dockerfile"
 IMAGE_BIN = "/opt/llm-sidecar/bin"
@@ -286,14 +287,10 @@ def test_entry_command_answers_healthz_passes_healthcheck_and_exits_0_on_sigterm
     with log.open("w") as output, subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=output,
                                                    stderr=subprocess.STDOUT) as server:
         try:
-            deadline = time.monotonic() + 30  # a bound on waiting, not an assertion on speed
-            while http_status(f"{admin}/healthz") != 200:
-                if server.poll() is not None:
-                    pytest.fail(f"the entry command exited {server.returncode}: "
-                                f"{log.read_text()}")
-                if time.monotonic() > deadline:
-                    pytest.fail("the entry command never answered /healthz")
-                time.sleep(0.05)
+            try:
+                asyncio.run(wait_ready(admin, path="/healthz", returncode=server.poll))
+            except AssertionError as exc:
+                pytest.fail(f"the entry command: {exc}: {log.read_text()}")
             assert http_status(f"{proxy}/healthz") == 200
             assert http_status(f"{admin}/readyz") == 200
 
@@ -345,11 +342,10 @@ def test_image_default_config_closes_the_admin_routes_without_a_token(
     with log.open("w") as output, subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=output,
                                                    stderr=subprocess.STDOUT) as server:
         try:
-            deadline = time.monotonic() + 30  # a bound on waiting, not an assertion on speed
-            while http_status(f"{admin}/readyz") != 200:
-                assert server.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
+            try:
+                asyncio.run(wait_ready(admin, returncode=server.poll))
+            except AssertionError as exc:
+                pytest.fail(f"{exc}: {log.read_text()}")
             assert http_status(f"{admin}/healthz") == 200
             assert http_status(f"{admin}/metrics") == 200
             for path in ("/sidecar/config", "/sidecar/usage", "/sidecar/ui"):

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import re
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +46,7 @@ from tests.deploy.conftest import (
 from tests.e2e.test_admin_exposure import call
 from tests.fakes.kube import KubeApi
 from tests.fakes.ports import free_port
+from tests.fakes.waits import wait_until
 
 SECRET = f"{RELEASE}-llm-sidecar"
 KEY = "admin-token"
@@ -250,11 +250,11 @@ def sidecar_of(objects: list[dict[str, Any]], directory: Path) -> Iterator[int]:
             [str(VENV_BIN / "llm-sidecar"), "serve", "--config", str(config_file)],
             stdout=out, stderr=subprocess.STDOUT, env=env) as process:
         try:
-            deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
-            while not _ready(port):
+            def ready() -> bool:
                 assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
+                return _ready(port)
+
+            asyncio.run(wait_until(ready, "the sidecar answers its probes", 60))
             yield port
         finally:
             process.terminate()

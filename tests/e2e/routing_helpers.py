@@ -9,6 +9,7 @@ import openai
 import orjson
 
 from tests.conftest import RunningSidecar
+from tests.fakes.profiles import fresh
 from tests.fakes.upstream import FakeUpstream
 
 MakeUpstreams = Callable[[int], Awaitable[list[FakeUpstream]]]
@@ -29,11 +30,15 @@ async def client_for(sidecar: RunningSidecar) -> AsyncIterator[openai.AsyncOpenA
     await client.close()
 
 
-async def chat(client: openai.AsyncOpenAI, model: str, **extra_body: Any
+async def chat(client: openai.AsyncOpenAI, model: str,
+               messages: list[dict[str, str]] | None = None, **extra_body: Any
                ) -> tuple[str, int, str]:
-    """(provider, attempts, answered model) of one chat completion through the sidecar."""
+    """(provider, attempts, answered model) of one chat completion through the sidecar, with a
+    prompt of its own unless `messages` are given (the cache, on in most profiles, answers
+    none of them)."""
     raw = await client.chat.completions.with_raw_response.create(
-        model=model, messages=CHAT, extra_body=extra_body or None)
+        model=model, messages=messages or [{"role": "user", "content": fresh()}],
+        extra_body=extra_body or None)
     answer = raw.parse()
     return (raw.headers["x-sidecar-provider"], int(raw.headers["x-sidecar-attempts"]),
             answer.model)

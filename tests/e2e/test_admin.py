@@ -8,7 +8,10 @@ import pytest
 
 from sidecar.deps import DEPS
 from sidecar.runtime import RUNTIME
-from tests.conftest import RunningSidecar, StartSidecar, free_port
+from tests.conftest import Profile, RunningSidecar, StartSidecar, free_port
+from tests.fakes.profiles import ALL
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 
 async def test_healthz(sidecar: RunningSidecar, http: aiohttp.ClientSession) -> None:
@@ -41,7 +44,7 @@ async def test_readyz_reports_a_closed_pool(sidecar: RunningSidecar,
 
 
 async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
-                                          http: aiohttp.ClientSession) -> None:
+                                          http: aiohttp.ClientSession, profile: Profile) -> None:
     """/sidecar/config shows the effective config with every secret as ***."""
     sidecar = await start_sidecar({
         "upstream": {"api_key": "sk-upstream-S3NTINEL"},
@@ -51,8 +54,9 @@ async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
     assert "S3NTINEL" not in text
     view = orjson.loads(text)
     assert view["config"]["upstream"]["api_key"] == "***"
-    assert view["stages"] == ["telemetry", "inspect", "read_body", "spend", "detach", "cache",
-                              "answer", "route"]
+    routed = ["privacy", "fallback"] if profile.name == "everything" else []  # what it adds
+    assert view["stages"] == ["telemetry", "inspect", "read_body", *routed, "spend", "detach",
+                              "cache", "answer", "route"]
 
 
 async def test_metrics_count_requests(sidecar: RunningSidecar,

@@ -11,11 +11,11 @@ the same factory), so an admin route added later is tried here without editing t
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from sidecar.app import create_admin_app, create_app
 from sidecar.config import Settings
 from tests.conftest import free_port, merge
 from tests.e2e.test_cli import BIN
+from tests.fakes.waits import wait_until
 
 TOKEN = "adm-exposure-S3NTINEL"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -137,11 +138,11 @@ def serving(directory: Path, admin: dict[str, Any], host: str | None = None
     with log.open("wb") as out, subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                                  env=env) as process:
         try:
-            deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
-            while not _ready(served.admin_port):
+            def ready() -> bool:
                 assert process.poll() is None, f"llm-sidecar exited: {log.read_text()}"
-                assert time.monotonic() < deadline, f"never ready: {log.read_text()}"
-                time.sleep(0.05)
+                return _ready(served.admin_port)
+
+            asyncio.run(wait_until(ready, "the sidecar answers its probes", 60))
             yield served
         finally:
             process.terminate()

@@ -26,6 +26,9 @@ from tests.fakes.anthropic import (
     thinking,
     tool_use,
 )
+from tests.fakes.profiles import ALL, fresh
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 KEY = "sk-ant-provider"
 MODEL = "anthropic/claude-test-1"
@@ -33,10 +36,10 @@ HI = [{"role": "user", "content": "hi"}]
 WEATHER: Any = {"type": "function", "function": {"name": "weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): these tests repeat requests on purpose: each must reach the provider.
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# these tests repeat requests; in the others, those whose every request must reach the
+# provider send prompts of their own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 def provider(url: str, **extra: Any) -> dict[str, Any]:
@@ -275,9 +278,12 @@ async def test_answer_facts_reach_the_stages(start_sidecar: StartSidecar,
     anthropic.answer(Answer(json=message(text("a"), usage=usage, stop_reason="max_tokens")),
                      Answer(events=stream_events(message(text("b"), usage=usage))))
     sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="x", max_retries=0)
-    await sdk.chat.completions.create(model=MODEL, messages=HI)
-    stream = await sdk.chat.completions.create(model=MODEL, messages=HI, stream=True,
-                                               stream_options={"include_usage": True})
+    # prompts of their own: the cache (on in most profiles) would answer the second itself
+    await sdk.chat.completions.create(model=MODEL, messages=[
+        {"role": "user", "content": fresh()}])
+    stream = await sdk.chat.completions.create(model=MODEL, messages=[
+        {"role": "user", "content": fresh()}], stream=True,
+        stream_options={"include_usage": True})
     [c async for c in stream]
     await sdk.close()
     expected = Usage(11, 2, cached_tokens=6, cache_write_tokens=1)
@@ -360,7 +366,7 @@ async def test_unsupported_fields_are_refused(client: openai.AsyncOpenAI,
     with pytest.raises(openai.BadRequestError) as caught:
         await client.chat.completions.create(**body)
     assert caught.value.code == "invalid_request" and caught.value.param == param
-    assert anthropic.requests == []
+    assert anthropic.forwarded == []
 
 
 async def test_client_key_and_local_key(start_sidecar: StartSidecar,
@@ -407,7 +413,7 @@ async def test_paths_without_an_anthropic_equivalent(client: openai.AsyncOpenAI,
     async with http.get(claude.v1 + "/files") as response:
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
-    assert anthropic.requests == []
+    assert anthropic.forwarded == []
 
 
 async def test_native_messages_pass_through(claude: RunningSidecar, anthropic: FakeAnthropic,

@@ -12,14 +12,17 @@ import pytest
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.e2e.routing_helpers import CHAT, MakeUpstreams, chat, provider
 from tests.fakes.clock import FakeClock
+from tests.fakes.profiles import ALL
 from tests.fakes.upstream import Script, chat_chunks
+from tests.fakes.waits import wait_idle
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 BREAKER = {"failures": 2, "open_s": 30}
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): breakers count upstream answers: identical requests must each reach one.
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# breakers count upstream answers. In the others each successful request asks a fresh prompt.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 def client(sidecar: RunningSidecar) -> openai.AsyncOpenAI:
@@ -58,14 +61,14 @@ async def test_single_provider_breaker_fails_fast_then_recovers(
         assert "fails fast" in error["message"]
         assert "'only': circuit open after 2 consecutive failures; next probe in 30.0 s" in (
             error["message"])
-        assert len(only.requests) == 2  # nothing reached it while open
+        assert len(only.forwarded) == 2  # nothing reached it while open
         clock.advance(30)
         assert (await providers_view(sidecar))["only"]["healthy"] is False
         assert await chat(sdk, "m") == ("only", 1, "m")  # the probe
         view = (await providers_view(sidecar))["only"]
         assert (view["healthy"], view["breaker"]["state"]) == (True, "closed")
         assert await chat(sdk, "m") == ("only", 1, "m")
-    assert len(only.requests) == 4
+    assert len(only.forwarded) == 4
 
 
 async def test_failed_probe_reopens_the_breaker(start_sidecar: StartSidecar,
@@ -91,7 +94,7 @@ async def test_failed_probe_reopens_the_breaker(start_sidecar: StartSidecar,
         assert caught.value.status_code == 502
         clock.advance(1)
         assert await chat(sdk, "m") == ("only", 1, "m")
-    assert len(only.requests) == 4
+    assert len(only.forwarded) == 4
 
 
 async def test_an_open_primary_is_skipped_while_its_fallback_serves(
@@ -109,7 +112,7 @@ async def test_an_open_primary_is_skipped_while_its_fallback_serves(
         assert await chat(sdk, "m") == ("fallback", 2, "m")
         for _ in range(3):
             assert await chat(sdk, "m") == ("fallback", 1, "m")  # primary skipped
-        assert len(primary.requests) == 2
+        assert len(primary.forwarded) == 2
         clock.advance(30)
         assert await chat(sdk, "m") == ("primary", 1, "m")
     view = await providers_view(sidecar)
@@ -129,9 +132,11 @@ async def test_client_errors_do_not_open_the_breaker(start_sidecar: StartSidecar
             with pytest.raises(openai.BadRequestError):
                 await sdk.chat.completions.create(model="m", messages=CHAT)
     assert (await providers_view(sidecar))["only"]["breaker"]["state"] == "closed"
-    assert len(only.requests) == 5
+    assert len(only.forwarded) == 5
 
 
+@pytest.mark.profiles("module", "defaults", reason="about the lone upstream without providers, "
+                      "which the everything profile lists")
 async def test_upstream_breaker_is_off_unless_configured(start_sidecar: StartSidecar) -> None:
     """With no providers, `upstream` keeps the core's behaviour: one try, no breaker, unless
     the config sets retry/breaker."""
@@ -177,10 +182,8 @@ async def test_a_stream_broken_mid_way_counts_as_a_failure(start_sidecar: StartS
             with pytest.raises(openai.APIError):
                 async for _chunk in stream:
                     pass
-    for _ in range(100):  # the finisher runs just after the client saw the end
-        view = (await providers_view(sidecar))["only"]
-        if view["breaker"]["state"] == "open":
-            break
+    await wait_idle(sidecar.app)  # the finisher runs just after the client saw the end
+    view = (await providers_view(sidecar))["only"]
     assert view["breaker"]["state"] == "open"
     assert view["averages"]["m"]["failures"] == 2
 
@@ -206,10 +209,8 @@ async def test_a_broken_stream_counts_once_after_a_candidate_without_attempts(
         with pytest.raises(openai.APIError):
             async for _chunk in stream:
                 pass
-    for _ in range(100):  # the finisher runs just after the client saw the end
-        view = (await providers_view(sidecar))["backup"]
-        if view["averages"].get("y", {}).get("failures"):
-            break
+    await wait_idle(sidecar.app)  # the finisher runs just after the client saw the end
+    view = (await providers_view(sidecar))["backup"]
     assert view["averages"]["y"]["failures"] == 1
     assert view["breaker"]["state"] == "closed"
 
@@ -233,8 +234,8 @@ async def test_a_request_the_provider_refuses_itself_does_not_close_the_breaker(
         with pytest.raises(openai.BadRequestError):
             await sdk.chat.completions.create(model="m", messages=CHAT, n=2)
         assert (await providers_view(sidecar))["claude"]["breaker"]["state"] != "closed"
-        sent = len(claude.requests)
+        sent = len(claude.forwarded)
         with pytest.raises(openai.InternalServerError) as caught:  # the probe: a 503 again
             await sdk.chat.completions.create(model="m", messages=CHAT)
-        assert caught.value.status_code == 503 and len(claude.requests) == sent + 1
+        assert caught.value.status_code == 503 and len(claude.forwarded) == sent + 1
         assert (await providers_view(sidecar))["claude"]["breaker"]["state"] == "open"

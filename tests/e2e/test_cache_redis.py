@@ -5,7 +5,7 @@ once per outage, never fails /readyz, and is used again once it is back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -20,19 +20,10 @@ from tests.e2e.test_cache import CHAT, as_hit, chat_calls, post
 from tests.fakes.cache import FakeClock
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream
+from tests.fakes.waits import wait_until
 
 STREAM = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
 SPECIAL_PASSWORD = "p@ss:w/rd#?%40 ü"
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait on state another task changes (never a fixed sleep); fail after 10 s."""
-    try:
-        async with asyncio.timeout(10):
-            while not await condition():  # noqa: ASYNC110 - Redis state, no event to await
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 @pytest.fixture
@@ -49,7 +40,7 @@ def redis_config(url: str, **extra: Any) -> dict[str, Any]:
 async def stored(client: aioredis.Redis, count: int = 1) -> None:
     async def enough() -> bool:
         return len(await client.keys(PREFIX + "*")) >= count
-    await eventually(enough, f"{count} entries are in Redis")
+    await wait_until(enough, f"{count} entries are in Redis")
 
 
 async def test_two_sidecars_share_entries_through_redis(

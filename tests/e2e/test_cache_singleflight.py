@@ -17,8 +17,9 @@ from sidecar.cache.singleflight import Flights
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.e2e.test_cache import CHAT, chat_calls, post
-from tests.fakes.cache import from_chunks, from_completion, tool_answer, tool_chunks, wait_until
+from tests.fakes.cache import from_chunks, from_completion, tool_answer, tool_chunks
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_until
 
 N = 20
 STREAM = {**CHAT, "stream": True}

@@ -19,6 +19,7 @@ import pytest
 from sidecar import __version__
 from tests.conftest import free_port
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_ready, wait_until
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 CHAT = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
@@ -42,19 +43,6 @@ def config_file(tmp_path: Path, text: str) -> Path:
 class Served:
     def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
         self.proc, self.url = proc, url
-
-    async def wait_ready(self) -> None:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                assert self.proc.returncode is None, "llm-sidecar exited early"
-                try:
-                    async with session.get(self.url + "/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("llm-sidecar did not become ready")
 
     async def stop(self) -> tuple[int, str]:
         if self.proc.returncode is None:
@@ -80,7 +68,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
             env={**os.environ, "SIDECAR_STATE_DIR": str(tmp_path), **(env or {})})
         served = Served(proc, f"http://127.0.0.1:{port}")
         started.append(served)
-        await served.wait_ready()
+        await wait_ready(served.url, returncode=lambda: proc.returncode)
         return served
 
     yield start
@@ -142,15 +130,15 @@ async def test_sigterm_drains_in_flight_streams(serve: Serve, upstream: FakeUpst
         response = await session.post(served.url + "/v1/chat/completions", json=CHAT)
         assert b'"content":"a"' in await response.content.readline()
         os.kill(served.proc.pid, signal.SIGTERM)
-        for _ in range(200):  # the listener closes while the stream is still open
+        async def refused() -> bool:  # the listener closes while the stream is still open
             try:
                 async with aiohttp.ClientSession() as fresh:
                     await fresh.get(served.url + "/healthz")
             except aiohttp.ClientConnectionError:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("still accepting connections after SIGTERM")
+                return True
+            return False
+
+        await wait_until(refused, "new connections are refused after SIGTERM")
         release.set()
         rest = await asyncio.wait_for(response.read(), timeout=10)
     assert b'"content":"b"' in rest and rest.endswith(b"data: [DONE]\n\n")

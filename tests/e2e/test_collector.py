@@ -7,12 +7,12 @@ shutdown flushes them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +23,10 @@ import yaml
 
 from tests.conftest import free_port
 from tests.fakes.otlp import GrpcReceiver, attributes
+from tests.fakes.waits import wait_ready, wait_until
 
 ROTEL = Path(rotel.__file__).parent / "rotel-agent"
 SERVER, CLIENT = 2, 3
-
-
-def _wait_until(check: object, what: str, limit_s: float = 20.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def _listening(port: int) -> bool:
@@ -61,7 +54,8 @@ def collector(receiver: GrpcReceiver, tmp_path: Path) -> Iterator[tuple[int, int
          "--log-file", str(tmp_path / "rotel.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_until(lambda: _listening(grpc_port) and _listening(http_port), "rotel")
+        asyncio.run(wait_until(lambda: _listening(grpc_port) and _listening(http_port),
+                               "rotel listens", 20))
         yield grpc_port, http_port
     finally:
         process.terminate()
@@ -87,15 +81,7 @@ def test_a_real_collector_receives_the_export_flushed_at_sigterm(
         env={"PATH": "/usr/bin:/bin", "SIDECAR_STATE_DIR": str(tmp_path / "state")})
     try:
         base = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
-                    return bool(response.status == 200)
-            except OSError:
-                return False
-
-        _wait_until(ready, "the sidecar")
+        asyncio.run(wait_ready(base, returncode=process.poll))
         request = urllib.request.Request(
             base + "/v1/chat/completions", headers={"Content-Type": "application/json"},
             data=json.dumps({"model": "demo/echo",
@@ -107,8 +93,9 @@ def test_a_real_collector_receives_the_export_flushed_at_sigterm(
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err.decode()[-2000:]
 
-    _wait_until(lambda: len(receiver.spans()) >= 4 and receiver.metrics() and receiver.logs(),
-                "the collector to forward spans, metrics and logs")
+    asyncio.run(wait_until(
+        lambda: len(receiver.spans()) >= 4 and bool(receiver.metrics()) and bool(receiver.logs()),
+        "the collector forwarded spans, metrics and logs", 20))
     spans = receiver.spans()
     assert {resource["service.name"] for resource, _ in spans} == {"sidecar-under-test"}
     clients = [span for _, span in spans if span.kind == CLIENT]

@@ -17,6 +17,7 @@ import trustme
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.proxy import FakeProxy
 from tests.fakes.upstream import FakeUpstream
+from tests.fakes.waits import wait_ready
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
@@ -25,7 +26,6 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_prox
 # The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
 # config): each request must go out through the proxy.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 @pytest.fixture
@@ -122,15 +122,8 @@ async def test_https_through_a_connect_tunnel(tmp_path: Path, upstream: FakeUpst
              "SIDECAR_STATE_DIR": str(tmp_path)})
     try:
         url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(url + "/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            status, text = await post(url)
+        await wait_ready(url, returncode=lambda: process.returncode)
+        status, text = await post(url)
     finally:
         process.terminate()
         await process.wait()

@@ -15,7 +15,10 @@ import pytest
 from sidecar.errors import UpstreamTimeout
 from sidecar.upstream.client import transport_error
 from tests.conftest import RunningSidecar, StartSidecar, free_port
+from tests.fakes.profiles import ALL
 from tests.fakes.upstream import FakeUpstream, Script
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 LOCAL_KEYS = {"auth": {"required": True, "keys": [
     {"name": "team-a", "token": "tok-a-secret", "allowed_models": ["openai/*"]}]}}
@@ -60,7 +63,7 @@ async def test_invalid_request_shape(sidecar: RunningSidecar, http: aiohttp.Clie
         async with http.post(f"{sidecar.v1}/{endpoint}", json=body) as response:
             error = await error_of(response, 400, "invalid_request")
         assert fragment in error["message"]
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
 async def test_missing_model_names_the_param(async_client: openai.AsyncOpenAI) -> None:
@@ -80,7 +83,7 @@ async def test_body_over_limit_by_content_length(
     async with http.post(sidecar.v1 + "/chat/completions", data=body) as response:
         error = await error_of(response, 413, "request_too_large")
     assert "1000 bytes" in error["message"]
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
 async def test_chunked_body_over_limit(start_sidecar: StartSidecar, upstream: FakeUpstream,
@@ -94,7 +97,7 @@ async def test_chunked_body_over_limit(start_sidecar: StartSidecar, upstream: Fa
 
     async with http.post(sidecar.v1 + "/chat/completions", data=body()) as response:
         await error_of(response, 413, "request_too_large")
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
 async def test_compressed_body_over_limit_when_decoded(
@@ -107,7 +110,7 @@ async def test_compressed_body_over_limit_when_decoded(
     async with http.post(sidecar.v1 + "/chat/completions", data=bomb,
                          headers={"Content-Encoding": "gzip"}) as response:
         await error_of(response, 413, "request_too_large")
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
 @pytest.mark.parametrize(("encoding", "body", "fragment"), [
@@ -145,7 +148,7 @@ async def test_missing_or_unknown_local_key(start_sidecar: StartSidecar, upstrea
             error = await error_of(response, 401, "invalid_api_key")
         assert error["type"] == "authentication_error"
         assert "tok-a-secret" not in error["message"]
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
 async def test_local_key_works_and_is_not_forwarded(
@@ -157,7 +160,7 @@ async def test_local_key_works_and_is_not_forwarded(
         await client.chat.completions.create(model="openai/gpt-4o", messages=[])
         with pytest.raises(openai.AuthenticationError):
             await client.with_options(api_key="nope").models.list()
-    assert len(upstream.requests) == 1
+    assert len(upstream.forwarded) == 1
     assert "Authorization" not in upstream.last.headers
 
 
@@ -171,9 +174,11 @@ async def test_model_not_allowed(start_sidecar: StartSidecar, upstream: FakeUpst
                                                  messages=[])
     assert caught.value.code == "model_not_allowed"
     assert "team-a" in caught.value.message and "openai/*" in caught.value.message
-    assert upstream.requests == []
+    assert upstream.forwarded == []
 
 
+@pytest.mark.profiles("module", "defaults", reason="about the lone upstream: the everything "
+                      "profile's live second provider answers the merged model list")
 async def test_upstream_refusing_connections_is_502(start_sidecar: StartSidecar,
                                                     http: aiohttp.ClientSession) -> None:
     """An upstream nobody listens on gives 502 upstream_unavailable, on every path."""
@@ -248,4 +253,4 @@ async def test_a_bad_form_is_400(sidecar: RunningSidecar, http: aiohttp.ClientSe
                          headers={"Content-Type": content_type}) as response:
         error = await error_of(response, 400, "invalid_request")
     assert fragment in error["message"]
-    assert upstream.requests == []
+    assert upstream.forwarded == []

@@ -11,6 +11,7 @@ import aiohttp
 from sidecar.deps import DEPS
 from tests.conftest import StartSidecar
 from tests.fakes.calls import finished
+from tests.fakes.waits import wait_until
 
 
 async def test_a_slow_page_is_dropped_and_the_others_keep_receiving(
@@ -29,11 +30,7 @@ async def test_a_slow_page_is_dropped_and_the_others_keep_receiving(
     big_tags = ",".join(f"tag{i:04d}-" + "x" * 40 for i in range(150))
     async with aiohttp.ClientSession() as session:
         async with session.get(sidecar.url + "/sidecar/events") as reader:
-            for _ in range(100):
-                if inspector.followers == 2:
-                    break
-                await asyncio.sleep(0.01)
-            assert inspector.followers == 2
+            await wait_until(lambda: inspector.followers == 2, "both pages follow")
             received = 0
             for round_ in range(200):
                 for call in finished(50, tags=(big_tags,)):
@@ -50,11 +47,8 @@ async def test_a_slow_page_is_dropped_and_the_others_keep_receiving(
             assert b"event: request" in chunk
     # dropped means closed by the server, not left waiting for the full socket until shutdown
     # (the kernel's TCP table: the server's end of the stalled connection leaves ESTABLISHED)
-    for _ in range(500):
-        if not established(int(port), stalled.getsockname()[1]):
-            break
-        await asyncio.sleep(0.01)
-    assert not established(int(port), stalled.getsockname()[1])
+    await wait_until(lambda: not established(int(port), stalled.getsockname()[1]),
+                     "the server closed the stalled connection")
     stalled.close()
 
 

@@ -180,5 +180,9 @@ async def test_cost_cache_and_budget_panels(serve: Serve, browser: WebDriver,  #
         with contextlib.suppress(openai.APIStatusError):
             await asyncio.to_thread(chat, served.url, model, text, **extra)
     wait_for(browser, lambda d: len(rows(d)) == 6, "six requests")
-    await asyncio.sleep(1.5)  # the panels refresh after the budget event
+    # The panels refresh within a second of the last request's event: the latency panel lists
+    # every model once they have.
+    wait_for(browser, lambda d: all(model in d.find_element(By.ID, "latency").text for model in (
+        "openai/gpt-4o-mini", "anthropic/claude-3-5-haiku", "openai/gpt-4o",
+        "meta-llama/llama-3.1-8b-instruct", "demo/error-429")), "the panels show every model")
     await asyncio.to_thread(screenshot, browser, "inspector.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 import openai
+import pytest
 
 from tests.conftest import StartSidecar, free_port
 from tests.e2e.routing_helpers import MakeUpstreams, provider
@@ -63,3 +64,25 @@ async def test_a_failing_provider_is_named_and_left_out(start_sidecar: StartSide
         async with http.get(sidecar.v1 + "/models") as response:
             assert response.status == 502
             assert (await response.json())["error"]["code"] == "upstream_unavailable"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 25: the merged model list sends the client's "
+                   "Content-Length on body-less requests, so each provider waits for a body")
+async def test_a_models_request_with_a_body_is_answered_at_once(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """A GET /v1/models that carries a body (some clients send `{}`) is answered from every
+    provider: the sidecar's own requests for their lists carry no body and do not claim one,
+    so no provider waits for bytes that never come (here until the read timeout)."""
+    a, b = await upstreams(2)
+    a.script("/models", listing("a/m"))
+    b.script("/models", listing("b/m"))
+    sidecar = await start_sidecar({"upstream": {"read_timeout_s": 2}, "providers": [
+        provider("a", a, "a/*"), provider("b", b, "b/*")]})
+    async with aiohttp.ClientSession() as http, http.get(
+            sidecar.v1 + "/models", data=b"{}",
+            headers={"Content-Type": "application/json"}) as response:
+        body = await response.json()
+    assert response.status == 200
+    assert "errors" not in body, body["errors"]
+    assert [m["id"] for m in body["data"]] == ["a/m", "b/m"]
+    assert [r.headers.get("Content-Length", "0") for r in (a.last, b.last)] == ["0", "0"]

@@ -16,7 +16,10 @@ import pytest
 from sidecar.live import LIVE
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.echo import EchoUpstream
+from tests.fakes.profiles import ALL
 from tests.fakes.upstream import FakeUpstream, Script
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 VALUES = {
     "EMAIL": "jane.doe@example.com",
@@ -263,7 +266,7 @@ async def test_block_mode_refuses_without_echoing_values(start_sidecar: StartSid
         "US_SSN": 1}}
     assert "EMAIL (2)" in error.message
     assert_clean(orjson.dumps(error.body))
-    assert len(upstream.requests) == 1
+    assert len(upstream.forwarded) == 1
     assert clean.choices[0].message.content == "nothing personal"
 
 
@@ -341,6 +344,6 @@ async def test_a_cache_hit_restores_this_requests_own_values(
             answers.append(text)
             statuses.append(raw.headers["x-sidecar-cache"])
     assert statuses == ["MISS", "HIT"]
-    assert len([r for r in upstream.requests if r.path == "/chat/completions"]) == 1
+    assert len([r for r in upstream.forwarded if r.path == "/chat/completions"]) == 1
     assert "alice@example.com" in answers[0] and "bob@example.org" not in answers[0]
     assert "bob@example.org" in answers[1] and "alice@example.com" not in answers[1]

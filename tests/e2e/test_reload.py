@@ -28,6 +28,7 @@ from sidecar.live import LIVE
 from tests.conftest import free_port
 from tests.fakes.clock import FakeClock
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_until
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 CHAT = [{"role": "user", "content": "hi"}]
@@ -164,15 +165,19 @@ async def test_a_configmap_symlink_swap_is_seen_by_the_watch(
     sidecar.path.symlink_to(mount / "config.yaml")
     reloader = sidecar.app[LIVE].reloader
     assert reloader is not None
-    watch = asyncio.ensure_future(watch_file(sidecar.path, lambda: 0.02,
+    digested = asyncio.Event()
+
+    def interval() -> float:  # read after each digest: once read, the first one is taken
+        digested.set()
+        return 0.02
+
+    watch = asyncio.ensure_future(watch_file(sidecar.path, interval,
                                              lambda: reloader.reload("file watch")))
     try:
-        await asyncio.sleep(0.05)  # let the watch take its first digest
+        await asyncio.wait_for(digested.wait(), timeout=10)
         (mount / "..data_tmp").symlink_to(second.name)
         os.replace(mount / "..data_tmp", mount / "..data")
-        async with asyncio.timeout(20):
-            while sidecar.app[LIVE].version < 2:  # noqa: ASYNC110  (polling the swap)
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: sidecar.app[LIVE].version >= 2, "the new config is live", 20)
     finally:
         watch.cancel()
     async with sdk(sidecar.url, "tok-b") as b:
@@ -276,16 +281,16 @@ async def test_sighup_the_watch_and_the_reload_command_on_the_real_process(
     url = f"http://127.0.0.1:{port}"
 
     async def version_reaches(version: int) -> None:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
+        async with aiohttp.ClientSession() as http:
+            async def reached() -> bool:
                 try:
                     async with http.get(url + "/sidecar/config") as response:
-                        if response.status == 200 and (await response.json())[
-                                "version"] >= version:
-                            return
+                        return response.status == 200 and (await response.json())[
+                            "version"] >= version
                 except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
+                    return False
+
+            await wait_until(reached, f"the config version is {version}", 30)
 
     try:
         await version_reaches(1)

@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import StartSidecar, free_port
+from tests.conftest import Profile, StartSidecar, free_port
 from tests.e2e.routing_helpers import (
     CHAT,
     MakeUpstreams,
@@ -21,12 +21,15 @@ from tests.e2e.routing_helpers import (
     provider,
 )
 from tests.fakes.clock import FakeClock
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): routing tests repeat identical requests on purpose: each must reach a provider.
-SIDECAR_BASE = {"cache": {"backend": "off"}}
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# routing tests repeat requests; in the others, those whose every request must reach a
+# provider send prompts of their own (routing_helpers.chat does).
+SIDECAR_BASE = {"cache": {"backend": "off"}}
 
 
 def client(sidecar: Any) -> openai.AsyncOpenAI:
@@ -57,7 +60,7 @@ async def test_no_provider_for_the_model_is_400(start_sidecar: StartSidecar,
     error = caught.value.body
     assert isinstance(error, dict) and error["code"] == "no_provider_available"
     assert "'mistral/large'" in error["message"] and "oai: openai/*" in error["message"]
-    assert only.requests == []
+    assert only.forwarded == []
 
 
 def _refused_port() -> str:
@@ -126,7 +129,7 @@ async def test_backoff_is_exponential_with_full_jitter(start_sidecar: StartSidec
         with pytest.raises(openai.InternalServerError) as caught:
             await sdk.chat.completions.create(model="m", messages=CHAT)
     assert caught.value.response.json() == {"n": 4}
-    assert len(only.requests) == 5
+    assert len(only.forwarded) == 5
     caps = [1, 2, 3, 3]
     assert len(clock.slept) == 4
     assert all(0 <= wait <= cap for wait, cap in zip(clock.slept, caps, strict=True))
@@ -146,7 +149,7 @@ async def test_deadline_stops_retries(start_sidecar: StartSidecar,
         with pytest.raises(openai.InternalServerError) as caught:
             await sdk.chat.completions.create(model="m", messages=CHAT)
     assert caught.value.status_code == 503
-    assert len(only.requests) == 3  # at 0, 1 and 2 s; the next would start at 3 s > 2.5 s
+    assert len(only.forwarded) == 3  # at 0, 1 and 2 s; the next would start at 3 s > 2.5 s
     assert clock.slept == [1.0, 1.0]
 
 
@@ -196,8 +199,8 @@ async def test_no_retry_after_the_first_streamed_byte(start_sidecar: StartSideca
             async for chunk in stream:
                 pieces.append(chunk.choices[0].delta.content)
     assert pieces == ["a", "b"]
-    assert fallback.requests == []
-    assert len(primary.requests) == 1
+    assert fallback.forwarded == []
+    assert len(primary.forwarded) == 1
 
 
 async def test_models_field_falls_back_to_the_next_model(start_sidecar: StartSidecar,
@@ -209,13 +212,14 @@ async def test_models_field_falls_back_to_the_next_model(start_sidecar: StartSid
     sidecar = await start_sidecar({"providers": [provider("only", only)],
                                    "retry": {"attempts": 2}}, clock=FakeClock())
     async with client(sidecar) as sdk:
-        served = await chat(sdk, "first", models=["second", "third"],
+        messages = [{"role": "user", "content": fresh()}]
+        served = await chat(sdk, "first", messages, models=["second", "third"],
                             provider={"sort": "price"}, route="fallback")
     assert served == ("only", 3, "second")
     assert models_asked(only) == ["first", "first", "second"]
     sent = orjson.loads(only.last.body)
     assert not {"models", "provider", "route"} & set(sent)
-    assert sent["messages"] == CHAT
+    assert sent["messages"] == messages
 
 
 async def test_route_alias_tries_its_models_within_the_key_allowance(
@@ -260,7 +264,7 @@ async def test_malformed_routing_fields_are_400(start_sidecar: StartSidecar,
         assert response.status == 400
         error = (await response.json())["error"]
     assert (error["code"], error["param"]) == ("invalid_request", param)
-    assert only.requests == []
+    assert only.forwarded == []
 
 
 async def test_weighted_split(start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
@@ -271,10 +275,11 @@ async def test_weighted_split(start_sidecar: StartSidecar, upstreams: MakeUpstre
                                                  provider("light", light, weight=1)]},
                                   clock=FakeClock(seed=11))
     async with client(sidecar) as sdk:
-        for _ in range(400):
-            await sdk.chat.completions.create(model="m", messages=CHAT)
-    assert abs(len(heavy.requests) - 300) <= 40
-    assert len(heavy.requests) + len(light.requests) == 400
+        for _ in range(400):  # prompts of their own: a cache hit would go nowhere
+            await sdk.chat.completions.create(model="m", messages=[
+                {"role": "user", "content": fresh()}])
+    assert abs(len(heavy.forwarded) - 300) <= 40
+    assert len(heavy.forwarded) + len(light.forwarded) == 400
 
 
 PRICED = {"cheap": {"prompt": 0.000001, "completion": 0.000002},  # $1/M, $2/M
@@ -301,7 +306,7 @@ async def test_sort_by_price_and_floor_pick_the_cheapest(start_sidecar: StartSid
             assert (await chat(sdk, "m", provider={"sort": "price"}))[0] == "cheap"
             assert (await chat(sdk, "m:floor"))[0] == "cheap"
     assert set(models_asked(cheap)) == {"m"}
-    assert dear.requests == unpriced.requests == []
+    assert dear.forwarded == unpriced.forwarded == []
 
 
 async def test_max_price_filters_and_refuses(start_sidecar: StartSidecar,
@@ -313,7 +318,7 @@ async def test_max_price_filters_and_refuses(start_sidecar: StartSidecar,
         for _ in range(5):
             served = await chat(sdk, "m", provider={"max_price": {"prompt": 2, "completion": 5}})
             assert served[0] == "cheap"
-        assert len(cheap.requests) == 5
+        assert len(cheap.forwarded) == 5
         with pytest.raises(openai.BadRequestError) as caught:
             await sdk.chat.completions.create(
                 model="m", messages=CHAT, extra_body={"provider": {"max_price": {"prompt": 0.5}}})
@@ -322,7 +327,7 @@ async def test_max_price_filters_and_refuses(start_sidecar: StartSidecar,
     assert error["param"] == "provider.max_price"
     assert "prompt ≤ $0.5/M" in error["message"]
     assert "the cheapest known is 'cheap' at $1/M prompt, $2/M completion" in error["message"]
-    assert dear.requests == unpriced.requests == []
+    assert dear.forwarded == unpriced.forwarded == []
 
 
 async def test_order_only_ignore_and_allow_fallbacks(start_sidecar: StartSidecar,
@@ -389,7 +394,7 @@ def _answer(model: str) -> dict[str, Any]:
 
 
 async def test_openrouter_alone_gets_routing_fields_unchanged(
-        start_sidecar: StartSidecar, upstream: FakeUpstream) -> None:
+        start_sidecar: StartSidecar, upstream: FakeUpstream, profile: Profile) -> None:
     """With OpenRouter as the only provider, models/provider and suffixes go upstream as sent
     (OpenRouter applies them) and no fallback stage runs."""
     from tests.fakes.proxy import FakeProxy
@@ -401,7 +406,7 @@ async def test_openrouter_alone_gets_routing_fields_unchanged(
             {"name": "openrouter", "base_url": "http://openrouter.ai", "proxy": proxy.url}]})
         async with client(sidecar) as sdk:
             raw = await sdk.chat.completions.with_raw_response.create(
-                model="openai/gpt-4o:nitro", messages=CHAT,
+                model="openai/gpt-4o:nitro", messages=CHAT, max_tokens=50,  # a budget adds none
                 extra_body={"models": ["anthropic/claude-x"], "provider": {"sort": "price"}})
     finally:
         await proxy.close()
@@ -413,4 +418,7 @@ async def test_openrouter_alone_gets_routing_fields_unchanged(
     async with aiohttp.ClientSession() as http, http.get(
             sidecar.url + "/sidecar/config") as response:
         stages = (await response.json())["stages"]
-    assert stages == ["telemetry", "inspect", "read_body", "spend", "detach", "answer", "route"]
+    privacy = ["privacy"] if profile.name == "everything" else []  # what the profile turns on
+    cache = [] if profile.name == "module" else ["cache"]
+    assert stages == ["telemetry", "inspect", "read_body", *privacy, "spend", "detach", *cache,
+                      "answer", "route"]

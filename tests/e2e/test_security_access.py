@@ -23,6 +23,7 @@ from tests.e2e.test_cli import BIN
 from tests.fakes.logs import captured_logs, json_lines
 from tests.fakes.rawhttp import exchange, request
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_ready
 
 TOKEN = "adm-tok-S3NTINEL"
 SAMPLE = {"asset": "app.js", "request_id": "0" * 32}  # values for dynamic admin routes
@@ -125,14 +126,7 @@ async def test_serve_listens_on_loopback_by_default(upstream: FakeUpstream,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         env={"SIDECAR_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(400):
-                try:
-                    async with http.get(f"http://127.0.0.1:{admin}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+        await wait_ready(f"http://127.0.0.1:{admin}", returncode=lambda: proc.returncode)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
         assert listening_addresses(admin) == {"0100007F"}
     finally:

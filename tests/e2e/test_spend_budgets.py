@@ -4,7 +4,6 @@ on the UTC calendar (injected clock), per-scope budgets, and rate limits with Re
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import time
 from typing import Any
@@ -16,14 +15,20 @@ import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.spend import MODEL, Clock, flush, get_json, ledger_of, rows, sse_events
+from tests.fakes.waits import wait_until
 
-MESSAGES = [{"role": "user", "content": "Spend it."}]
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): identical requests must each be billed (a hit costs 0).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must be billed (a hit costs 0); in the others each sends a prompt of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
 
+
+def messages() -> list[dict[str, str]]:
+    """A prompt of its own for each request (the cache, on in most profiles, answers none)."""
+    return [{"role": "user", "content": fresh("Spend it.")}]
 
 
 def utc(text: str) -> float:
@@ -42,7 +47,7 @@ def config(metered: Metered, *budgets: dict[str, Any], **spend: Any) -> dict[str
 async def chat(sidecar: RunningSidecar, **body: Any) -> tuple[int, dict[str, Any], Any]:
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.v1 + "/chat/completions",
-            json={"model": MODEL, "messages": MESSAGES, **body}) as response:
+            json={"model": MODEL, "messages": messages(), **body}) as response:
         return response.status, dict(response.headers), orjson.loads(await response.read())
 
 
@@ -56,9 +61,9 @@ async def test_blocking_budget_refuses_with_402_and_its_metadata(
     sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="k")  # default retries on
     try:
         for _ in range(3):
-            await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
+            await sdk.chat.completions.create(model=MODEL, messages=messages(), max_tokens=10)
         with pytest.raises(openai.APIStatusError) as caught:
-            await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
+            await sdk.chat.completions.create(model=MODEL, messages=messages(), max_tokens=10)
     finally:
         await sdk.close()
     assert caught.value.status_code == 402
@@ -99,23 +104,38 @@ async def test_remaining_header_on_bodies_and_streams(start_sidecar: StartSideca
     assert headers["x-sidecar-budget-remaining-usd"] == "0.00009"
     assert headers["x-sidecar-cost-usd"] == "0.00001"
     async with aiohttp.ClientSession() as session, session.post(
-            sidecar.v1 + "/chat/completions", json={"model": MODEL, "messages": MESSAGES,
+            sidecar.v1 + "/chat/completions", json={"model": MODEL, "messages": messages(),
                                                     "max_tokens": 30, "stream": True}) as r:
         assert r.headers["x-sidecar-budget-remaining-usd"] == "0.00006"
         await r.read()
     budgets = await get_json(sidecar.url + "/sidecar/budgets")
     tight = next(b for b in budgets["budgets"] if b["name"] == "tight")
     assert (tight["spent_usd"], tight["remaining_usd"]) == (40e-6, 60e-6)
-    for _ in range(400):  # the gauges follow each flush interval
+    text = ""
+
+    async def gauge_set() -> bool:  # the gauges follow each flush interval
+        nonlocal text
         async with aiohttp.ClientSession() as session, session.get(
                 sidecar.url + "/metrics") as response:
             text = await response.text()
-        if 'llm_sidecar_budget_remaining_usd{budget="tight"} 6e-05' in text:
-            break
-        await asyncio.sleep(0.025)
-    else:
-        raise AssertionError("no budget_remaining gauge")
+        return 'llm_sidecar_budget_remaining_usd{budget="tight"} 6e-05' in text
+
+    await wait_until(gauge_set, "the budget_remaining gauge shows the tight budget's room")
     assert 'llm_sidecar_cost_usd_total{model="test/model"} 4e-05' in text
+
+
+@pytest.mark.xfail(strict=True, reason="issue 25: under a blocking budget, max_tokens written "
+                   "as 10.0 is replaced by spend.reserve_max_tokens (spend/estimate.py reads "
+                   "only ints)")
+async def test_a_limit_written_as_a_float_is_the_clients_own(start_sidecar: StartSidecar,
+                                                              metered: Metered) -> None:
+    """`max_tokens: 10.0` is the number 10 (the cache key says so too): under a blocking
+    budget the upstream is told the client's 10, never the larger reserve it would bill."""
+    sidecar = await start_sidecar(config(metered, {"name": "cap", "limit_usd": 1},
+                                         reserve_max_tokens=1000))
+    status, _, _ = await chat(sidecar, max_tokens=10.0)
+    assert status == 200
+    assert metered.bodies[-1]["max_tokens"] == 10
 
 
 @pytest.mark.parametrize(("field", "asked", "sent"), [
@@ -154,7 +174,7 @@ async def test_stream_ends_at_its_reservation(start_sidecar: StartSidecar, meter
         body["stream_options"] = {"include_usage": True}
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.v1 + "/chat/completions",
-            json={"model": MODEL, "messages": MESSAGES, **body}) as response:
+            json={"model": MODEL, "messages": messages(), **body}) as response:
         events = await sse_events(response)
     assert events[-1] == b"[DONE]"
     chunks = [orjson.loads(e) for e in events[:-1]]
@@ -178,7 +198,7 @@ async def test_compliant_upstream_at_the_cap_keeps_its_own_usage(
     sidecar = await start_sidecar(config(metered, {"name": "cap", "limit_usd": 5e-6}))
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.v1 + "/chat/completions",
-            json={"model": MODEL, "messages": MESSAGES, "max_tokens": 50, "stream": True,
+            json={"model": MODEL, "messages": messages(), "max_tokens": 50, "stream": True,
                   "stream_options": {"include_usage": True}}) as response:
         events = await sse_events(response)
     usage = orjson.loads(events[-2])["usage"]
@@ -233,7 +253,7 @@ async def test_scoped_budgets_apply_per_value(start_sidecar: StartSidecar,
         async with aiohttp.ClientSession() as session, session.post(
                 sidecar.v1 + "/chat/completions", headers={
                     "Authorization": f"Bearer {token}", "x-sidecar-tags": tags},
-                json={"model": MODEL, "messages": MESSAGES, "max_tokens": 10}) as response:
+                json={"model": MODEL, "messages": messages(), "max_tokens": 10}) as response:
             return response.status
 
     assert [await as_key("tok-a", "batch"), await as_key("tok-a")] == [200, 402]

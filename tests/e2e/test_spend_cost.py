@@ -4,7 +4,6 @@ shown only to clients that asked, failures costing nothing, where prices come fr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +17,30 @@ import pytest
 from sidecar import __version__
 from tests.conftest import StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.spend import MODEL, flush, get_json, priced, rows, sse_events
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_idle
 
-MESSAGES = [{"role": "user", "content": "How much?"}]
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): identical requests must each be billed (a hit costs 0).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must be billed (a hit costs 0); in the others each sends a prompt of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
 
+
+def messages() -> list[dict[str, str]]:
+    """A prompt of its own for each request (the cache, on in most profiles, answers none)."""
+    return [{"role": "user", "content": fresh("How much?")}]
+
+
+def on_metered(metered: Metered, **price: float) -> dict[str, Any]:
+    """MODEL priced (priced()) on the metered upstream, which answers `default_tokens` to a
+    request without a completion limit. Under a blocking budget (the everything profile) such
+    a request goes out with the reserve as its max_tokens, which the metered upstream fills
+    (it bills the worst case): the reserve is its answer's length, so the bill is the same."""
+    return {**priced({"reserve_max_tokens": metered.default_tokens}, **price),
+            "upstream": {"url": metered.url}}
 
 
 @pytest.fixture
@@ -80,7 +94,7 @@ CASES = [
 async def call_endpoint(sdk: openai.AsyncOpenAI, endpoint: str) -> Any:
     if endpoint == "chat":
         return await sdk.chat.completions.with_raw_response.create(model=MODEL,
-                                                                   messages=MESSAGES)
+                                                                   messages=messages())
     if endpoint == "completions":
         return await sdk.completions.with_raw_response.create(model=MODEL, prompt="How much?")
     if endpoint == "embeddings":
@@ -95,7 +109,7 @@ async def test_cost_is_tokens_times_price(start_sidecar: StartSidecar, metered: 
     x-sidecar-cost-usd and the ledger both say tokens x price."""
     for name, value in case.upstream.items():
         setattr(metered, name, value)
-    sidecar = await start_sidecar({**priced(**case.price), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered, **case.price))
     raw = await call_endpoint(client(sidecar.url), case.endpoint)
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(case.expected_usd)
     assert await total_cost(sidecar.url) == pytest.approx(case.expected_usd)
@@ -105,7 +119,7 @@ async def test_streamed_responses_are_billed_from_their_usage(
         start_sidecar: StartSidecar, metered: Metered, client: Any, tmp_path: Path) -> None:
     """A Responses stream carries its usage inside `response.completed`, not in a chunk of
     its own: that usage is the bill, not an estimate."""
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     stream = await client(sidecar.url).responses.create(model=MODEL, input="How much?",
                                                         stream=True)
     kinds = [event.type async for event in stream]
@@ -120,11 +134,11 @@ async def test_upstream_usage_cost_wins(start_sidecar: StartSidecar, metered: Me
                                         client: Any) -> None:
     """When the upstream reports usage.cost (OpenRouter does), that figure is the cost."""
     metered.cost = 0.0123
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     sdk = client(sidecar.url)
-    raw = await sdk.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES)
+    raw = await sdk.chat.completions.with_raw_response.create(model=MODEL, messages=messages())
     assert raw.headers["x-sidecar-cost-usd"] == "0.0123"
-    stream = await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True,
+    stream = await sdk.chat.completions.create(model=MODEL, messages=messages(), stream=True,
                                                stream_options={"include_usage": True})
     chunks = [chunk async for chunk in stream]
     assert chunks[-1].usage is not None
@@ -136,11 +150,11 @@ async def test_streamed_usage_is_counted_and_given_its_cost(
         start_sidecar: StartSidecar, metered: Metered, client: Any) -> None:
     """A stream is billed from the usage the sidecar asked for; a client that asked for usage
     gets usage.cost in its usage chunk."""
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     sdk = client(sidecar.url)
-    plain = await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    plain = await sdk.chat.completions.create(model=MODEL, messages=messages(), stream=True)
     assert [chunk.usage async for chunk in plain] == [None] * 21
-    asked = await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True,
+    asked = await sdk.chat.completions.create(model=MODEL, messages=messages(), stream=True,
                                               stream_options={"include_usage": True})
     chunks = [chunk async for chunk in asked]
     usage = chunks[-1].usage
@@ -155,10 +169,10 @@ async def test_client_that_did_not_ask_never_sees_a_usage_chunk(
     """The sidecar asks upstream for usage and removes it before it reaches a client that did
     not ask: no event carries usage, and the stream still ends with [DONE]."""
     metered.usage_always = always
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.url + "/v1/chat/completions",
-            json={"model": MODEL, "messages": MESSAGES, "stream": True,
+            json={"model": MODEL, "messages": messages(), "stream": True,
                   "stream_options": {"include_obfuscation": False}}) as response:
         events = await sse_events(response)
     assert events[-1] == b"[DONE]"
@@ -176,9 +190,9 @@ async def test_failed_request_costs_what_the_upstream_reported(
     """An upstream error costs what its answer's usage says, else 0, and is still one ledger
     row with its status."""
     metered.status, metered.cost = 500, reported
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     with pytest.raises(openai.InternalServerError) as caught:
-        await client(sidecar.url).chat.completions.create(model=MODEL, messages=MESSAGES)
+        await client(sidecar.url).chat.completions.create(model=MODEL, messages=messages())
     assert caught.value.response.headers["x-sidecar-cost-usd"] == cost
     report = await get_json(sidecar.url + "/sidecar/usage?window=all")
     assert (report["total_requests"], report["total_cost_usd"]) == (1, float(cost))
@@ -189,9 +203,9 @@ async def test_stream_the_upstream_broke_is_billed_from_what_was_seen(
     """A stream that ends without usage is billed for the prompt's bound and the output seen,
     and marked estimated."""
     metered.drop_after = 5
-    sidecar = await start_sidecar({**priced(), "upstream": {"url": metered.url}})
+    sidecar = await start_sidecar(on_metered(metered))
     stream = await client(sidecar.url).chat.completions.create(
-        model=MODEL, messages=MESSAGES, stream=True)
+        model=MODEL, messages=messages(), stream=True)
     with pytest.raises(openai.APIError):
         async for _ in stream:
             pass
@@ -212,16 +226,13 @@ async def test_client_that_left_is_billed_from_what_was_seen(
     sidecar = await start_sidecar(priced())
     async with aiohttp.ClientSession() as session:
         response = await session.post(sidecar.url + "/v1/chat/completions", json={
-            "model": MODEL, "messages": MESSAGES, "stream": True})
+            "model": MODEL, "messages": messages(), "stream": True})
         for _ in range(3):
             await response.content.readuntil(b"\n\n")
         response.close()
-    for _ in range(400):  # the disconnect reaches the sidecar asynchronously
-        await flush(sidecar)
-        if found := rows(tmp_path / "ledger.db"):
-            break
-        await asyncio.sleep(0.025)
-    (row,) = found
+    await wait_idle(sidecar.app)  # the disconnect reaches the sidecar asynchronously
+    await flush(sidecar)
+    (row,) = rows(tmp_path / "ledger.db")
     assert (row["estimated"], row["outcome"]) == (1, "client_disconnected")
     assert row["completion_tokens"] >= 3
 
@@ -235,13 +246,14 @@ async def test_unknown_model_price(start_sidecar: StartSidecar, metered: Metered
                                    cost: float | None) -> None:
     """A model with no price follows spend.unknown_model_price; `block` refuses it only where a
     blocking budget applies (its cost could not be held against it)."""
-    spend: dict[str, Any] = {"unknown_model_price": unknown}
-    if budget:
-        spend["budgets"] = [{"name": "cap", "limit_usd": 10}]
+    # No price and no budget but the case's own, whatever the profile has
+    spend: dict[str, Any] = {"unknown_model_price": unknown, "prices": {},
+                             "budgets": [{"name": "cap", "limit_usd": 10}] if budget else [],
+                             "reserve_max_tokens": metered.default_tokens}
     sidecar = await start_sidecar({"spend": spend, "upstream": {"url": metered.url}})
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.url + "/v1/chat/completions",
-            json={"model": "nobody/knows", "messages": MESSAGES}) as response:
+            json={"model": "nobody/knows", "messages": messages()}) as response:
         assert response.status == status
         if status == 403:
             error = orjson.loads(await response.read())["error"]
@@ -259,14 +271,15 @@ async def test_prices_come_from_the_upstream_models_list(start_sidecar: StartSid
                       {"id": "other/model", "pricing": {"prompt": "0.000003",
                                                         "completion": "0.000004"}}]
     sidecar = await start_sidecar({"upstream": {"url": metered.url}, "spend": {
-        "fetch_prices": True, "prices": {"other/*": {"prompt": 1e-6, "completion": 1e-6}}}})
+        "fetch_prices": True, "prices": {"other/*": {"prompt": 1e-6, "completion": 1e-6}},
+        "reserve_max_tokens": metered.default_tokens}})
     assert metered.model_fetches == 1
     assert metered.model_fetch_agent == f"llm-sidecar/{__version__}"
     sdk = client(sidecar.url)
-    raw = await sdk.chat.completions.with_raw_response.create(model=MODEL, messages=MESSAGES)
+    raw = await sdk.chat.completions.with_raw_response.create(model=MODEL, messages=messages())
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(30e-6 + 80e-6)
     raw = await sdk.chat.completions.with_raw_response.create(model="other/model",
-                                                              messages=MESSAGES)
+                                                              messages=messages())
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(30e-6)
 
 
@@ -274,9 +287,9 @@ async def test_bundled_prices_when_the_upstream_lists_none(start_sidecar: StartS
                                                           metered: Metered, client: Any) -> None:
     """An upstream without prices (or unreachable at start) leaves the bundled table: common
     models are priced offline."""
-    sidecar = await start_sidecar({"upstream": {"url": metered.url},
-                                   "spend": {"fetch_prices": True}})
+    sidecar = await start_sidecar({"upstream": {"url": metered.url}, "spend": {
+        "fetch_prices": True, "prices": {}, "reserve_max_tokens": metered.default_tokens}})
     raw = await client(sidecar.url).chat.completions.with_raw_response.create(
-        model="openai/gpt-4o", messages=MESSAGES)
+        model="openai/gpt-4o", messages=messages())
     # gpt-4o in the bundled table: 2.5 and 10 USD per million tokens
     assert float(raw.headers["x-sidecar-cost-usd"]) == pytest.approx(10 * 2.5e-6 + 20 * 1e-5)

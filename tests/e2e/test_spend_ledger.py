@@ -18,18 +18,27 @@ import orjson
 import pytest
 import yaml
 
-from tests.conftest import StartSidecar, free_port, merge
+from tests.conftest import Profile, StartSidecar, free_port
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.spend import MODEL, get_json, ledger_of, rows
+from tests.fakes.waits import wait_ready, wait_until
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
-CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}
 PRICES = {MODEL: {"prompt": 0, "completion": 1e-6}}  # a 10-token answer costs 10 micro-USD
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): identical requests must each be billed (a hit costs 0).
+# The cache off in the module profile (start_sidecar and serve merge SIDECAR_BASE under each
+# config); in the others each request sends a prompt of its own (a hit would cost 0).
 SIDECAR_BASE = {"cache": {"backend": "off"}}
 
+
+def chat(**extra: Any) -> dict[str, Any]:
+    """A 10-token request with a prompt of its own (the cache, on in most profiles, answers
+    none): each is billed."""
+    return {"model": MODEL, "messages": [{"role": "user", "content": fresh("x")}],
+            "max_tokens": 10, **extra}
 
 
 class Process:
@@ -58,29 +67,24 @@ Serve = Callable[[dict[str, Any]], Awaitable[Process]]
 
 
 @pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
+async def serve(tmp_path: Path, profile: Profile) -> AsyncIterator[Serve]:
+    """`llm-sidecar serve` in the test's profile, with the test's config (which names its
+    upstream) on top."""
     started: list[Process] = []
 
     async def start(config: dict[str, Any]) -> Process:
         port = free_port()
         path = tmp_path / f"sidecar-{len(started)}.yaml"
-        # The cache off: identical requests must each be billed (a hit costs 0).
-        path.write_text(yaml.safe_dump(merge({"cache": {"backend": "off"}}, config)))
+        path.write_text(yaml.safe_dump(profile.config(
+            config["upstream"]["url"], str(tmp_path), config, module_base=SIDECAR_BASE)))
         proc = await asyncio.create_subprocess_exec(
             BIN, "serve", "--config", str(path), "--port", str(port),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "SIDECAR_STATE_DIR": str(tmp_path)})
         process = Process(proc, f"http://127.0.0.1:{port}")
         started.append(process)
-        async with aiohttp.ClientSession() as session:
-            for _ in range(400):
-                assert proc.returncode is None, "llm-sidecar exited early"
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(process.url + "/readyz") as response:
-                        if response.status == 200:
-                            return process
-                await asyncio.sleep(0.025)
-        raise AssertionError("llm-sidecar did not become ready")
+        await wait_ready(process.url, returncode=lambda: proc.returncode)
+        return process
 
     yield start
     for process in started:
@@ -103,14 +107,14 @@ async def test_budgets_survive_a_restart(serve: Serve, metered: Metered, tmp_pat
         "ledger": f"sqlite:///{tmp_path}/ledger.db", "prices": PRICES,
         "budgets": [{"name": "cap", "limit_usd": 30e-6}]}}
     first = await serve(config)
-    assert [await post(first.url, CHAT) for _ in range(3)] == [200, 200, 200]
+    assert [await post(first.url, chat()) for _ in range(3)] == [200, 200, 200]
     assert await first.sigterm() == 0
     assert len(rows(tmp_path / "ledger.db")) == 3
 
     second = await serve(config)
     budget = (await get_json(second.url + "/sidecar/budgets"))["budgets"][0]
     assert (budget["spent_usd"], budget["remaining_usd"]) == (30e-6, 0.0)
-    assert await post(second.url, CHAT) == 402
+    assert await post(second.url, chat()) == 402
     usage = await get_json(second.url + "/sidecar/usage?window=all")
     assert (usage["total_requests"], usage["total_cost_usd"]) == (3, 30e-6)
     assert await second.sigterm() == 0
@@ -123,8 +127,7 @@ async def test_sigterm_under_load_loses_nothing(serve: Serve, metered: Metered,
     metered.gate = asyncio.Event()
     process = await serve({"upstream": {"url": metered.url}, "spend": {
         "prices": PRICES, "flush_interval_s": 60}})  # only the shutdown flush writes rows
-    stream = {**CHAT, "stream": True}
-    tasks = [asyncio.ensure_future(post(process.url, stream if i % 2 else CHAT))
+    tasks = [asyncio.ensure_future(post(process.url, chat(stream=bool(i % 2))))
              for i in range(40)]
     await metered.arrived(40)
     os.kill(process.proc.pid, signal.SIGTERM)
@@ -143,11 +146,8 @@ async def test_sigkill_keeps_what_was_flushed(serve: Serve, metered: Metered,
     leaves a file that opens cleanly."""
     process = await serve({"upstream": {"url": metered.url}, "spend": {
         "prices": PRICES, "flush_interval_s": 0.05}})
-    assert [await post(process.url, CHAT) for _ in range(5)] == [200] * 5
-    for _ in range(400):
-        if len(rows(tmp_path / "ledger.db")) == 5:
-            break
-        await asyncio.sleep(0.025)
+    assert [await post(process.url, chat()) for _ in range(5)] == [200] * 5
+    await wait_until(lambda: len(rows(tmp_path / "ledger.db")) == 5, "five rows on disk")
     process.proc.kill()
     await process.proc.wait()
     assert len(rows(tmp_path / "ledger.db")) == 5
@@ -175,7 +175,7 @@ async def test_read_only_ledger_directory(start_sidecar: StartSidecar, metered: 
     sidecar = await start_sidecar({"upstream": {"url": metered.url}, "spend": {
         "ledger": f"sqlite:///{path}", "on_ledger_error": mode, "prices": PRICES}})
     async with aiohttp.ClientSession() as session:
-        async with session.post(sidecar.v1 + "/chat/completions", json=CHAT) as response:
+        async with session.post(sidecar.v1 + "/chat/completions", json=chat()) as response:
             assert response.status == status
             if status == 503:
                 body = orjson.loads(await response.read())
@@ -204,17 +204,19 @@ async def test_full_disk_then_recovery_loses_nothing(start_sidecar: StartSidecar
         lambda: ledger._store.db.execute("PRAGMA page_count").fetchone()[0])
     await ledger._in_thread(  # a disk with not one free page
         lambda: ledger._store.db.execute(f"PRAGMA max_page_count = {pages}"))
-    statuses = []
-    for _ in range(200):
-        statuses.append(await post(sidecar.url, CHAT))
-        if statuses[-1] == 503:
-            break
-        await asyncio.sleep(0.01)
-    assert statuses[-1] == 503 and set(statuses[:-1]) == {200}
+    statuses: list[int] = []
+
+    async def refused() -> bool:  # served until a flush fails and the ledger says so
+        statuses.append(await post(sidecar.url, chat()))
+        return statuses[-1] == 503
+
+    await wait_until(refused, "a request is refused once a ledger write failed")
+    assert set(statuses[:-1]) == {200}
     await ledger._in_thread(lambda: ledger._store.db.execute("PRAGMA max_page_count = 1000000"))
-    for _ in range(400):
-        if await post(sidecar.url, CHAT) == 200:
-            break
-        await asyncio.sleep(0.025)
+
+    async def served() -> bool:
+        return await post(sidecar.url, chat()) == 200
+
+    await wait_until(served, "a request is served once the ledger writes again")
     await ledger.flush()
     assert len(rows(tmp_path / "ledger.db")) == statuses.count(200) + 1

@@ -17,17 +17,25 @@ import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import MODEL, flush, get_json
+from tests.fakes.waits import wait_until
 
-MESSAGES = [{"role": "user", "content": "Race for the last dollar."}]
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
+
 PROMPT_NANO, COMPLETION_NANO = 1_000, 2_000  # 1 and 2 micro-USD a token
 RESERVE = 100  # spend.reserve_max_tokens: the limit of requests that set none
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): racing identical requests must each reach the metered upstream.
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# racing requests must each reach the metered upstream; in the others each sends a prompt of
+# its own (of one size: every request holds the same).
 SIDECAR_BASE = {"cache": {"backend": "off"}}
 
+
+def messages() -> list[dict[str, str]]:
+    """A prompt of its own for each request (the cache, on in most profiles, answers none)."""
+    return [{"role": "user", "content": fresh("Race for the last dollar.")}]
 
 
 def spend_config(metered: Metered, limit_usd: float, ledger: str | None) -> dict[str, Any]:
@@ -44,7 +52,7 @@ async def ask(sdk: openai.AsyncOpenAI, max_tokens: int | None) -> int:
     """One chat request; its HTTP status."""
     extra = {} if max_tokens is None else {"max_tokens": max_tokens}
     try:
-        await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, **extra)
+        await sdk.chat.completions.create(model=MODEL, messages=messages(), **extra)
     except openai.APIStatusError as exc:
         return exc.status_code
     return 200
@@ -78,11 +86,9 @@ async def race(sidecars: list[RunningSidecar], metered: Metered, requests: int,
     try:
         tasks = [asyncio.ensure_future(ask(sdks[i % len(sdks)], max_tokens))
                  for i in range(requests)]
-        while True:  # wait until every request is either refused or held upstream
-            done = sum(task.done() for task in tasks)
-            if done + len(metered.bodies) == requests:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: sum(task.done() for task in tasks) + len(metered.bodies) == requests,
+            "every request is either refused or held upstream", 30)
         for sidecar in sidecars:
             budget = (await get_json(sidecar.url + "/sidecar/budgets"))["budgets"][0]
             held = sum(e["spent_usd"] + e["reserved_usd"] for e in budget["entries"])
@@ -153,14 +159,12 @@ async def test_redis_down_gives_the_configured_failure_mode_then_recovers(
             async with session.get(sidecar.url + "/readyz") as response:
                 assert response.status == (503 if mode == "fail_closed" else 200)
             redis_server.start()
-            for _ in range(400):  # the ledger pings Redis every flush interval
+
+            async def guarding_again() -> bool:  # the ledger pings Redis every flush interval
                 async with session.get(sidecar.url + "/readyz") as response:
-                    if response.status == 200 and sidecar.app is not None and await ask(
-                            sdk, 10) == 200:
-                        break
-                await asyncio.sleep(0.025)
-            else:
-                raise AssertionError("the ledger did not recover")
+                    return response.status == 200 and await ask(sdk, 10) == 200
+
+            await wait_until(guarding_again, "the ledger recovered")
             async with session.get(sidecar.url + "/metrics") as response:
                 assert 'llm_sidecar_ledger_errors_total{operation="admit"}' in (
                     await response.text())

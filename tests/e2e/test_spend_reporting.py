@@ -18,8 +18,11 @@ import yaml
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.redis import RedisServer
 from tests.fakes.spend import Clock, flush, get_json, ledger_of
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 PRICES = {"a/*": {"prompt": 0, "completion": 1e-6}, "b/*": {"prompt": 0, "completion": 2e-6}}
@@ -27,10 +30,9 @@ KEYS = [{"name": "team-a", "token": "tok-a", "tags": ["batch"]},
         {"name": "team-b", "token": "tok-b"}]
 T0 = calendar.timegm(time.strptime("2026-11-18T10:20:30Z", "%Y-%m-%dT%H:%M:%SZ"))
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): identical requests must each be billed (a hit costs 0).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must be billed (a hit costs 0); in the others each sends a prompt of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ async def send(sidecar: RunningSidecar, token: str, model: str, user: str | None
         headers["x-sidecar-user"] = user
     async with aiohttp.ClientSession() as session, session.post(
             sidecar.v1 + "/chat/completions", headers=headers, json={
-                "model": model, "messages": [{"role": "user", "content": "x"}],
+                "model": model, "messages": [{"role": "user", "content": fresh("x")}],
                 "max_tokens": 10}) as response:
         assert response.status == 200
 
@@ -188,7 +190,9 @@ async def test_cli_reads_a_redis_ledger(start_sidecar: StartSidecar, metered: Me
     for model in ("a/one", "b/two", "a/one"):
         async with aiohttp.ClientSession() as session, session.post(
                 sidecar.v1 + "/chat/completions", json={"model": model, "max_tokens": 10,
-                                                         "messages": []}) as response:
+                                                         "messages": [{"role": "user",
+                                                                       "content": fresh()}]}
+        ) as response:
             assert response.status == 200
     api = await get_json(f"{sidecar.url}/sidecar/usage?window=day&by=model")
     assert summary(api) == {"a/one": (2, 20.0), "b/two": (1, 20.0)}

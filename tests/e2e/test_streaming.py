@@ -13,7 +13,11 @@ import pytest
 
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar
+from tests.fakes.profiles import ALL
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_idle
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 CHAT = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
 
@@ -161,12 +165,8 @@ async def test_disconnects_are_logged_and_counted(sidecar: RunningSidecar,
         with pytest.raises(asyncio.TimeoutError):  # before the answer's headers
             await asyncio.wait_for(session.post(sidecar.v1 + "/chat/completions",
                                                 json={"model": "m"}), timeout=0.1)
-    runtime = sidecar.app[DEPS]
-    for _ in range(100):  # the sidecar notices the disconnects asynchronously
-        text = runtime.metrics.exposition().decode()
-        if 'status="499"' in text and "client_disconnected" in text:
-            break
-        await asyncio.sleep(0.05)
+    await wait_idle(sidecar.app)  # the sidecar notices the disconnects asynchronously
+    text = sidecar.app[DEPS].metrics.exposition().decode()
     assert ('llm_sidecar_stream_interruptions_total{endpoint="chat/completions",'
             'outcome="client_disconnected"} 2.0') in text
     assert 'llm_sidecar_requests_total{endpoint="chat/completions",status="200"} 1.0' in text

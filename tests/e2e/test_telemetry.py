@@ -22,17 +22,20 @@ from sidecar.telemetry.logs import configure_logging
 from sidecar.telemetry.metrics import GENAI_DURATION_BUCKETS, GENAI_TOKEN_BUCKETS
 from tests.conftest import StartSidecar
 from tests.fakes.otlp import GrpcReceiver, HttpReceiver, attributes
+from tests.fakes.profiles import ALL, fresh
 from tests.fakes.telemetry import CLIENT, SERVER, both, by_kind, client, flush
 from tests.fakes.upstream import FakeUpstream, Script, chat_answer, chat_chunks
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 SECRET_PROMPT = "my-secret-prompt-text-42"
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): each request must reach the upstream (one CLIENT span each).
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must reach the upstream (one CLIENT span each); in the others each test sends
+# prompts of its own.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 async def test_spans_reach_both_receivers_with_only_their_own_headers(
@@ -81,6 +84,24 @@ async def test_spans_reach_both_receivers_with_only_their_own_headers(
                and "x-leak" not in h for h in grpc_headers)
     assert all(h.get("authorization") == "Basic aHR0cC10d28=" and "x-backend" not in h
                and "x-leak" not in h for h in http_headers)
+
+
+async def test_the_client_span_names_the_response_of_every_answer(
+        grpc_receiver: GrpcReceiver, start_sidecar: StartSidecar) -> None:
+    """A whole answer and a streamed one each give a CLIENT span with gen_ai.response.id, the
+    upstream's own id, whatever else is on (the cache reads the answer on its own copy)."""
+    sidecar = await start_sidecar({"telemetry": {"exporters": [
+        {"protocol": "grpc", "endpoint": grpc_receiver.endpoint, "signals": ["traces"]}]}})
+    async with client(sidecar) as sdk:
+        await sdk.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": fresh()}])
+        stream = await sdk.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": fresh()}], stream=True)
+        assert [chunk async for chunk in stream]
+    await flush(sidecar)
+    spans = by_kind(grpc_receiver.spans(), CLIENT)
+    assert [attributes(s.attributes).get("gen_ai.response.id") for s in spans] == [
+        "chatcmpl-fake", "chatcmpl-fake"]
 
 
 async def test_metrics_reach_both_receivers_and_prometheus(
@@ -149,7 +170,7 @@ async def test_unsampled_traces_are_not_exported_but_metrics_stay_exact(
     async with client(sidecar) as sdk:
         for _ in range(3):
             await sdk.chat.completions.create(model="m",
-                                              messages=[{"role": "user", "content": "x"}])
+                                              messages=[{"role": "user", "content": fresh()}])
     await flush(sidecar)
     assert grpc_receiver.spans() == []
     assert upstream.last.headers["traceparent"].endswith("-00")

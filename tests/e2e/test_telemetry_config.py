@@ -14,16 +14,19 @@ from sidecar.live import LIVE
 from sidecar.telemetry.otlp.export import PENDING_BATCHES
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.otlp import BlackHole, GrpcReceiver, HttpReceiver, attributes
+from tests.fakes.profiles import ALL
 from tests.fakes.telemetry import CLIENT, SERVER, by_kind, client, flush
 from tests.fakes.upstream import FakeUpstream
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
 
-# The cache off for every sidecar here (start_sidecar merges SIDECAR_BASE under each
-# config): each request must reach the upstream.
+# The cache off in the module profile (start_sidecar merges SIDECAR_BASE under each config):
+# each request must reach the upstream. The 300 identical requests of the dead-exporter test
+# share one answer in the others, which changes nothing it asserts.
 SIDECAR_BASE = {"cache": {"backend": "off"}}
-
 
 
 async def test_dead_exporters_never_hold_up_requests_and_memory_stays_bounded(
@@ -74,7 +77,7 @@ async def test_standard_otel_variables_configure_an_exporter(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
                        "deployment.environment.name=staging,service.name=loses")
-    sidecar = await start_sidecar()
+    sidecar = await start_sidecar({"telemetry": {"exporters": []}})
     async with client(sidecar) as sdk:
         await sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     await flush(sidecar)
@@ -107,7 +110,7 @@ async def test_otel_sdk_disabled_exports_nothing_and_leaves_traceparent_alone(
 async def test_prometheus_off_removes_metrics_route(start_sidecar: StartSidecar,
                                                     http: Any) -> None:
     """telemetry.prometheus: false removes /metrics (404) and, with nothing else on, the stage."""
-    sidecar = await start_sidecar({"telemetry": {"prometheus": False}})
+    sidecar = await start_sidecar({"telemetry": {"prometheus": False, "exporters": []}})
     async with http.get(f"{sidecar.url}/metrics") as response:
         assert response.status == 404
     assert "telemetry" not in sidecar.app[LIVE].pipelines.stage_names
@@ -119,14 +122,15 @@ async def test_passthrough_requests_get_an_http_client_span(
     plain HTTP CLIENT span, no GenAI attributes, and no query string anywhere."""
     sidecar = await start_sidecar({"telemetry": {"exporters": [
         {"protocol": "grpc", "endpoint": grpc_receiver.endpoint, "signals": ["traces"]}]}})
-    async with http.get(f"{sidecar.v1}/models?secret=s3cr3t") as response:
+    # /v1/files: with several providers /v1/models is a merged list, not a passthrough
+    async with http.get(f"{sidecar.v1}/files?secret=s3cr3t") as response:
         assert response.status == 200
     await flush(sidecar)
     spans = grpc_receiver.spans()
     (server,) = by_kind(spans, SERVER)
     (upstream_span,) = by_kind(spans, CLIENT)
     assert server.name == "GET /v1/{tail}"
-    assert attributes(server.attributes)["url.path"] == "/v1/models"
+    assert attributes(server.attributes)["url.path"] == "/v1/files"
     assert upstream_span.name == "GET"
     assert not any(k.startswith("gen_ai.") for k in attributes(upstream_span.attributes))
     assert b"s3cr3t" not in b"".join(e.request.SerializeToString() for e in grpc_receiver.exports)

@@ -40,8 +40,15 @@ from sidecar.upstream.keys import KeyRing
 from sidecar.upstream.providers import OpenAIProvider
 from tests.conftest import StartSidecar, free_port
 from tests.fakes.calls import make_call
+from tests.fakes.profiles import ALL
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import FakeUpstream, Script, chat_chunks
+from tests.fakes.waits import wait_ready
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
+ZDR_WITH_KEYS = {"privacy": {"zdr": True},
+                 "auth": {"required": True, "keys": [{"name": "a", "token": "tok"}]}}
+ROUTED_BODY = b'{"model": "m", "messages": [], "provider": {"order": ["x"]}}'
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
 CANARY = "canary-7f3a9c2e-zdr-S3CRET"
@@ -134,7 +141,7 @@ async def test_a_canary_is_nowhere_but_upstream_and_client(
     assert b'"event":"privacy"' in log and b'"zdr":true' in log  # the start-up line
     assert b'"event":"request"' in log  # debug logs were on and requests were logged
 
-    assert any(CANARY.encode() in r.body for r in upstream.requests)
+    assert any(CANARY.encode() in r.body for r in upstream.forwarded)
     assert otlp.bodies, "nothing was exported: the check below would prove nothing"
     sinks = {"output": log, "redis": redis_dump(redis_server), "admin": admin,
              "otlp": b"".join(otlp.bodies), **files_under(state)}
@@ -143,7 +150,7 @@ async def test_a_canary_is_nowhere_but_upstream_and_client(
 
 async def _exercise(url: str, upstream: FakeUpstream) -> bytes:
     """Send the canary every way; return what the admin routes said afterwards."""
-    await _wait_ready(url)
+    await wait_ready(url)
     chat = {"model": "m", "messages": [{"role": "user", "content": f"my key is {CANARY}"}]}
     upstream.script("/chat/completions",
                     Script(json={"choices": [{"index": 0, "message": {
@@ -178,17 +185,6 @@ async def _exercise(url: str, upstream: FakeUpstream) -> bytes:
             async with http.get(url + path) as response:
                 admin += await response.read()
     return admin
-
-
-async def _wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(400):
-            with contextlib.suppress(aiohttp.ClientConnectionError):
-                async with http.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise AssertionError("llm-sidecar did not become ready")
 
 
 class Bug:
@@ -240,23 +236,34 @@ async def test_tracebacks_withhold_exception_messages_in_zdr(
     assert (WITHHELD.encode() in exported) is zdr
 
 
-async def test_zdr_header_on_every_proxied_response(start_sidecar: StartSidecar,
-                                                    upstream: FakeUpstream) -> None:
+async def test_zdr_header_on_every_proxied_response(start_sidecar: StartSidecar) -> None:
     """x-sidecar-zdr: on is on model answers, passthrough answers and the sidecar's own
-    errors (401 included); the request reaches a non-OpenRouter upstream byte for byte."""
-    sidecar = await start_sidecar({"privacy": {"zdr": True}, "auth": {
-        "required": True, "keys": [{"name": "a", "token": "tok"}]}})
-    body = b'{"model": "m", "messages": [], "provider": {"order": ["x"]}}'
+    errors (401 included)."""
+    sidecar = await start_sidecar(ZDR_WITH_KEYS)
     async with aiohttp.ClientSession() as http:
         headers = {"Authorization": "Bearer tok", "Content-Type": "application/json"}
         for method, path, auth, status in (("POST", "/chat/completions", True, 200),
                                            ("GET", "/models", True, 200),
                                            ("POST", "/chat/completions", False, 401)):
-            async with http.request(method, sidecar.v1 + path, data=body,
+            async with http.request(method, sidecar.v1 + path,
+                                    data=ROUTED_BODY if method == "POST" else None,
                                     headers=headers if auth else {}) as response:
                 assert response.status == status
                 assert response.headers["x-sidecar-zdr"] == "on"
-    assert upstream.requests[0].body == body
+
+
+@pytest.mark.profiles("module", "defaults", reason="the everything profile routes locally: its "
+                      "providers take the routing fields and its budget adds max_tokens")
+async def test_zdr_leaves_a_plain_upstreams_request_alone(start_sidecar: StartSidecar,
+                                                          upstream: FakeUpstream) -> None:
+    """In ZDR mode a request reaches a non-OpenRouter upstream byte for byte: its `provider`
+    object is not rewritten (only OpenRouter is asked for zero retention that way)."""
+    sidecar = await start_sidecar(ZDR_WITH_KEYS)
+    async with aiohttp.ClientSession() as http, http.post(
+            sidecar.v1 + "/chat/completions", data=ROUTED_BODY, headers={
+                "Authorization": "Bearer tok", "Content-Type": "application/json"}) as response:
+        assert response.status == 200
+    assert upstream.last.body == ROUTED_BODY
 
 
 @pytest.mark.parametrize("zdr", [True, False])

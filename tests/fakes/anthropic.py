@@ -24,6 +24,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from bench.provider_cache import Billed, ProviderCache, marker_paths
+from tests.fakes.upstream import is_price_fetch
 
 Event = dict[str, Any] | bytes
 MODEL = "claude-test-1"
@@ -145,8 +146,14 @@ class FakeAnthropic:
         self._answers.extend(answers)
 
     @property
+    def forwarded(self) -> list[Recorded]:
+        """What the sidecar sent for its clients: every request but its own price fetch."""
+        return [r for r in self.requests if not is_price_fetch(r.method, r.path, r.headers)]
+
+    @property
     def last(self) -> Recorded:
-        return self.requests[-1]
+        """The last request the sidecar sent for a client (its price fetch is not one)."""
+        return self.forwarded[-1]
 
     async def start(self) -> None:
         app = web.Application()

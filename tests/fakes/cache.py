@@ -1,10 +1,9 @@
 """Helpers for the cache tests: answers with tool calls, folding SDK results into one
-comparable shape, waiting on a condition, and an injectable wall clock."""
+comparable shape, and an injectable wall clock."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -23,17 +22,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Wait on a condition that another task makes true (never a fixed sleep); a condition
-    that never comes fails after 10 s."""
-    try:
-        async with asyncio.timeout(10):
-            while not condition():  # noqa: ASYNC110 - state of the app, no event to await
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
 
 
 BASE = {"id": "chatcmpl-tools", "created": 1700000001, "model": "m-answered",

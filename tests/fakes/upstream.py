@@ -6,9 +6,10 @@ paced or dropped or stalled SSE stream, raw or gzipped bodies, extra headers, an
 wire itself: a body sent one byte at a time, or cut (reset) or stalled after N bytes. Each
 script is used once, in order; without one the default answer is given. Every request is recorded
 (method, raw path, headers, body bytes, the prompt-cache breakpoints it carried) and the fake
-notes when a client aborted a stream. With `prompt_cache` set (bench/provider_cache.py) it keeps
-a prompt cache as OpenRouter's Anthropic providers do, and its default chat answers bill cache
-writes and reads in `prompt_tokens_details` (OpenRouter's `cached_tokens`, `cache_write_tokens`).
+notes when a client aborted a stream; `forwarded` leaves out the sidecar's own price fetch at
+start. With `prompt_cache` set (bench/provider_cache.py) it keeps a prompt cache as
+OpenRouter's Anthropic providers do, and its default chat answers bill cache writes and reads in
+`prompt_tokens_details` (OpenRouter's `cached_tokens`, `cache_write_tokens`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,17 @@ class Recorded:
         """Where this request carried cache_control (marker_paths' spelling)."""
         return marker_paths(self.json)
 
+    @property
+    def price_fetch(self) -> bool:
+        return is_price_fetch(self.method, self.path, self.headers)
+
+
+def is_price_fetch(method: str, path: str, headers: CIMultiDictProxy[str]) -> bool:
+    """The sidecar's own GET <base>/models at start (its price book), not a client's request:
+    on by default, so a test counting requests leaves it out."""
+    return (method == "GET" and path.rpartition("/")[2] == "models"
+            and headers.get("User-Agent", "").startswith("llm-sidecar/"))
+
 
 def chat_answer(model: str, text: str = "Hello from the fake upstream.") -> dict[str, Any]:
     return {
@@ -125,8 +137,15 @@ class FakeUpstream:
         self._scripts[path].extend(scripts)
 
     @property
+    def forwarded(self) -> list[Recorded]:
+        """What the sidecar sent for its clients: every request but its own price fetch (on
+        by default, so a test counting requests counts these)."""
+        return [r for r in self.requests if not r.price_fetch]
+
+    @property
     def last(self) -> Recorded:
-        return self.requests[-1]
+        """The last request the sidecar sent for a client (its price fetch is not one)."""
+        return self.forwarded[-1]
 
     async def arrived(self, count: int) -> None:
         """Wait until `count` requests have come in (their answers may still be held)."""

@@ -4,7 +4,6 @@ harness.py), its two fake providers and its OTLP receiver."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.otlp import HttpReceiver
 from tests.fakes.ports import free_port
 from tests.fakes.upstream import FakeUpstream
+from tests.fakes.waits import wait_ready
 from tests.reliability.harness import Full, full_config
 from tests.reliability.processes import BIN, Serve, Served
 
@@ -94,14 +94,11 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
                 stderr=asyncio.subprocess.STDOUT, env={**env, "SIDECAR_STATE_DIR": str(state)})
         served = Served(proc, f"http://127.0.0.1:{port}", log, state)
         started.append(served)
-        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
-            while True:
-                assert proc.returncode is None, f"llm-sidecar exited: {log.read_text()}"
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with session.get(served.url + "/readyz") as response:
-                        if response.status == 200:
-                            return served
-                await asyncio.sleep(0.02)
+        try:
+            await wait_ready(served.url, returncode=lambda: proc.returncode, timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {log.read_text()}") from None
+        return served
 
     yield start
     for served in started:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from tests.fakes.otlp import HttpReceiver, attributes
 from tests.fakes.spend import rows
 from tests.fakes.telemetry import SERVER
 from tests.fakes.upstream import FakeUpstream
+from tests.fakes.waits import wait_until
 
 MODEL = "test/model"
 PROMPT_USD, COMPLETION_USD = 1e-6, 2e-6  # per token
@@ -204,7 +205,7 @@ class Full:
         flights = deps.flights
         await wait_until(lambda: not connector._acquired and (flights is None or not len(
             flights)), "no upstream connection is checked out and no flight is left")
-        await wait_for(self._nothing_held, "every budget hold is settled (reserved 0)")
+        await wait_until(self._nothing_held, "every budget hold is settled (reserved 0)")
         ledger = deps.ledger
         assert ledger is not None
         await wait_until(lambda: ledger.healthy, "the ledger writes again")
@@ -243,24 +244,3 @@ class Full:
     async def _nothing_held(self) -> bool:
         return all(entry["reserved_usd"] == 0 for b in await self.budgets()
                    for entry in b["entries"])
-
-
-async def wait_until(condition: Callable[[], bool], what: str, within_s: float = 10) -> None:
-    """Wait on state another task changes (never a fixed sleep); fail after `within_s`."""
-    try:
-        async with asyncio.timeout(within_s):
-            while not condition():  # noqa: ASYNC110 - state of the app, no event to await
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str,
-                   within_s: float = 10) -> None:
-    """`wait_until` for a condition that must itself await (an HTTP call)."""
-    try:
-        async with asyncio.timeout(within_s):
-            while not await condition():  # noqa: ASYNC110 - polled over HTTP
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting until {what}") from None

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tests.fakes.waits import wait_until
 from tests.reliability.harness import TOKEN, Seen
 
 BIN = str(Path(sys.executable).with_name("llm-sidecar"))
@@ -40,10 +41,8 @@ class Served:
 
     async def logged(self, event: str) -> dict[str, Any]:
         """Wait for the first log line of `event`."""
-        async with asyncio.timeout(30):
-            while not (found := self.log_events(event)):  # noqa: ASYNC110 - a log file
-                await asyncio.sleep(0.01)
-        return found[0]
+        await wait_until(lambda: bool(self.log_events(event)), f"the log has {event}", 30)
+        return self.log_events(event)[0]
 
     async def exit_code(self) -> int:
         async with asyncio.timeout(40):

@@ -20,6 +20,7 @@ from tests.fakes.otlp import BlackHole
 from tests.fakes.ports import free_port
 from tests.fakes.redis import RedisServer
 from tests.fakes.upstream import Script, chat_answer, chat_chunks
+from tests.fakes.waits import wait_until
 from tests.reliability.conftest import StartFull
 from tests.reliability.harness import (
     MODEL,
@@ -28,8 +29,6 @@ from tests.reliability.harness import (
     Seen,
     chat_body,
     cost_nusd,
-    wait_for,
-    wait_until,
 )
 
 JSON_COST, STREAM_COST = cost_nusd(7, 6), cost_nusd(7, 3)  # the fake's default answers
@@ -133,6 +132,8 @@ async def test_redis_killed_under_load_flapping_and_back(
     assert isinstance(store, RedisStore)
     clock = WallClock()  # after an error the cache skips Redis for RETRY_AFTER_S: moved by hand
     store.clock = clock
+    # Redis is killed and started off the event loop: the sidecar keeps serving meanwhile, as
+    # it would beside a real Redis (start() waits for the port, which takes a while under load).
     redis_server = persistent_redis
     repeated = chat_body()
     assert [s.status for s in await mixed(full, 6, chat_body())] == [200] * 6
@@ -143,7 +144,7 @@ async def test_redis_killed_under_load_flapping_and_back(
     full.primary.script("/chat/completions", *gated(8, gate))
     in_flight = asyncio.ensure_future(mixed(full, 8, chat_body()))
     await wait_until(lambda: len(full.primary.requests) >= 6 + 1 + 8, "8 requests upstream")
-    redis_server.stop()
+    await asyncio.to_thread(redis_server.stop)
     gate.set()
     assert [s.status for s in await in_flight] == [200] * 8
 
@@ -157,12 +158,12 @@ async def test_redis_killed_under_load_flapping_and_back(
                 assert seen.status == 503 and seen.refused_by_spend, seen.body
                 assert seen.headers["Retry-After"] == "1"
                 refused += 1
-        redis_server.start()
+        await asyncio.to_thread(redis_server.start)
         await wait_until(lambda: full.deps.ledger is not None and full.deps.ledger.healthy,
                          "the ledger sees Redis again")
         assert {s.status for s in await mixed(full, 4, chat_body())} == {200}
-        redis_server.stop()
-    redis_server.start()
+        await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
     await wait_until(lambda: full.deps.ledger is not None and full.deps.ledger.healthy,
                      "the ledger sees Redis again")
     clock.advance(RETRY_AFTER_S)
@@ -194,7 +195,7 @@ async def test_redis_too_slow_to_answer_never_duplicates_a_row(
     while True:  # until a batch was pending when Redis stalled (the ticker may flush first)
         assert {s.status for s in await mixed(full, 6, chat_body())} == {200}
         stall = asyncio.ensure_future(asyncio.to_thread(sleep_redis, url, 1.0))
-        await wait_for(lambda: asyncio.to_thread(stalled, url), "Redis stalls")
+        await wait_until(lambda: asyncio.to_thread(stalled, url), "Redis stalls")
         pending = bool(ledger._rows)
         await ledger.flush()  # sent while Redis sleeps: times out, applied when it wakes
         await stall

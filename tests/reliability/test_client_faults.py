@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.upstream import Script, chat_answer, chat_chunks
+from tests.fakes.waits import wait_until
 from tests.reliability.harness import (
     EMAIL,
     MODEL,
@@ -25,7 +26,6 @@ from tests.reliability.harness import (
     Seen,
     chat_body,
     cost_nusd,
-    wait_until,
 )
 
 PIECES = ["Hi ", PLACEHOLDER, ", bye", " for now"]

@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from sidecar.spend.ledger_sqlite import SqliteLedger
+from tests.fakes.waits import wait_until
 from tests.reliability.conftest import StartFull
-from tests.reliability.harness import Full, Seen, chat_body, cost_nusd, wait_for, wait_until
+from tests.reliability.harness import Full, Seen, chat_body, cost_nusd
 
 JSON_COST, STREAM_COST = cost_nusd(7, 6), cost_nusd(7, 3)
 
@@ -179,7 +180,7 @@ async def test_full_disk_then_freed_loses_nothing(disk: Disk, start_full: StartF
         seen = await full.post(chat_body())
         return not ledger.healthy or seen.status == 503
 
-    await wait_for(outage_began, "a ledger write failed for want of space")
+    await wait_until(outage_began, "a ledger write failed for want of space")
     during = await some(full, 6)
     await check_outage(full, during, mode, disk.path / "ledger.db")
     await ledger._in_thread(disk.free, ledger)

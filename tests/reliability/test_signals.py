@@ -25,6 +25,7 @@ import orjson
 from tests.fakes.otlp import HttpReceiver, attributes
 from tests.fakes.telemetry import SERVER
 from tests.fakes.upstream import FakeUpstream
+from tests.fakes.waits import wait_until
 from tests.reliability.harness import EMAIL, NANO, Seen, chat_body, cost_nusd, full_config
 from tests.reliability.processes import Serve, consistency, ledger_rows
 
@@ -50,10 +51,11 @@ async def test_sigterm_under_load_drains_and_loses_nothing(
               + [shared] * 6)
     async with aiohttp.ClientSession() as session:
         tasks = [asyncio.ensure_future(process.post(session, body)) for body in bodies]
-        async with asyncio.timeout(30):
-            while (len(upstream.requests) < 33  # noqa: ASYNC110 - another process's state
-                   or await process.metric(session, "llm_sidecar_in_flight_requests") < 38):
-                await asyncio.sleep(0.01)
+        async def all_in_flight() -> bool:
+            return len(upstream.requests) >= 33 and await process.metric(
+                session, "llm_sidecar_in_flight_requests") >= 38
+
+        await wait_until(all_in_flight, "33 requests upstream and 38 in flight", 30)
         os.kill(process.proc.pid, signal.SIGTERM)
         draining = await process.logged("draining")
         assert draining["in_flight"] == 38
@@ -104,12 +106,11 @@ async def test_sigkill_under_load_then_restart(serve: Serve, upstream: FakeUpstr
 
     async with aiohttp.ClientSession() as session:
         clients = [asyncio.ensure_future(client(session, i)) for i in range(6)]
-        async with asyncio.timeout(60):
-            while not ledger_rows(process.ledger):  # noqa: ASYNC110 - another process's file
-                await asyncio.sleep(0.01)
-            ended = set(completed)  # answered by the time a first commit is seen ...
-            while not ended <= {row["request_id"] for row in ledger_rows(process.ledger)}:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)  # ... all in the file at a later one, load going on
+        await wait_until(lambda: bool(ledger_rows(process.ledger)), "a first commit", 60)
+        ended = set(completed)  # answered by the time a first commit is seen ...
+        await wait_until(  # ... all in the file at a later one, load going on
+            lambda: ended <= {row["request_id"] for row in ledger_rows(process.ledger)},
+            "the requests answered before the first commit are committed", 60)
         before_kill = {row["request_id"] for row in ledger_rows(process.ledger)}
         killed_at = time.monotonic()
         process.proc.kill()

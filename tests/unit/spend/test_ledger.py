@@ -3,7 +3,6 @@ queue grows long, all of them at close, and bounded in memory while the file can
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from sidecar.spend.ledger import FLUSH_ROWS, Row
 from sidecar.spend.ledger_sqlite import SqliteLedger
 from sidecar.telemetry.metrics import Metrics
 from tests.fakes.spend import rows
+from tests.fakes.waits import wait_until
 
 
 def row(i: int) -> Row:
@@ -38,11 +38,7 @@ async def test_a_long_queue_is_written_without_waiting_for_the_interval(
     a busy sidecar never fills its queue between two intervals."""
     for i in range(FLUSH_ROWS):
         ledger.record(row(i))
-    for _ in range(400):
-        if len(rows(ledger.path)) == FLUSH_ROWS:
-            break
-        await asyncio.sleep(0.025)
-    assert len(rows(ledger.path)) == FLUSH_ROWS
+    await wait_until(lambda: len(rows(ledger.path)) == FLUSH_ROWS, "every row is written")
 
 
 async def test_close_writes_every_queued_row(tmp_path: Path) -> None:
