@@ -76,7 +76,12 @@ class SpendPaths:
             return await self._hold(call, next, budgets, limits, 0)
         bound = await self._batch_bound(call, next, blocking)
         if isinstance(bound, SidecarError):
-            return Reply.from_error(bound)
+            # Bounding protects a blocking budget; without one, a batch the sidecar cannot
+            # bound (no input_file_id, a file it cannot read or parse) is the upstream's to
+            # judge: served and recorded at 0. A body over the limit was not read whole.
+            if blocking is not None or call.content is not None:
+                return Reply.from_error(bound)
+            bound = 0
         return await self._hold(call, next, budgets, limits, bound)
 
     async def _hold(self, call: Call, next: Next, budgets: list[tuple[BudgetRule, str]],

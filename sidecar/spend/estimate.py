@@ -94,6 +94,10 @@ def estimate(endpoint: str, raw: bytes, body: dict[str, Any], *, default_tokens:
         value = body.get(name)
         # 0 is a limit too (legacy completions with `echo` score a prompt and generate nothing):
         # never mistaken for "unset" and replaced by the default
+        # A number written as 10.0 is the client's 10 (JSON has one number type; the cache key
+        # says the same): never mistaken for "unset" and replaced by the reserve.
+        if type(value) is float and value >= 0 and value != float("inf"):
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             field, asked = name, value
             break

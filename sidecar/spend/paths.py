@@ -5,7 +5,8 @@ a model endpoint (those are priced by the spend stage itself).
               or cancel: file uploads (`/files`, `/uploads…`), `…/cancel`, stored-object
               metadata (`/chat/completions/{id}`, `/responses/{id}`), token counting
               (`/responses/input_tokens`), conversations, assistants, threads and their
-              messages; plus `spend.free_paths` (globs the operator knows to be free)
+              messages, the organization admin API (`/organization/…`); plus
+              `spend.free_paths` (globs the operator knows to be free)
     batch     `POST /batches`: bounded at submission (pipeline/spend_paths.py)
     unpriced  every other write (fine-tuning jobs, runs, vector stores, videos, containers,
               evals, …) and anything under `/realtime`: money the sidecar cannot price, so
@@ -26,7 +27,10 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 # Writes that store or cancel (no model runs); `*` crosses `/`, as in every glob here.
 FREE_WRITES = ("/files", "/uploads", "/uploads/*", "*/cancel", "/chat/completions/*",
                "/responses/input_tokens", "/conversations", "/conversations/*", "/assistants",
-               "/assistants/*", "/threads", "/threads/*/messages", "/threads/*/messages/*")
+               "/assistants/*", "/threads", "/threads/*/messages", "/threads/*/messages/*",
+               # the organization admin API (projects, users, service accounts, keys, spend
+               # alerts, certificates): configuration, no model runs
+               "/organization/*")
 
 
 class PathRules:

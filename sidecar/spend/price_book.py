@@ -53,7 +53,10 @@ class PriceSource:
 def price_sources(settings: Settings) -> list[PriceSource]:
     """Where to fetch prices: every configured provider, else the one upstream."""
     if settings.providers:
-        found = [(p.name, p.base_url, p.api_key, p.headers) for p in settings.providers]
+        # An Anthropic-format provider's /models lists no prices (and wants x-api-key): the
+        # book prices its models from the other sources.
+        found = [(p.name, p.base_url, p.api_key, p.headers) for p in settings.providers
+                 if p.format == "openai"]
     else:
         u = settings.upstream
         found = [("upstream", u.url, u.api_key, u.headers)]

@@ -60,10 +60,15 @@ async def merged_models(client: UpstreamClient, routing: Routing, call: Call) ->
                  body=orjson.dumps(payload))
 
 
+_BODY_HEADERS = ("Content-Length", "Transfer-Encoding", "Content-Encoding", "Content-Type")
+
+
 async def _fetch(client: UpstreamClient, target: Target, call: Call) -> list[dict[str, Any]] | str:
     """The provider's model entries, or a reason it gave none."""
     headers = CIMultiDict(call.headers)
     headers["Accept-Encoding"] = "identity"
+    for name in _BODY_HEADERS:  # the sub-request has no body: claiming one, a provider waited
+        headers.popall(name, None)  # for bytes that never came (until its read timeout)
     sub = Call(request_id=call.request_id, method="GET", path=call.path, endpoint=None,
                headers=CIMultiDictProxy(headers), started=time.monotonic())
     attempt = sub.begin_attempt(target.name, "", sub.started)

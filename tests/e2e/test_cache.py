@@ -23,9 +23,6 @@ PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 # Issue 25: under a blocking budget (the everything profile) the spend stage reads a completion
 # limit written 50.0 or 5e1 as no limit (spend/estimate.py: `isinstance(value, int)`) and tells
 # the upstream its reserve instead, so the body, and with it the cache key, differs.
-FLOAT_LIMIT_BUG = ("issue 25: under a blocking budget, max_tokens written as 50.0 is replaced "
-                   "by spend.reserve_max_tokens")
-
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 CHAT: dict[str, Any] = {"model": "openai/gpt-4o-mini", "messages": MESSAGES,
                         "temperature": 0.5, "max_tokens": 50}
@@ -151,7 +148,6 @@ SAME_NUMBERS: dict[str, bytes] = {
 }
 
 
-@pytest.mark.xfail_profiles("everything", reason=FLOAT_LIMIT_BUG)
 @pytest.mark.parametrize("variant", list(SAME_NUMBERS), ids=list(SAME_NUMBERS))
 async def test_equal_numbers_share_one_entry(cached: RunningSidecar, upstream: FakeUpstream,
                                              http: aiohttp.ClientSession, variant: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import aiohttp
 import openai
-import pytest
 
 from tests.conftest import StartSidecar, free_port
 from tests.e2e.routing_helpers import MakeUpstreams, provider
@@ -66,8 +65,6 @@ async def test_a_failing_provider_is_named_and_left_out(start_sidecar: StartSide
             assert (await response.json())["error"]["code"] == "upstream_unavailable"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: the merged model list sends the client's "
-                   "Content-Length on body-less requests, so each provider waits for a body")
 async def test_a_models_request_with_a_body_is_answered_at_once(
         start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
     """A GET /v1/models that carries a body (some clients send `{}`) is answered from every

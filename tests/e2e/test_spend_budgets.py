@@ -124,9 +124,6 @@ async def test_remaining_header_on_bodies_and_streams(start_sidecar: StartSideca
     assert 'llm_sidecar_cost_usd_total{model="test/model"} 4e-05' in text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25: under a blocking budget, max_tokens written "
-                   "as 10.0 is replaced by spend.reserve_max_tokens (spend/estimate.py reads "
-                   "only ints)")
 async def test_a_limit_written_as_a_float_is_the_clients_own(start_sidecar: StartSidecar,
                                                               metered: Metered) -> None:
     """`max_tokens: 10.0` is the number 10 (the cache key says so too): under a blocking

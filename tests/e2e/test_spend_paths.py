@@ -139,3 +139,32 @@ async def test_a_batch_with_an_unpriced_model_is_refused(
     status, body = await call(sidecar, "POST", "/batches", {"input_file_id": "file-1"})
     assert status == 403 and "acme/unknown" in body["error"]["message"]
     assert [r.path for r in upstream.requests] == ["/files/file-1/content"]
+
+
+@pytest.mark.parametrize("limit", [None, 100.0], ids=["no_budget", "blocking_budget"])
+async def test_a_batch_it_cannot_bound_is_the_upstreams_to_judge_without_a_budget(
+        start_sidecar: StartSidecar, upstream: FakeUpstream, tmp_path: Path,
+        limit: float | None) -> None:
+    """An input file the sidecar cannot parse: with no blocking budget the batch goes to the
+    upstream as sent (recorded at cost 0); under a blocking budget it is a 400 that says why,
+    and nothing is submitted."""
+    upstream.script("/files/file-1/content", Script(body=b"not a batch line\n"))
+    sidecar = await start_sidecar(config(limit))
+    status, _ = await call(sidecar, "POST", "/batches", {"input_file_id": "file-1"})
+    paths = [r.path for r in upstream.requests]
+    if limit is None:
+        assert status == 200 and paths == ["/files/file-1/content", "/batches"]
+        await flush(sidecar)
+        [row] = rows(tmp_path / "ledger.db")
+        assert (row["endpoint"], row["cost_nusd"]) == ("batches", 0)
+    else:
+        assert status == 400 and paths == ["/files/file-1/content"]
+
+
+async def test_the_organization_admin_api_is_free(start_sidecar: StartSidecar,
+                                                  upstream: FakeUpstream) -> None:
+    """A write to the organization admin API (a project, a key) runs no model: it is free,
+    served under a blocking budget without a ledger row."""
+    sidecar = await start_sidecar(config(100.0))
+    status, _ = await call(sidecar, "POST", "/organization/projects", {"name": "p"})
+    assert status == 200 and [r.path for r in upstream.requests] == ["/organization/projects"]

@@ -140,3 +140,13 @@ def test_price_sources_carry_the_providers_credentials() -> None:
                                                      "headers": {"user-agent": "mine/1"}}})
     (source,) = price_sources(settings)
     assert source.headers == {"user-agent": "mine/1"}  # the provider's own, not a second one
+
+
+def test_anthropic_format_providers_are_not_asked_for_prices() -> None:
+    """An Anthropic-format provider's /models has no prices (and would answer 401 to a bearer
+    key): only the OpenAI-format providers are fetched."""
+    settings = Settings.model_validate({"providers": [
+        {"name": "claude", "base_url": "https://api.anthropic.com/v1", "format": "anthropic",
+         "api_key": "sk-ant"},
+        {"name": "router", "base_url": "https://openrouter.ai/api/v1", "api_key": "sk-or"}]})
+    assert [source.name for source in price_sources(settings)] == ["router"]
