@@ -80,6 +80,7 @@ class ShadowPlan:
         call.model = call.requested_model = body["model"]
         call.stream = False
         call.overrides, call.preferences = {}, None
+        call.candidates = call.priced_as = call.auto = None  # the primary's routing, not the copy's
         call.key_name = call.user = call.allowed_models = None
         call.tags = (self.rule.tag,)
         call.upstream_headers = {}  # its own trace context, set by its telemetry stage

@@ -207,4 +207,5 @@ def side_of(call: Call, answer: Consumed) -> Side:
                 finish_reason=call.answer.finish_reason,
                 prompt_tokens=None if usage is None else usage.prompt_tokens,
                 completion_tokens=None if usage is None else usage.completion_tokens,
-                status=answer.status)
+                status=answer.status,
+                tier=None if call.auto is None else call.auto.served_tier(call))

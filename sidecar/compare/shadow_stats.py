@@ -22,6 +22,7 @@ from sidecar.config.compare import ShadowRule
 from sidecar.spend.pricing import to_usd
 
 LATENCIES = 10_000  # pairs whose latencies the percentiles read (a bounded, recent window)
+TIER_LATENCIES = 2_000  # the same, per tier of an auto candidate
 RECENT = 20  # pairs listed in the report
 Skip = str  # "budget" | "in_flight" | "cache_hit"
 
@@ -35,6 +36,7 @@ class Side:
     prompt_tokens: int | None
     completion_tokens: int | None
     status: int
+    tier: str | None = None  # an auto router's candidate: the tier it served
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -62,6 +64,43 @@ class Pair:
 
 
 @dataclass(slots=True)
+class TierStats:
+    """A rule whose candidate is an auto router (`candidate: sidecar/auto`): its pairs by the
+    tier the router served, so the router is judged tier by tier before it is trusted."""
+
+    pairs: int = 0
+    primary_cost: int = 0
+    candidate_cost: int = 0
+    exact: int = 0
+    compared: int = 0
+    similarity_sum: float = 0.0
+    primary_latency: deque[float] = field(default_factory=lambda: deque(maxlen=TIER_LATENCIES))
+    candidate_latency: deque[float] = field(
+        default_factory=lambda: deque(maxlen=TIER_LATENCIES))
+
+    def add(self, pair: Pair) -> None:
+        self.pairs += 1
+        self.primary_cost += pair.primary.cost or 0
+        self.candidate_cost += pair.candidate.cost or 0
+        self.primary_latency.append(pair.primary.latency_ms)
+        self.candidate_latency.append(pair.candidate.latency_ms)
+        if pair.exact is not None and pair.similarity is not None:
+            self.compared += 1
+            self.exact += pair.exact
+            self.similarity_sum += pair.similarity
+
+    def report(self) -> dict[str, Any]:
+        saving = self.primary_cost - self.candidate_cost
+        return {"pairs": self.pairs,
+                "primary": _side(self.primary_cost, self.pairs, self.primary_latency),
+                "candidate": _side(self.candidate_cost, self.pairs, self.candidate_latency),
+                "projected_saving_usd": to_usd(saving),
+                "exact_rate": round(self.exact / self.compared, 4) if self.compared else None,
+                "similarity_mean": round(self.similarity_sum / self.compared, 4)
+                if self.compared else None}
+
+
+@dataclass(slots=True)
 class RuleStats:
     rule: ShadowRule
     started: float = field(default_factory=time.time)
@@ -85,8 +124,11 @@ class RuleStats:
     primary_latency: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES))
     candidate_latency: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES))
     recent: deque[Pair] = field(default_factory=lambda: deque(maxlen=RECENT))
+    tiers: dict[str, TierStats] = field(default_factory=dict)  # an auto candidate's, by tier
 
     def add(self, pair: Pair) -> None:
+        if (tier := pair.candidate.tier) is not None:
+            self.tiers.setdefault(tier, TierStats()).add(pair)
         self.pairs += 1
         self.primary_cost += pair.primary.cost or 0
         self.candidate_cost += pair.candidate.cost or 0
@@ -131,6 +173,7 @@ class RuleStats:
                 "judged": self.judged,
                 "judge_mean": round(self.judge_sum / self.judged, 4) if self.judged else None,
                 "judge_errors": self.judge_errors},
+            "by_tier": {tier: stats.report() for tier, stats in self.tiers.items()},
             "recent": [pair.as_dict() for pair in reversed(self.recent)],
         }
 

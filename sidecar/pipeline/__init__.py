@@ -68,6 +68,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from sidecar.auto.pins import Pins
 from sidecar.auto.router import Router
 from sidecar.call import Next, Stage
 from sidecar.compare.shadow_plan import ShadowPlan
@@ -143,12 +144,30 @@ def shadow_pipeline(deps: Deps, rule: ShadowRule, telemetry: Telemetry | None,
     only_the_rule = Policy(SpendSettings(), [rule.budget])
     stages: list[Stage] = [*([telemetry] if telemetry else []),
                            *([Inspect(deps.inspector)] if deps.inspector is not None else []),
+                           *auto_candidate(deps, rule),
                            # a copy never waits for held money: it is skipped (a sample
                            # taken later may find room)
                            Spend(deps.settings.spend.model_copy(update={"hold_wait_s": 0.0}),
                                  deps.prices, deps.ledger, deps.metrics, policy=only_the_rule),
                            ReadAnswer()]
     return compose(stages, route.model)
+
+
+def auto_candidate(deps: Deps, rule: ShadowRule) -> list[Stage]:
+    """For a rule whose candidate is an auto router (`candidate: sidecar/auto`): the router
+    picks each copy's tier as it would for live traffic, and fallback tries the tier's models.
+    Its own session pins (a copy never moves a live session's), and no downgrade: a copy the
+    rule's budget cannot pay is skipped and counted, not served by a cheaper tier."""
+    router = deps.settings.auto.routers.get(rule.candidate)
+    if router is None or deps.prices is None:
+        return []
+    settings = router.model_copy(update={"downgrade_on_budget": False})
+    routers = {rule.candidate: Router(rule.candidate, settings, deps.prices.lookup,
+                                      deps.prices.window)}
+    pins = Pins(deps.settings.auto.max_sessions, deps.routing.clock.now)
+    local = deps.routing.configured and not deps.routing.openrouter_only
+    return [Auto(routers, pins),
+            Fallback({}, deps.routing.retry.on_status, local=local, reads_answer=False)]
 
 
 def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:

@@ -12,8 +12,9 @@ For a router's request:
    the tier (auto/tiers.py), never below the session's pin (auto/pins.py), and make sure the
    prompt fits the models' context windows (auto/router.py);
 2. run the tier's models;
-3. `downgrade_on_budget`: a 402 budget_exceeded (the spend stage below could not hold the
-   tier's model) runs the next cheaper tier instead, until one is paid for or none is left;
+3. `downgrade_on_budget`: a 402 budget_exceeded or 429 budget_held (the spend stage below could
+   not hold the tier's model) runs the next cheaper tier instead, until one is paid for or none
+   is left;
 4. `cascade`: a whole answer at fault (auto/faults.py: an upstream error, `length` before any
    content, a refusal) runs the next tier up, once; the Bill adds both runs into the one ledger
    row. A cascade never makes the answer worse: when the tier up fails or is refused, the
@@ -40,7 +41,13 @@ from sidecar.auto.pins import PinKey, Pins, session_of
 from sidecar.auto.router import Router, bound
 from sidecar.auto.shapes import READERS, read
 from sidecar.call import Call, Next, Reply
-from sidecar.errors import BudgetExceeded, InvalidRequest, NoProviderAvailable, UpstreamError
+from sidecar.errors import (
+    BudgetExceeded,
+    BudgetHeld,
+    InvalidRequest,
+    NoProviderAvailable,
+    UpstreamError,
+)
 from sidecar.spend.pricing import usd_text
 
 __all__ = ["OPENROUTER_AUTO", "Auto"]
@@ -50,6 +57,9 @@ _PLUGIN = "auto-router"
 # OpenRouter's cost_quality_tradeoff: 0 pure quality .. 10 cheapest; 7 is its default.
 _TRADEOFF = {"cheap": 10, "balanced": 7, "quality": 0}
 _COST_HEADER = "x-sidecar-cost-usd"  # the spend stage's; restated when a cascade is undone
+# Spent money leaves no room (402), or money held by requests in flight leaves none now (429):
+# either way a cheaper tier may fit.
+_REFUSED_BY_BUDGET = (BudgetExceeded, BudgetHeld)
 
 
 class Auto:
@@ -86,7 +96,7 @@ class Auto:
         call.auto = choice = AutoChoice(router.name, pick.tier, list(pick.reasons),
                                         router.baseline, router.baseline_price())
         reply = await _run(call, next, pick.models)
-        if settings.downgrade_on_budget and isinstance(reply.error, BudgetExceeded):
+        if settings.downgrade_on_budget and isinstance(reply.error, _REFUSED_BY_BUDGET):
             reply = await self._downgrade(call, next, router, choice, f, reply)
         if settings.cascade:
             reply = await self._cascade(call, next, router, choice, f, reply, key)
@@ -105,7 +115,7 @@ class Auto:
             again = await _run(call, next, models)
             await reply.discard()
             reply = again
-            if not isinstance(again.error, BudgetExceeded):
+            if not isinstance(again.error, _REFUSED_BY_BUDGET):
                 choice.tier = lower
                 choice.reasons.insert(0, f"budget:{refused}->{lower}")
                 break

@@ -464,3 +464,45 @@ async def test_anthropic_format_requests_are_copied_too(
     (pair,) = rule["recent"]
     assert pair["exact"] is (not stream)  # the fake streams another text than it answers
     assert pair["similarity"] is not None and pair["candidate"]["finish_reason"] is not None
+
+
+async def test_a_shadow_rule_proves_the_auto_router_tier_by_tier(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """`candidate: sidecar/auto`: each copy is classified as live traffic would be, the
+    candidate provider sees the tier's model, the copy's ledger row carries the rule's tag and
+    its tier, and the report splits pairs, costs and agreement by tier."""
+    primary, candidate = await upstreams(2)
+    router = "sidecar/auto"
+    tiers = {"simple": ["t/small"], "complex": ["t/big"]}
+    sidecar = await start_sidecar({
+        "providers": [provider("prim", primary, PRIMARY), provider("cand", candidate, "t/*")],
+        "retry": {"attempts": 1},
+        "auto": {"routers": {router: {"tiers": tiers}}},
+        "spend": {"prices": {"m/*": {"prompt": PROMPT_NANO / 1e9,
+                                     "completion": COMPLETION_NANO / 1e9},
+                             "t/small": {"prompt": 1e-8, "completion": 2e-8},
+                             "t/big": {"prompt": 2.5e-6, "completion": 1e-5}}},
+        "shadow": [{"name": "auto", "match": {"model": "m/prim*"}, "candidate": router,
+                    "percent": 100, "budget_usd": 1.0}]})
+    async with sdk_for(sidecar) as sdk:
+        await sdk.chat.completions.create(model=PRIMARY, messages=[
+            {"role": "user", "content": "hi there!"}], extra_headers=NO_STORE)
+        await sdk.chat.completions.create(
+            model=PRIMARY, extra_headers=NO_STORE, messages=[
+                {"role": "user", "content": "Find the order."},
+                {"role": "assistant", "content": None, "tool_calls": [{
+                    "id": "c1", "type": "function",
+                    "function": {"name": "search", "arguments": "{\"q\": \"1182\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "Order 1182: packed."}],
+            tools=[{"type": "function", "function": {"name": "search",
+                                                     "parameters": {"type": "object"}}}])
+    await runner(sidecar).settled(2)
+    assert sorted(orjson.loads(r.body)["model"] for r in candidate.requests) == [
+        "t/big", "t/small"]
+    rule = await report(sidecar)
+    assert rule["pairs"] == 2 and set(rule["by_tier"]) == {"simple", "complex"}
+    assert all(tier["pairs"] == 1 for tier in rule["by_tier"].values())
+    await flush(sidecar)
+    copies = [row for row in rows(sidecar.settings.state_dir / "ledger.db")
+              if row["tags"] == "shadow:auto"]
+    assert sorted(row["auto_tier"] for row in copies) == ["complex", "simple"]
