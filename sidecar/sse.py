@@ -111,6 +111,44 @@ async def frame_events(chunks: Chunks) -> AsyncGenerator[bytes, None]:
         await chunks.aclose()
 
 
+class EventTranslator(Protocol):
+    """Turns one format's events into another's, event by event (upstream/anthropic/stream.py,
+    upstream/messages/stream.py)."""
+
+    @property
+    def done(self) -> bool:
+        """The answer is complete: what follows is read and dropped."""
+        ...
+
+    @property
+    def error(self) -> BaseException | None:
+        """An error event arrived: raised after its output is sent."""
+        ...
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+
+async def translate_events(chunks: Chunks, translator: EventTranslator,
+                           ending: Callable[[], bytes]) -> AsyncGenerator[bytes, None]:
+    """`chunks` framed into whole events and fed to `translator`, its output passed on as it
+    comes. After the answer is complete the rest is read to the end (so the connection can go
+    back to the pool); a stream that ends before it calls `ending()`, which returns the last
+    events to send or raises."""
+    events = frame_events(chunks)
+    try:
+        async for chunk in events:
+            if translator.done:
+                continue
+            if out := translator.feed(chunk):
+                yield out
+            if translator.error is not None:
+                raise translator.error
+    finally:
+        await events.aclose()
+    if not translator.done and (out := ending()):
+        yield out
+
+
 # Given one whole event (with its terminator), return it, a replacement, or None to drop it.
 EventEditor = Callable[[bytes], bytes | None]
 

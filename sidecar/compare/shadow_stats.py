@@ -64,19 +64,25 @@ class Pair:
 
 
 @dataclass(slots=True)
-class TierStats:
-    """A rule whose candidate is an auto router (`candidate: sidecar/auto`): its pairs by the
-    tier the router served, so the router is judged tier by tier before it is trusted."""
+class Tally:
+    """The pairs' sums: costs and latencies on both sides and the text agreement. A rule keeps
+    one over all its pairs and, when its candidate is an auto router (`candidate:
+    sidecar/auto`), one per tier the router served, so the router is judged tier by tier
+    before it is trusted."""
 
+    window: int = LATENCIES  # the latencies the percentiles read (a bounded, recent window)
     pairs: int = 0
-    primary_cost: int = 0
+    primary_cost: int = 0  # nano-dollars
     candidate_cost: int = 0
     exact: int = 0
-    compared: int = 0
+    compared: int = 0  # pairs with text on both sides
     similarity_sum: float = 0.0
-    primary_latency: deque[float] = field(default_factory=lambda: deque(maxlen=TIER_LATENCIES))
-    candidate_latency: deque[float] = field(
-        default_factory=lambda: deque(maxlen=TIER_LATENCIES))
+    primary_latency: deque[float] = field(init=False)
+    candidate_latency: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.primary_latency = deque(maxlen=self.window)
+        self.candidate_latency = deque(maxlen=self.window)
 
     def add(self, pair: Pair) -> None:
         self.pairs += 1
@@ -89,15 +95,24 @@ class TierStats:
             self.exact += pair.exact
             self.similarity_sum += pair.similarity
 
-    def report(self) -> dict[str, Any]:
-        saving = self.primary_cost - self.candidate_cost
-        return {"pairs": self.pairs,
-                "primary": _side(self.primary_cost, self.pairs, self.primary_latency),
-                "candidate": _side(self.candidate_cost, self.pairs, self.candidate_latency),
-                "projected_saving_usd": to_usd(saving),
-                "exact_rate": round(self.exact / self.compared, 4) if self.compared else None,
+    @property
+    def saving(self) -> int:
+        return self.primary_cost - self.candidate_cost
+
+    def primary(self) -> dict[str, Any]:
+        return _side(self.primary_cost, self.pairs, self.primary_latency)
+
+    def candidate(self) -> dict[str, Any]:
+        return _side(self.candidate_cost, self.pairs, self.candidate_latency)
+
+    def agreement(self) -> dict[str, Any]:
+        return {"exact_rate": round(self.exact / self.compared, 4) if self.compared else None,
                 "similarity_mean": round(self.similarity_sum / self.compared, 4)
                 if self.compared else None}
+
+    def by_tier(self) -> dict[str, Any]:
+        return {"pairs": self.pairs, "primary": self.primary(), "candidate": self.candidate(),
+                "projected_saving_usd": to_usd(self.saving), **self.agreement()}
 
 
 @dataclass(slots=True)
@@ -108,72 +123,57 @@ class RuleStats:
     sampled: int = 0
     not_eligible: int = 0  # sampled, but the primary failed, was refused or cancelled
     launched: int = 0
-    pairs: int = 0
     candidate_errors: Counter[str] = field(default_factory=Counter)  # by error code
     skipped: Counter[Skip] = field(default_factory=Counter)
-    primary_cost: int = 0  # nano-dollars, over the pairs
-    candidate_cost: int = 0  # over the pairs
     spent_candidates: int = 0  # every candidate call, failed ones too
     spent_judge: int = 0
-    exact: int = 0
-    compared: int = 0  # pairs with text on both sides
-    similarity_sum: float = 0.0
     judged: int = 0
     judge_sum: float = 0.0
     judge_errors: int = 0
-    primary_latency: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES))
-    candidate_latency: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES))
+    total: Tally = field(default_factory=Tally)  # over every pair
+    tiers: dict[str, Tally] = field(default_factory=dict)  # an auto candidate's, by tier
     recent: deque[Pair] = field(default_factory=lambda: deque(maxlen=RECENT))
-    tiers: dict[str, TierStats] = field(default_factory=dict)  # an auto candidate's, by tier
+
+    @property
+    def pairs(self) -> int:
+        return self.total.pairs
 
     def add(self, pair: Pair) -> None:
+        self.total.add(pair)
         if (tier := pair.candidate.tier) is not None:
-            self.tiers.setdefault(tier, TierStats()).add(pair)
-        self.pairs += 1
-        self.primary_cost += pair.primary.cost or 0
-        self.candidate_cost += pair.candidate.cost or 0
-        self.primary_latency.append(pair.primary.latency_ms)
-        self.candidate_latency.append(pair.candidate.latency_ms)
-        if pair.exact is not None and pair.similarity is not None:
-            self.compared += 1
-            self.exact += pair.exact
-            self.similarity_sum += pair.similarity
+            self.tiers.setdefault(tier, Tally(TIER_LATENCIES)).add(pair)
         if pair.judge is not None:
             self.judged += 1
             self.judge_sum += pair.judge
         self.recent.append(pair)
 
     def report(self, in_flight: int) -> dict[str, Any]:
-        rule, pairs = self.rule, self.pairs
-        saving = self.primary_cost - self.candidate_cost
+        rule, total = self.rule, self.total
         return {
             "name": rule.name, "candidate_model": rule.candidate, "percent": rule.percent,
             "judge": rule.judge.model if rule.judge else None,
             "budget": {"name": rule.tag, "limit_usd": rule.budget_usd, "window": rule.window},
             "since": self.started, "matched": self.matched, "sampled": self.sampled,
             "not_eligible": self.not_eligible, "launched": self.launched,
-            "in_flight": in_flight, "pairs": pairs,
+            "in_flight": in_flight, "pairs": total.pairs,
             "skipped": {"budget": self.skipped["budget"], "in_flight": self.skipped["in_flight"],
                         "cache_hit": self.skipped["cache_hit"]},
-            "primary": _side(self.primary_cost, pairs, self.primary_latency),
-            "candidate": {**_side(self.candidate_cost, pairs, self.candidate_latency),
+            "primary": total.primary(),
+            "candidate": {**total.candidate(),
                           "errors": sum(self.candidate_errors.values()),
                           "errors_by_code": dict(self.candidate_errors)},
-            "projected_saving_usd": to_usd(saving),
-            "projected_saving_percent": round(100 * saving / self.primary_cost, 2)
-            if self.primary_cost else None,
+            "projected_saving_usd": to_usd(total.saving),
+            "projected_saving_percent": round(100 * total.saving / total.primary_cost, 2)
+            if total.primary_cost else None,
             "spent_usd": {"total": to_usd(self.spent_candidates + self.spent_judge),
                           "candidates": to_usd(self.spent_candidates),
                           "judge": to_usd(self.spent_judge)},
             "agreement": {
-                "compared": self.compared,
-                "exact_rate": round(self.exact / self.compared, 4) if self.compared else None,
-                "similarity_mean": round(self.similarity_sum / self.compared, 4)
-                if self.compared else None,
+                "compared": total.compared, **total.agreement(),
                 "judged": self.judged,
                 "judge_mean": round(self.judge_sum / self.judged, 4) if self.judged else None,
                 "judge_errors": self.judge_errors},
-            "by_tier": {tier: stats.report() for tier, stats in self.tiers.items()},
+            "by_tier": {tier: tally.by_tier() for tier, tally in self.tiers.items()},
             "recent": [pair.as_dict() for pair in reversed(self.recent)],
         }
 

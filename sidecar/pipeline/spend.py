@@ -42,7 +42,6 @@ from sidecar.errors import (
     InvalidRequest,
     LedgerUnavailable,
     ModelNotAllowed,
-    RateLimitExceeded,
 )
 from sidecar.headers import COST_HEADER, REMAINING_HEADER
 from sidecar.messages.meter import MessagesMeter
@@ -53,6 +52,7 @@ from sidecar.spend.ledger import Ledger, LedgerDown
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.price_book import PriceBook
 from sidecar.spend.pricing import ModelPrice, Rates, rates_from_usd, to_usd, usd_text
+from sidecar.spend.refusals import rate_limited, whose
 from sidecar.spend.stream import StreamMeter
 from sidecar.spend.windows import iso
 from sidecar.telemetry.metrics import Metrics
@@ -212,18 +212,10 @@ class Spend:
                 self.note("budget_warning", name, level="warning")
 
     def _refuse(self, refusal: Refusal, ask: Ask) -> Reply:
-        who = f"{refusal.scope} '{refusal.value}'" if refusal.scope != "global" else "global"
         if refusal.kind == "rate":
             self.metrics.budget_decision("rate_limited")
-            wait = max(1, math.ceil(refusal.retry_after))
-            per = "requests" if refusal.unit == "requests" else "tokens"
-            return Reply.from_error(RateLimitExceeded(
-                f"Rate limit {refusal.rule} ({who}) allows {refusal.limit:g} {per} per minute "
-                f"and has no room for this request now; retry in {wait} s.",
-                metadata={"limit": refusal.rule, "scope": refusal.scope,
-                          "scope_value": refusal.value, "unit": refusal.unit,
-                          "per_minute": refusal.limit, "retry_after_s": wait}),
-                headers={"Retry-After": str(wait)})
+            return rate_limited(refusal, "request")
+        who = whose(refusal)
         resets = iso(refusal.resets_at)
         need = to_usd(math.ceil(ask.fixed + (ask.per_token if ask.want else 0)))
         metadata = {"budget": refusal.rule, "scope": refusal.scope, "scope_value": refusal.value,

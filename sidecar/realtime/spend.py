@@ -11,11 +11,9 @@ upstream accepted, the session's `Meter` (meter.py) watches its events until it 
 
 from __future__ import annotations
 
-import math
-
 from sidecar.call import Call, Next, Reply
 from sidecar.config.spend import SpendSettings
-from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed, RateLimitExceeded
+from sidecar.errors import BudgetExceeded, LedgerUnavailable, ModelNotAllowed
 from sidecar.realtime.meter import Meter
 from sidecar.realtime.prices import (
     DEFAULT_CONTEXT,
@@ -28,6 +26,7 @@ from sidecar.spend.ledger import Ledger
 from sidecar.spend.policy import BudgetRule, Refusal
 from sidecar.spend.price_book import PriceBook
 from sidecar.spend.pricing import rates_from_usd, to_usd, usd_text
+from sidecar.spend.refusals import rate_limited, whose
 from sidecar.spend.windows import iso
 from sidecar.telemetry.metrics import Metrics
 
@@ -105,17 +104,9 @@ def _unpriced(model: str, budgets: list[tuple[BudgetRule, str]]) -> ModelNotAllo
 
 
 def _refused(refusal: Refusal, price: RealtimePrice) -> Reply:
-    who = f"{refusal.scope} '{refusal.value}'" if refusal.scope != "global" else "global"
     if refusal.kind == "rate":
-        wait = max(1, math.ceil(refusal.retry_after))
-        per = "requests" if refusal.unit == "requests" else "tokens"
-        return Reply.from_error(RateLimitExceeded(
-            f"Rate limit {refusal.rule} ({who}) allows {refusal.limit:g} {per} per minute and "
-            f"has no room for this session now; retry in {wait} s.",
-            metadata={"limit": refusal.rule, "scope": refusal.scope,
-                      "scope_value": refusal.value, "unit": refusal.unit,
-                      "per_minute": refusal.limit, "retry_after_s": wait}),
-            headers={"Retry-After": str(wait)})
+        return rate_limited(refusal, "session")
+    who = whose(refusal)
     resets = iso(refusal.resets_at)
     return Reply.from_error(BudgetExceeded(
         f"Budget '{refusal.rule}' ({who}, {refusal.window} window) cannot pay for one response "

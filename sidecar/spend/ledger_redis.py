@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -45,7 +44,7 @@ from sidecar.spend.ledger import FLUSH_ROWS, LedgerDown, Row
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
 from sidecar.spend.pricing import to_usd
 from sidecar.spend.redis_rows import PREFIX, ROWS_KEPT, row_fields, sum_keys, sum_row, unpack
-from sidecar.spend.redis_scripts import ADMIT, SETTLE
+from sidecar.spend.redis_scripts import ADMIT, SETTLE, admit_args, limit_at
 from sidecar.spend.usage import budget_view, parse_query, report
 from sidecar.spend.windows import window_end, window_start
 from sidecar.telemetry.metrics import Metrics
@@ -155,7 +154,7 @@ class RedisLedger:
     async def admit(self, ask: Ask) -> Grant | Refusal:
         if self._outage is not None:
             raise LedgerDown(self._outage)
-        keys, args, budget_keys, tpm_keys = self._admission(ask)
+        keys, args, budget_keys, tpm_keys = admit_args(ask, self._spend.reservation_ttl_s)
         try:
             result = await self._admit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -170,7 +169,7 @@ class RedisLedger:
                            window_end(rule.window, start), held=to_usd(int(result[3])),
                            held_only=result[4] == "1")
         if kind == "rate":
-            limit, value, per_minute, unit = self._limit_at(ask, int(result[1]))
+            limit, value, per_minute, unit = limit_at(ask, int(result[1]))
             level = float(result[2])
             return Refusal("rate", limit.name, limit.scope, value, "minute", per_minute,
                            per_minute - level, retry_after=float(result[3]), unit=unit)
@@ -302,46 +301,6 @@ class RedisLedger:
         self.policy = Policy(spend, extra)
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _admission(self, ask: Ask) -> tuple[list[str], list[Any], list[str],
-                                            list[tuple[str, int]]]:
-        now = ask.now
-        keys: list[str] = []
-        budget_keys: list[str] = []
-        args: list[Any] = [repr(now), repr(now + self._spend.reservation_ttl_s),
-                           f"{random.getrandbits(64):016x}",  # a hold id, not a secret: no
-                           repr(ask.fixed), repr(ask.per_token),  # syscall per admission
-                           ask.want, ask.prompt_tokens, ask.choices, len(ask.budgets), 0]
-        for rule, value in ask.budgets:
-            start = window_start(rule.window, now)
-            base = f"{PREFIX}b:{rule.name}:{start}:{value}"
-            keys += [base, base + ":h", f"{PREFIX}bv:{rule.name}:{start}"]
-            budget_keys += [base, base + ":h"]
-            end = window_end(rule.window, start)
-            args += [rule.limit, int(rule.block), 0 if end is None else end + 60, value]
-        tpm_keys: list[tuple[str, int]] = []
-        for limit, value in ask.limits:
-            for kind, per_minute in (("rpm", limit.rpm), ("tpm", limit.tpm)):
-                if per_minute is not None:
-                    key = f"{PREFIX}r:{limit.name}:{kind}:{value}"
-                    keys.append(key)
-                    args += [per_minute, repr(per_minute / 60.0), int(kind == "tpm")]
-                    args[9] += 1
-                    if kind == "tpm":
-                        tpm_keys.append((key, per_minute))
-        return keys, args, budget_keys, tpm_keys
-
-    @staticmethod
-    def _limit_at(ask: Ask, index: int) -> tuple[Any, str, int, str]:
-        """The (rule, value, per minute, unit) of the index-th bucket ADMIT checked."""
-        j = 0
-        for rule, value in ask.limits:
-            for kind, per_minute in (("rpm", rule.rpm), ("tpm", rule.tpm)):
-                if per_minute is not None:
-                    j += 1
-                    if j == index:
-                        return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
-        raise ValueError(index)
 
     async def _send(self, batch: Batch) -> None:
         """One transaction: the batch and its guard (see the module docstring)."""

@@ -1,4 +1,5 @@
-"""The Redis ledger's Lua scripts: admission and settlement, each one atomic step in Redis.
+"""The Redis ledger's Lua scripts, admission and settlement, each one atomic step in Redis, and
+the keys and arguments ADMIT is given for a request.
 
 Redis runs a script to the end before any other command, so `ADMIT` does across replicas what
 reservations.py does within one process: read every applicable budget and rate limit, decide,
@@ -18,6 +19,13 @@ through string.format('%d') (Lua prints large numbers as 1e+15, which HINCRBY re
 """
 
 from __future__ import annotations
+
+import random
+from typing import Any
+
+from sidecar.spend.policy import Ask
+from sidecar.spend.redis_rows import PREFIX
+from sidecar.spend.windows import window_end, window_start
 
 ADMIT = """
 local now = tonumber(ARGV[1])
@@ -151,3 +159,46 @@ for j = 1, nt do
 end
 return 1
 """
+
+
+def admit_args(ask: Ask, hold_s: float) -> tuple[list[str], list[Any], list[str],
+                                                 list[tuple[str, int]]]:
+    """ADMIT's KEYS and ARGV for one request, and the keys its hold will be settled on: the
+    budgets' (hash, holds) and the token buckets' (key, capacity)."""
+    now = ask.now
+    keys: list[str] = []
+    budget_keys: list[str] = []
+    args: list[Any] = [repr(now), repr(now + hold_s),
+                       f"{random.getrandbits(64):016x}",  # a hold id, not a secret: no
+                       repr(ask.fixed), repr(ask.per_token),  # syscall per admission
+                       ask.want, ask.prompt_tokens, ask.choices, len(ask.budgets), 0]
+    for rule, value in ask.budgets:
+        start = window_start(rule.window, now)
+        base = f"{PREFIX}b:{rule.name}:{start}:{value}"
+        keys += [base, base + ":h", f"{PREFIX}bv:{rule.name}:{start}"]
+        budget_keys += [base, base + ":h"]
+        end = window_end(rule.window, start)
+        args += [rule.limit, int(rule.block), 0 if end is None else end + 60, value]
+    tpm_keys: list[tuple[str, int]] = []
+    for limit, value in ask.limits:
+        for kind, per_minute in (("rpm", limit.rpm), ("tpm", limit.tpm)):
+            if per_minute is not None:
+                key = f"{PREFIX}r:{limit.name}:{kind}:{value}"
+                keys.append(key)
+                args += [per_minute, repr(per_minute / 60.0), int(kind == "tpm")]
+                args[9] += 1
+                if kind == "tpm":
+                    tpm_keys.append((key, per_minute))
+    return keys, args, budget_keys, tpm_keys
+
+
+def limit_at(ask: Ask, index: int) -> tuple[Any, str, int, str]:
+    """The (rule, value, per minute, unit) of the index-th bucket ADMIT checked."""
+    j = 0
+    for rule, value in ask.limits:
+        for kind, per_minute in (("rpm", rule.rpm), ("tpm", rule.tpm)):
+            if per_minute is not None:
+                j += 1
+                if j == index:
+                    return rule, value, per_minute, "requests" if kind == "rpm" else "tokens"
+    raise ValueError(index)

@@ -30,7 +30,14 @@ from typing import Any
 import orjson
 
 from sidecar.errors import UpstreamUnavailable
-from sidecar.sse import DONE, Chunks, encode, event_json, frame_events, split_events
+from sidecar.sse import (
+    DONE,
+    Chunks,
+    encode,
+    event_json,
+    split_events,
+    translate_events,
+)
 from sidecar.upstream.anthropic.content import REASONING_FORMAT
 from sidecar.upstream.anthropic.errors import AnthropicStreamError
 from sidecar.upstream.anthropic.request import Plan
@@ -201,20 +208,11 @@ def _loads(data: memoryview) -> Any:
         return None
 
 
-async def translate_stream(chunks: Chunks, translator: StreamTranslator, where: str
-                           ) -> AsyncGenerator[bytes, None]:
+def translate_stream(chunks: Chunks, translator: StreamTranslator, where: str
+                     ) -> AsyncGenerator[bytes, None]:
     """The OpenAI event stream for an Anthropic one (`chunks`: the raw upstream body)."""
-    events = frame_events(chunks)
-    try:
-        async for chunk in events:
-            if translator.done:  # read on to the end, so the connection can be reused
-                continue
-            if out := translator.feed(chunk):
-                yield out
-            if translator.error is not None:
-                raise translator.error
-    finally:
-        await events.aclose()
-    if not translator.done:
+    def ending() -> bytes:
         raise UpstreamUnavailable(f"Upstream {where} ended the stream before its message_stop "
                                   "event: the answer is incomplete.")
+
+    return translate_events(chunks, translator, ending)

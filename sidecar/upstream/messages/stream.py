@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from sidecar.errors import UpstreamUnavailable
-from sidecar.sse import Chunks, event_data, frame_events, split_events
+from sidecar.sse import Chunks, event_data, split_events, translate_events
 from sidecar.upstream.messages.errors import MessagesStreamError
 from sidecar.upstream.messages.request import Plan
 from sidecar.upstream.messages.response import (
@@ -241,22 +241,13 @@ class EventTranslator:
                             "usage": usage}) + _STOP
 
 
-async def translate_stream(chunks: Chunks, translator: EventTranslator, where: str
-                           ) -> AsyncGenerator[bytes, None]:
+def translate_stream(chunks: Chunks, translator: EventTranslator, where: str
+                     ) -> AsyncGenerator[bytes, None]:
     """Anthropic's event stream for an OpenAI one (`chunks`: the raw upstream body)."""
-    events = frame_events(chunks)
-    try:
-        async for chunk in events:
-            if translator.done:  # read on to the end, so the connection can be reused
-                continue
-            if out := translator.feed(chunk):
-                yield out
-            if translator.error is not None:
-                raise translator.error
-    finally:
-        await events.aclose()
-    if not translator.done:
+    def ending() -> bytes:
         if not translator.finished:
             raise UpstreamUnavailable(f"Upstream {where} ended the stream before its answer "
                                       "finished: the answer is incomplete.")
-        yield translator.end()
+        return translator.end()
+
+    return translate_events(chunks, translator, ending)
