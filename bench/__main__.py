@@ -90,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
              "add their hottest functions to the report")
     add("--profile-rows", type=lambda t: tuple(n.strip() for n in t.split(",") if n.strip()),
         metavar="A,B", help="targets to profile (implies --profile; default floor,core,all)")
+    add("--external", action=argparse.BooleanOptionalAction, default=None,
+        help="also measure every JSON target with issue 23's harness: hey bursts of 6,000 "
+             "requests at 32 connections and 6 s at 100 req/s over 4 connections, 3 rounds "
+             "(default: when hey is installed)")
+    add("--external-rounds", type=int, metavar="N",
+        help=f"rounds of the hey harness (default {defaults.external_rounds})")
+    add("--install-generators", action="store_true",
+        help="apt-get install -y hey wrk first when they are missing (needs root)")
     add("--results-dir", type=Path, metavar="DIR",
         help="where latest.md, latest.json, configs/ and logs/ go (default bench/results)")
     add("--json", type=Path, metavar="PATH", help="also write the JSON results here")
@@ -100,7 +108,7 @@ def options_from(args: argparse.Namespace) -> Options:
     chosen = {name: getattr(args, name) for name in (
         "duration", "latency_duration", "rounds", "rate", "concurrency", "warmup", "soak",
         "soak_rows", "rss_requests", "startup_spawns", "chunks", "pacing_ms", "results_dir",
-        "rows", "peers", "profile_rows")
+        "rows", "peers", "profile_rows", "external_rounds")
         if getattr(args, name) is not None}
     if args.quick:
         chosen = {**QUICK, **chosen}
@@ -115,7 +123,8 @@ def options_from(args: argparse.Namespace) -> Options:
         Options(), **chosen, driver=args.driver, sidecar_config=args.sidecar_config,
         access_log=not args.no_access_log, pin=not args.no_pin, json_path=args.json,
         profile=args.profile or args.profile_rows is not None, quick=args.quick,
-        headers=tuple(headers.items()))
+        headers=tuple(headers.items()), external=args.external,
+        install_generators=args.install_generators)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -81,7 +81,7 @@ def describe(driver: str) -> str:
     return f"asyncio (aiohttp, Python {sys.version.split()[0]})"
 
 
-def _run(argv: Sequence[str], cpus: frozenset[int] | None, timeout: float,
+def run_generator(argv: Sequence[str], cpus: frozenset[int] | None, timeout: float,
          env: Mapping[str, str] | None = None) -> tuple[str, float]:
     """Run a generator to completion; its stdout and the CPU seconds it used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -101,7 +101,7 @@ def loadgen(mode: str, load: Load, *options: str, timeout: float) -> tuple[dict[
             "--body", str(load.body_path), *options]
     for name, value in load.headers:
         argv += ["--header", f"{name}: {value}"]
-    out, cpu = _run(argv, load.cpus, timeout)
+    out, cpu = run_generator(argv, load.cpus, timeout)
     try:
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -118,16 +118,17 @@ def throughput(driver: str, load: Load, *, concurrency: int, duration: float,
         script = workdir / "wrk-post.lua"
         script.write_text(wrk_script(load))
         seconds = max(1, round(duration))
-        out, cpu = _run(["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s",
-                         "-s", str(script), load.url], load.cpus, timeout)
+        out, cpu = run_generator(["wrk", "-t", str(threads), "-c", str(concurrency),
+                                  "-d", f"{seconds}s", "-s", str(script), load.url],
+                                 load.cpus, timeout)
         return parse_wrk(out, cpu)
     if driver == "hey":
         argv = ["hey", "-c", str(concurrency), "-z", f"{duration:g}s", "-m", "POST",
                 "-T", "application/json", "-D", str(load.body_path)]
         for name, value in load.headers:
             argv += ["-H", f"{name}: {value}"]
-        out, cpu = _run([*argv, load.url], load.cpus, timeout,
-                        env={"GOMAXPROCS": str(threads)})
+        out, cpu = run_generator([*argv, load.url], load.cpus, timeout,
+                                 env={"GOMAXPROCS": str(threads)})
         return parse_hey(out, cpu)
     result, _ = loadgen("closed", load, "--concurrency", str(concurrency),
                           "--duration", str(duration), timeout=timeout)

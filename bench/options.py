@@ -42,10 +42,18 @@ class Options:
     quick: bool = False
     profile: bool = False  # sample targets with py-spy after the measurements
     profile_seconds: float = 10.0
+    # issue 23's harness with hey beside the in-house one (bench/external.py); None: when
+    # hey is installed. Its rounds, burst size and seconds at the fixed rate:
+    external: bool | None = None
+    external_rounds: int = 3
+    external_burst: int = 6000
+    external_rate_s: float = 6.0
+    install_generators: bool = False  # --install-generators: apt-get install hey wrk
 
 
 QUICK = {"duration": 2.0, "latency_duration": 2.0, "rounds": 1, "warmup": 1.0,
-         "startup_spawns": 2, "soak": 3.0, "rss_requests": 2_000}
+         "startup_spawns": 2, "soak": 3.0, "rss_requests": 2_000,
+         "external_rounds": 1, "external_burst": 2_000, "external_rate_s": 2.0}
 
 
 def relative(path: Path) -> str:

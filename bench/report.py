@@ -75,6 +75,7 @@ class BenchReport:
     targets: list[TargetResult]
     notes: list[str] = field(default_factory=list)
     profiles: dict[str, Any] = field(default_factory=dict)  # --profile: name -> top functions
+    external: list[dict[str, Any]] = field(default_factory=list)  # external.py: hey's rows
 
     def target(self, name: str) -> TargetResult | None:
         return next((t for t in self.targets if t.name == name), None)
@@ -120,7 +121,7 @@ class BenchReport:
         return {"schema": SCHEMA, "started_at": self.started_at, "machine": self.machine,
                 "settings": self.settings, "targets": targets,
                 "verdicts": [dataclasses.asdict(v) for v in verdicts(self)],
-                "notes": self.notes, "profiles": self.profiles}
+                "notes": self.notes, "profiles": self.profiles, "external": self.external}
 
 
 def machine_facts(repo: Path) -> dict[str, Any]:

@@ -127,6 +127,15 @@ FEATURES: dict[str, Feature] = {
         body="auto"),
 }
 
+# The product's defaults (what `llm-sidecar serve` runs with no config but the upstream): the
+# memory cache (bypassed here with no-store), spend's SQLite ledger without budgets, Prometheus
+# metrics and the inspector; issue 23's "default config, cache bypassed".
+FEATURES["defaults"] = Feature(
+    {"cache": {"backend": "memory"}, "telemetry": {"prometheus": True},
+     "spend": {"ledger": None}, "admin": {"ui": True}},
+    headers=(("Cache-Control", "no-store"),), stages=("telemetry", "inspect", "spend", "cache"),
+    answer_header=("x-sidecar-cache", "BYPASS"))
+
 ALL = ("auth", "cache-bypass", "spend", "telemetry", "routing", "inspector")
 
 
@@ -141,6 +150,9 @@ class Row:
 
 ROWS: tuple[Row, ...] = (
     Row("core", (), "no features: cache off, no auth, no exporters, spend and privacy off"),
+    Row("default", ("defaults",), "the product's defaults, cache bypassed (no-store): the "
+                                  "memory cache, spend's SQLite ledger, Prometheus metrics, "
+                                  "the inspector"),
     Row("all", ALL, "auth with a local key, cache bypassed (no-store), spend with prices, a "
                     "budget and the SQLite ledger, traces and metrics to a live OTLP receiver "
                     "and Prometheus, two providers with retries, the inspector (no page open)"),

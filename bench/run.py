@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import drivers, measurements, profile, targets
+from bench import drivers, external, measurements, profile, targets
 from bench.launch import launch, selected_rows
 from bench.measurements import Bench, Pinning, Tally
 from bench.options import REPO, Options, relative
@@ -147,7 +147,11 @@ def health_notes(results: list[TargetResult], pinning: Pinning) -> list[str]:
 
 def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
     began = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if options.install_generators:
+        external.install_generators(log)
     driver = drivers.pick(options.driver)
+    run_external = options.external if options.external is not None else (
+        "hey" not in external.missing_generators())
     machine = machine_facts(REPO)  # before the harness pins itself
     pinning = plan_pinning(options.pin)
     if pinning.load is not None:  # the harness mostly sleeps; keep it off the CPU under test
@@ -155,6 +159,7 @@ def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
     log_dir = options.results_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    ext_results: list[dict[str, Any]] = []
     chosen = selected_rows(options)
     soaks = soak_names(options, chosen)
     kinds = 2 if any(r.kind == "stream" for r in chosen) else 1
@@ -178,6 +183,15 @@ def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
         log(f"measuring {len(started.targets)} targets ...")
         tallies = [Tally(target) for target in started.targets]
         measure(bench, tallies, options, driver, soaks, log)
+        plan = external.Plan(rounds=max(options.external_rounds, 1),
+                             burst_requests=options.external_burst,
+                             burst_concurrency=options.concurrency, rate=options.rate,
+                             rate_seconds=options.external_rate_s)
+        if run_external and "hey" in external.missing_generators():
+            notes.append("--external: hey is not installed (apt-get install -y hey, or "
+                         "--install-generators): no external table")
+        elif run_external:
+            ext_results = external.measure(bench, tallies, plan, log)
         python = {name: spec.python for name, spec in started.specs.items()}
         profiles = (profile_targets(bench, tallies, options, driver, python, log, notes)
                     if options.profile or options.profile_rows else {})
@@ -208,6 +222,12 @@ def run(options: Options, log: Callable[[str], None] = print) -> BenchReport:
         "extra_headers": [name for name, _ in options.headers],
         **started.settings,
     }
-    return BenchReport(began, machine, settings, results, notes, profiles)
+    if ext_results:
+        settings["external"] = {"generator": "hey", "rounds": plan.rounds,
+                                "burst_requests": plan.burst_requests,
+                                "burst_concurrency": plan.burst_concurrency, "rate": plan.rate,
+                                "rate_connections": plan.rate_connections,
+                                "rate_seconds": plan.rate_seconds}
+    return BenchReport(began, machine, settings, results, notes, profiles, ext_results)
 
 

@@ -173,6 +173,11 @@ def render_markdown(report: BenchReport) -> str:
     if stream_targets:
         lines += _stream_table(report, stream_targets, s["concurrency"])
     lines += _process_table(report, int(s["rss_requests"]))
+    if report.external:
+        from bench.external import Plan, table  # the hey harness's table (external.py)
+
+        lines += ["", *table(report.external, Plan(**{
+            k: v for k, v in s["external"].items() if k != "generator"}))]
     if report.notes:
         lines += ["", "## Notes", "", *(f"- {note}" for note in report.notes)]
     for name, found in report.profiles.items():
