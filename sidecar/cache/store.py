@@ -5,13 +5,12 @@ or UNAVAILABLE when its backend cannot be reached: the request then goes upstrea
 `purge` by model glob. Stores check expiry against their `clock` (wall-clock seconds; tests
 replace it) as well as their backend's own TTL, so an injected clock expires entries anywhere.
 
-The memory backend is written against aiocache's interface (`aiocache.base.BaseCache`: `get`,
-`set` with a TTL, `delete`, `exists`, `clear`), but aiocache's own `SimpleMemoryCache` cannot be
-used: it has no bound at all (no entry count, no byte size, no eviction), so a busy sidecar would
-grow until the pod is killed, and it expires each key with its own event-loop timer (one
-TimerHandle per entry, and a clock tests cannot move). `BoundedMemoryBackend` keeps entries in
-LRU order, evicts the least recently used while over `max_entries` or `max_bytes`, and expires
-lazily on read. A lookup calls the backend's `_get` directly (see `MemoryStore.get`).
+The memory store keeps entries in a `BoundedLRU`: LRU order, evicting the least recently used
+while over `max_entries` or `max_bytes`, expiring lazily on read against the store's clock (no
+timer per entry). It was once an aiocache backend; aiocache added nothing the store used but its
+interface, cost 2.1 of a lookup's 2.3 µs through its public `get`, and importing it imports
+`redis` (and with it, when the OpenTelemetry SDK is installed, the SDK's metrics): 11 MB of RSS
+and 70 ms of start-up in every sidecar, Redis configured or not (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,9 +19,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final, Protocol
-
-from aiocache.base import BaseCache
-from aiocache.serializers import NullSerializer
 
 from sidecar.cache.entry import Entry
 from sidecar.cache.key import CacheKey
@@ -69,14 +65,14 @@ class CacheStore(Protocol):
         ...
 
 
-class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]  # aiocache ships no types
-    """An aiocache backend bounded by entry count and total bytes (LRU), with lazy TTLs."""
+class BoundedLRU:
+    """Values by key, bounded by entry count and total bytes (least recently used evicted
+    first), each with an optional expiry checked lazily on read."""
 
-    NAME = "bounded-memory"
+    __slots__ = ("_clock", "_items", "_max_bytes", "_max_entries", "_size_of", "bytes")
 
     def __init__(self, *, max_entries: int, max_bytes: int, size_of: Callable[[Any], int],
-                 clock: Clock, **kwargs: Any) -> None:
-        super().__init__(serializer=NullSerializer(), timeout=None, **kwargs)
+                 clock: Clock) -> None:
         self._items: OrderedDict[str, tuple[Any, float | None, int]] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
@@ -87,75 +83,38 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]  # aiocache ships n
     def __len__(self) -> int:
         return len(self._items)
 
-    async def _get(self, key: str, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
+    def get(self, key: str) -> Any:
         item = self._items.get(key)
         if item is None:
             return None
         value, expires, _ = item
         if expires is not None and expires <= self._clock():
-            self._drop(key)
+            self.delete(key)
             return None
         self._items.move_to_end(key)
         return value
 
-    async def _gets(self, key: str, encoding: str | None = "utf-8", _conn: Any = None) -> Any:
-        return await self._get(key)
-
-    async def _multi_get(self, keys: list[str], encoding: str | None = "utf-8",
-                         _conn: Any = None) -> list[Any]:
-        return [await self._get(key) for key in keys]
-
-    async def _set(self, key: str, value: Any, ttl: float | None = None,
-                   _cas_token: Any = None, _conn: Any = None) -> bool:
-        if _cas_token is not None and _cas_token != await self._get(key):
-            return False
-        self._drop(key)
+    def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
+        """Store `value` (replacing the key's), evicting as needed; False when it is larger
+        than the whole store (it is not stored)."""
+        self.delete(key)
         size = self._size_of(value)
         if size > self._max_bytes:
             return False
         self._items[key] = (value, self._clock() + ttl if ttl else None, size)
         self.bytes += size
         while self.bytes > self._max_bytes or len(self._items) > self._max_entries:
-            self._drop(next(iter(self._items)))  # the least recently used
+            self.delete(next(iter(self._items)))  # the least recently used
         return True
 
-    async def _multi_set(self, pairs: list[tuple[str, Any]], ttl: float | None = None,
-                         _conn: Any = None) -> bool:
-        for key, value in pairs:
-            await self._set(key, value, ttl)
-        return True
-
-    async def _add(self, key: str, value: Any, ttl: float | None = None,
-                   _conn: Any = None) -> bool:
-        if await self._get(key) is not None:
-            raise ValueError(f"Key {key} already exists, use .set to update the value")
-        return await self._set(key, value, ttl)
-
-    async def _exists(self, key: str, _conn: Any = None) -> bool:
-        return await self._get(key) is not None
-
-    async def _expire(self, key: str, ttl: float | None, _conn: Any = None) -> bool:
-        item = self._items.get(key)
-        if item is None:
-            return False
-        self._items[key] = (item[0], self._clock() + ttl if ttl else None, item[2])
-        return True
-
-    async def _delete(self, key: str, _conn: Any = None) -> int:
-        return self._drop(key)
-
-    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
-        self.purge(lambda _: True, prefix=namespace or "")
-        return True
-
-    def purge(self, match: Callable[[Any], bool], prefix: str = "") -> int:
-        """Drop the entries whose value `match`es (and whose key starts with `prefix`)."""
-        doomed = [k for k, (v, _, _) in self._items.items() if k.startswith(prefix) and match(v)]
+    def purge(self, match: Callable[[Any], bool]) -> int:
+        """Drop the entries whose value `match`es; how many."""
+        doomed = [k for k, (v, _, _) in self._items.items() if match(v)]
         for key in doomed:
-            self._drop(key)
+            self.delete(key)
         return len(doomed)
 
-    def _drop(self, key: str) -> int:
+    def delete(self, key: str) -> int:
         item = self._items.pop(key, None)
         if item is None:
             return 0
@@ -171,9 +130,8 @@ class MemoryStore:
 
     def __init__(self, settings: CacheSettings, clock: Clock = time.time) -> None:
         self.clock = clock
-        self.cache = BoundedMemoryBackend(
-            max_entries=settings.max_entries, max_bytes=settings.max_bytes,
-            size_of=_entry_size, clock=lambda: self.clock())
+        self.cache = BoundedLRU(max_entries=settings.max_entries, max_bytes=settings.max_bytes,
+                                size_of=_entry_size, clock=lambda: self.clock())
 
     async def start(self) -> None:
         return None
@@ -185,14 +143,11 @@ class MemoryStore:
         return None
 
     async def get(self, key: CacheKey) -> Entry | None:
-        # The backend's own `_get`, on the hit path: aiocache's public `get` wraps it in an
-        # os.getenv("AIOCACHE_DISABLE") per call, a timeout wrapper, plugin hooks, key building
-        # and the serializer, 2.1 of its 2.3 µs (measured). Writes and purges keep the public API.
-        entry: Entry | None = await self.cache._get(key.digest)
+        entry: Entry | None = self.cache.get(key.digest)
         return entry
 
     async def put(self, key: CacheKey, entry: Entry) -> None:
-        await self.cache.set(key.digest, entry, ttl=entry.expires_at - entry.stored_at)
+        self.cache.set(key.digest, entry, ttl=entry.expires_at - entry.stored_at)
 
     async def purge(self, models: Globs | None) -> int:
         if models is None:

@@ -1,5 +1,5 @@
 """cache/store.py and entry.py: the bounded memory store (LRU by entries and bytes, lazy TTL,
-purge), used through aiocache's API, and the byte form of entries."""
+purge), and the byte form of entries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from sidecar.cache.entry import ENTRY_OVERHEAD_BYTES, Entry, decode, encode
 from sidecar.cache.key import CacheKey
-from sidecar.cache.store import BoundedMemoryBackend, MemoryStore
+from sidecar.cache.store import BoundedLRU, MemoryStore
 from sidecar.call import Answer, Usage
 from sidecar.config.cache import CacheSettings
 from sidecar.globs import Globs
@@ -75,25 +75,20 @@ async def test_purge_by_model_glob() -> None:
     assert len(store.cache) == 0 and store.cache.bytes == 0
 
 
-async def test_the_backend_speaks_aiocache() -> None:
-    """BoundedMemoryBackend works through aiocache's own API: set/get/exists/add/expire/
-    delete/clear, with aiocache's errors."""
+def test_the_lru_on_its_own() -> None:
+    """BoundedLRU: set/get/delete/purge, expiry on its clock, bytes accounted."""
     clock = FakeClock(0)
-    cache = BoundedMemoryBackend(max_entries=10, max_bytes=10_000, size_of=len, clock=clock)
-    assert await cache.set("k", b"value", ttl=5)
-    assert await cache.get("k") == b"value" and await cache.exists("k")
-    with pytest.raises(ValueError, match="already exists"):
-        await cache.add("k", b"other")
-    assert await cache.multi_get(["k", "nope"]) == [b"value", None]
-    assert await cache.expire("k", 100)
-    clock.advance(50)
-    assert await cache.get("k") == b"value"
-    assert await cache.delete("k") == 1
-    await cache.multi_set([("p:1", b"a"), ("q:1", b"b")])
-    await cache.clear(namespace="p:")
-    assert await cache.get("p:1") is None and await cache.get("q:1") == b"b"
-    await cache.clear()
-    assert len(cache) == 0 and cache.bytes == 0
+    cache = BoundedLRU(max_entries=10, max_bytes=10, size_of=len, clock=clock)
+    assert cache.set("k", b"value", ttl=5) and cache.get("k") == b"value"
+    assert not cache.set("big", b"x" * 11) and cache.get("big") is None
+    cache.set("k", b"val")  # replaced: its bytes counted once
+    assert cache.bytes == 3
+    cache.set("t", b"tt", ttl=5)
+    clock.advance(5)
+    assert cache.get("t") is None and cache.get("k") == b"val" and cache.bytes == 3
+    cache.set("p", b"pp")
+    assert cache.purge(lambda v: v == b"pp") == 1 and cache.delete("k") == 1
+    assert cache.delete("k") == 0 and len(cache) == 0 and cache.bytes == 0
 
 
 def test_entries_round_trip_through_bytes() -> None:
