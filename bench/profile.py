@@ -4,6 +4,8 @@ After the measurements (never during them: sampling slows the target), the sidec
 more throughput slice while `py-spy record` samples it. The collapsed stacks are saved
 (`sidecar-profile.txt`: feed it to flamegraph.pl or speedscope) and summarized here as the
 functions with the most samples on top of the stack (self) and anywhere in it (inclusive).
+Only samples of the thread holding the GIL are kept (`--gil`): the CPU spent in Python, on the
+event loop or in the exporter and ledger threads, without the threads that only wait.
 py-spy is not a dependency: `pip install py-spy` (anywhere on PATH, or in the venv).
 """
 
@@ -29,7 +31,7 @@ def start(py_spy: str, pid: int, seconds: float, out: Path, rate: int = 250
           ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-         "--rate", str(rate), "--format", "raw", "--output", str(out)],
+         "--rate", str(rate), "--gil", "--format", "raw", "--output", str(out)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
