@@ -26,7 +26,7 @@ from sidecar.telemetry.otlp import wire
 from sidecar.telemetry.otlp.logs import OtlpLogHandler, access_sink
 from sidecar.telemetry.otlp.metrics import MetricsEncoder
 from sidecar.telemetry.otlp.plan import make_plan
-from sidecar.telemetry.otlp.queues import Batcher, MetricsPump, Sender, Warner, yielding
+from sidecar.telemetry.otlp.queues import Batcher, MetricsPump, Sender, Warner
 from sidecar.telemetry.otlp.records import (
     LogData,
     LogEncoder,
@@ -61,14 +61,12 @@ class TelemetryExport:
         self.metrics_pump: MetricsPump | None = None
         if traces := plan.for_signal("traces"):
             span_encoder = SpanEncoder()
-            spans = yielding(span_encoder.span)
             self.spans = self._batcher("traces", traces, lambda batch: export_request(
-                resource, scope, spans(batch)), plan.spans)
+                resource, scope, [span_encoder.span(s) for s in batch]), plan.spans)
         if logs := plan.for_signal("logs"):
             log_encoder = LogEncoder()
-            records = yielding(log_encoder.record)
             self.logs = self._batcher("logs", logs, lambda batch: export_request(
-                resource, scope, records(batch)), plan.logs)
+                resource, scope, [log_encoder.record(r) for r in batch]), plan.logs)
         if metric_destinations := plan.for_signal("metrics"):
             encoder = MetricsEncoder(metrics.registry, metrics.started_ns)
             self.metrics_pump = MetricsPump(

@@ -27,7 +27,7 @@ import structlog
 
 from sidecar.telemetry.otlp.transport import Destination, Signal, Transport, make_transport
 
-__all__ = ["Batcher", "Dropped", "MetricsPump", "Sender", "Warner", "yielding"]
+__all__ = ["Batcher", "Dropped", "MetricsPump", "Sender", "Warner"]
 
 Dropped = Callable[[str, int], None]  # Metrics.dropped(signal, count)
 WARN_INTERVAL_S = 60.0
@@ -165,24 +165,6 @@ def render(item: Any) -> Any:
     if out.get("events"):
         out["events"] = [render(e) for e in out["events"]]
     return out
-
-
-# Items encoded between two releases of the GIL: a batch of 512 spans is 2 ms of encoding, and
-# an exporter thread holding the GIL that long stalls the event loop as long (the p99 of the
-# requests meanwhile); 32 spans are about 0.12 ms.
-YIELD_EVERY = 32
-
-
-def yielding(encode: Callable[[Any], bytes], every: int = YIELD_EVERY
-             ) -> Callable[[Sequence[Any]], list[bytes]]:
-    """`encode` over a batch, letting the event loop have the GIL every `every` items."""
-    def encode_all(items: Sequence[Any]) -> list[bytes]:
-        out = []
-        for start in range(0, len(items), every):
-            out += [encode(item) for item in items[start:start + every]]
-            time.sleep(0)
-        return out
-    return encode_all
 
 
 class Batcher:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from sidecar.telemetry.otlp.queues import Batcher, Sender, Warner, yielding
+from sidecar.telemetry.otlp.queues import Batcher, Sender, Warner
 from sidecar.telemetry.otlp.records import SpanData
 from sidecar.telemetry.otlp.transport import Destination
 
@@ -163,11 +163,3 @@ def test_a_stopped_sender_counts_what_it_is_still_offered() -> None:
     sender.stop()
     sender.offer(b"late", [], 3)
     assert sender.pending() == 0 and drops.counts == {"traces": 3}
-
-
-def test_yielding_encodes_every_item_in_order_across_chunks() -> None:
-    """The batch is encoded in chunks (the GIL released between them), nothing lost or
-    reordered, an empty batch included."""
-    encode = yielding(lambda n: bytes([n]), every=2)
-    assert encode([1, 2, 3, 4, 5]) == [b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"]
-    assert encode([]) == []
