@@ -1,9 +1,11 @@
 """The ordered stage list: the one place that says what runs, and in which order.
 
     client ─► telemetry → zdr → inspect → auth → read_body → privacy → shadow → auto → fallback
-              → spend → detach → cache ─┬─ hit: the entry's answer, back up the list
-                       └─ miss: a single flight (cache/singleflight.py) runs the rest in its own
-                          task, on `call.fork()`: → answer → route ─► upstream
+              → spend → cache ─┬─ hit: the entry's answer, back up the list
+                               └─ miss: detached, a single flight (cache/singleflight.py) runs
+                                  the rest in its own task, on `call.fork()`:
+                                  → answer → route ─► upstream
+              (without the cache: → spend → detach → answer → route)
     client ◄─ the reply unwinds right to left; then `Call.finish` runs every stage's finisher,
               innermost first, once the outcome is final
 
@@ -37,7 +39,8 @@ Each stage, and why it sits where it does (a disabled feature is absent from the
     detach     right below spend, for non-streamed calls: the rest runs in a task of its own, so
                when the client leaves, the answer is still read in the background (bounded) and
                billed what the provider bills; the call's finishers wait for it
-               (pipeline/detach.py); present with spend
+               (pipeline/detach.py); present with spend. With the cache on, the cache stage runs
+               it for a miss or a bypass, and a hit (which reads nothing) skips it
     cache      right before the upstream call, so a hit skips exactly that; a miss leads (or
                joins) a single flight: the stages below run in the flight's task on a fork of
                the call, and the flight moves the answer record and attempts back to it
@@ -209,15 +212,19 @@ def build_pipeline(deps: Deps, outer: Sequence[Stage] = ()) -> Pipelines:
     # what a free endpoint needs: the caller, its body, redaction, routing (not a shadow copy)
     free = [stage for stage in stages if not isinstance(stage, Shadow)]
     passthrough = list(before_body)
+    detach = None
     if deps.ledger is not None and deps.prices is not None:
         spend = Spend(settings.spend, deps.prices, deps.ledger, deps.metrics)
         stages.append(spend)
         if deps.background is not None:
-            stages.append(Detach(deps.background))
+            detach = Detach(deps.background)
         passthrough.append(SpendPaths(spend, PathRules(settings.spend.free_paths),
                                       settings.listen.max_body_bytes))
     if deps.cache is not None and deps.flights is not None:
-        stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics))
+        # the cache detaches what goes upstream: a hit pays nothing for it
+        stages.append(Cache(settings.cache, deps.cache, deps.flights, deps.metrics, detach))
+    elif detach is not None:
+        stages.append(detach)
     if any(stage.reads_answer for stage in stages):
         stages.append(ReadAnswer())
     return Pipelines(

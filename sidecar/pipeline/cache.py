@@ -24,7 +24,7 @@ mid-way: the client would see two different beginnings).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from sidecar import sse
@@ -38,6 +38,7 @@ from sidecar.call import Call, Next, Reply
 from sidecar.config.cache import CacheSettings
 from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import CacheMiss, SidecarError
+from sidecar.pipeline.detach import Detach
 from sidecar.telemetry.metrics import Metrics
 
 STATUS_HEADER = "x-sidecar-cache"
@@ -52,8 +53,11 @@ class Cache:
     reads_answer = True  # an entry keeps the answer record (a hit reports its usage)
 
     def __init__(self, settings: CacheSettings, store: CacheStore, flights: Flights,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, detach: Detach | None = None) -> None:
+        """`detach`: spend's detach stage, which the cache runs for what goes upstream (a
+        miss, a bypass), so that a hit pays nothing for it (pipeline/detach.py)."""
         self._store = store
+        self._detach = detach
         self._flights = flights
         self._metrics = metrics
         self._shared = settings.shared_namespace
@@ -68,12 +72,12 @@ class Cache:
         # Neither looked up nor stored: no key to compute (the first 16 hex digits of an
         # entry's key would name no entry).
         if rules.no_store:
-            return await self._bypass(call, next, "bypass", "fwd=request")
+            return await self._detached(call, self._bypass(call, next, "bypass", "fwd=request"))
         row = ENDPOINTS.get(call.endpoint or "")
         if row is not None and not row.cacheable:  # images, audio: see endpoints.py
-            return await self._bypass(call, next, "skip", "fwd=bypass")
+            return await self._detached(call, self._bypass(call, next, "skip", "fwd=bypass"))
         if self._hot is not None and _temperature(call) > self._hot:
-            return await self._bypass(call, next, "skip", "fwd=bypass")
+            return await self._detached(call, self._bypass(call, next, "skip", "fwd=bypass"))
         key = cache_key(call, shared=self._shared)
         call.response_headers[KEY_HEADER] = key.short
         wants_usage = call.stream and _wants_usage(call)
@@ -97,6 +101,17 @@ class Cache:
             return Reply.from_error(CacheMiss(
                 f"Cache-Control: only-if-cached, and the cache holds no fresh answer for this "
                 f"request (x-sidecar-cache-key {key.short})."))
+        return await self._detached(call, self._miss(call, next, key, rules, wants_usage,
+                                                     status, forward))
+
+    async def _detached(self, call: Call, rest: Awaitable[Reply]) -> Reply:
+        if self._detach is None or call.stream:
+            return await rest
+        return await self._detach.run(call, rest)
+
+    async def _miss(self, call: Call, next: Next, key: CacheKey, rules: Directives,
+                    wants_usage: bool, status: str, forward: str) -> Reply:
+        """Follow an identical request in flight, or lead a flight of this one's own."""
         flight = None if rules.no_cache else self._flights.find(key)
         # A stream that asks for usage cannot share one whose leader did not ask for it.
         if flight is not None and (flight.wants_usage or not wants_usage):

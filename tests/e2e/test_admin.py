@@ -55,8 +55,8 @@ async def test_config_route_masks_secrets(start_sidecar: StartSidecar,
     view = orjson.loads(text)
     assert view["config"]["upstream"]["api_key"] == "***"
     routed = ["privacy", "fallback"] if profile.name == "everything" else []  # what it adds
-    assert view["stages"] == ["telemetry", "inspect", "read_body", *routed, "spend", "detach",
-                              "cache", "answer", "route"]
+    assert view["stages"] == ["telemetry", "inspect", "read_body", *routed, "spend", "cache",
+                              "answer", "route"]
 
 
 async def test_metrics_count_requests(sidecar: RunningSidecar,

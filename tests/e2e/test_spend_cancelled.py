@@ -41,28 +41,32 @@ async def held(sidecar: RunningSidecar) -> tuple[int, int]:
     return round(entry["spent_usd"] * 1e9), round(entry["reserved_usd"] * 1e9)
 
 
-async def leave(sidecar: RunningSidecar, metered: Metered) -> None:
+async def leave(sidecar: RunningSidecar, metered: Metered,
+                headers: dict[str, str] | None = None) -> None:
     """A client that gives up on its answer: the SDK's own timeout, while the upstream holds
     it; returns once the sidecar has handed the call to its background reads."""
     metered.gate = asyncio.Event()
     sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="k", max_retries=0, timeout=0.5)
     try:
         with pytest.raises(openai.APITimeoutError):
-            await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=50)
+            await sdk.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=50,
+                                              extra_headers=headers)
     finally:
         await sdk.close()
     await background(sidecar).wait_adopted(1)
 
 
-@pytest.mark.parametrize("cache", ["off", "memory"])
+@pytest.mark.parametrize("cache", ["off", "memory", "no-store"])
 async def test_a_client_that_times_out_is_billed_the_upstreams_usage(
         start_sidecar: StartSidecar, metered: Metered, tmp_path: Path, cache: str) -> None:
     """The client left; its worst case stays held while the answer is read in the background;
     then the ledger row has the upstream's usage and cost (not 0, not estimated), the budget
     counts it as spent, and nothing is left held. With the cache on too (the read goes on in the
-    single flight the request leads)."""
-    sidecar = await start_sidecar({**config(metered), "cache": {"backend": cache}})
-    await leave(sidecar, metered)
+    single flight the request leads), and for a request that bypasses it (`no-store`): the
+    cache stage detaches both."""
+    backend = "off" if cache == "off" else "memory"
+    sidecar = await start_sidecar({**config(metered), "cache": {"backend": backend}})
+    await leave(sidecar, metered, {"Cache-Control": "no-store"} if cache == "no-store" else None)
     spent, holding = await held(sidecar)
     assert spent == 0 and holding > 0  # cancelling gave nothing back yet
     assert metered.gate is not None

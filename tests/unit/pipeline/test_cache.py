@@ -3,14 +3,18 @@ keyed on call.model, a failed candidate never stored, and every follower release
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from multidict import CIMultiDict
 
+from sidecar.background import BackgroundReads
 from sidecar.cache.singleflight import Flights
 from sidecar.cache.store import MemoryStore
 from sidecar.call import Call, Reply
 from sidecar.config.cache import CacheSettings
 from sidecar.errors import UpstreamUnavailable
 from sidecar.pipeline.cache import Cache
+from sidecar.pipeline.detach import Detach
 from sidecar.telemetry.metrics import Metrics
 from tests.fakes.calls import make_call
 
@@ -68,3 +72,38 @@ async def test_a_leader_whose_reply_is_never_sent_releases_its_flight() -> None:
     await cache(call, answer_as_b)
     call.finish()
     assert flights.followers() == 0 and len(flights) == 0
+
+
+class CountingDetach(Detach):
+    """The real detach stage, counting what it is asked to detach."""
+
+    def __init__(self) -> None:
+        super().__init__(BackgroundReads(limit=4, read_s=1.0, drain_s=1.0))
+        self.runs = 0
+
+    async def run(self, call: Call, rest: Awaitable[Reply]) -> Reply:
+        self.runs += 1
+        return await super().run(call, rest)
+
+
+async def test_what_goes_upstream_is_detached_and_a_hit_is_not() -> None:
+    """The cache runs spend's detach for a miss and a bypass (no-store), each a task of its
+    own that a client leaving would hand to the background reads; a hit, which reads nothing
+    upstream, and a stream (never detached) pay nothing for it."""
+    settings = CacheSettings()
+    store = MemoryStore(settings)
+    detach = CountingDetach()
+    cache = Cache(settings, store, Flights(store, settings.max_entry_bytes), Metrics(), detach)
+    miss = make_call(model="b")
+    assert (await cache(miss, answer_as_b)).body == ANSWER
+    miss.finish()
+    assert (miss.cache_status, detach.runs) == ("MISS", 1)
+    hit = make_call(model="b")
+    assert (await cache(hit, answer_as_b)).body == ANSWER
+    assert (hit.cache_status, detach.runs) == ("HIT", 1)
+    bypass = make_call({"Cache-Control": "no-store"}, model="b")
+    assert (await cache(bypass, answer_as_b)).body == ANSWER
+    assert (bypass.cache_status, detach.runs) == ("BYPASS", 2)
+    stream = make_call({"Cache-Control": "no-store"}, model="b", stream=True)
+    await cache(stream, answer_as_b)
+    assert detach.runs == 2

@@ -39,9 +39,9 @@ QUIET = {"telemetry": {"prometheus": False}, "admin": {"ui": False},
 def test_disabled_features_are_absent_from_the_list() -> None:
     """With auth, metrics, the inspector, spend and the cache off the model pipeline reads the
     body and routes; with auth on, auth comes first; defaults: telemetry (Prometheus), the
-    inspector, spend (the SQLite ledger) and its detach stage, the memory cache, and the answer
-    stage because they read the answer; zero retention adds its stage (and turns the default
-    cache off)."""
+    inspector, spend (the SQLite ledger), the memory cache (which detaches its misses: no detach
+    stage of its own), and the answer stage because they read the answer; without the cache,
+    spend's detach stage; zero retention adds its stage (and turns the default cache off)."""
     plain = build_pipeline(Deps.build(Settings.model_validate(QUIET), env={}))
     assert plain.stage_names == ("read_body", "route")
     guarded = Settings.model_validate({**QUIET, "auth": {"required": True,
@@ -50,7 +50,11 @@ def test_disabled_features_are_absent_from_the_list() -> None:
         "auth", "read_body", "route")
     default = build_pipeline(Deps.build(Settings.model_validate({}), env={}))
     assert default.stage_names == (
-        "telemetry", "inspect", "read_body", "spend", "detach", "cache", "answer", "route")
+        "telemetry", "inspect", "read_body", "spend", "cache", "answer", "route")
+    uncached = build_pipeline(Deps.build(Settings.model_validate({"cache": {"backend": "off"}}),
+                                         env={}))
+    assert uncached.stage_names == (
+        "telemetry", "inspect", "read_body", "spend", "detach", "answer", "route")
     zdr = Settings.model_validate({**QUIET, "privacy": {"zdr": True}})
     assert build_pipeline(Deps.build(zdr, env={})).stage_names == ("zdr", "read_body", "route")
 
