@@ -75,6 +75,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def loop_cpu_seconds(pid: int) -> float:
+    """CPU time of the process's main thread alone (the event loop's, in a sidecar): what is
+    left of `cpu_seconds` ran on other threads (exporters, the ledger writer, gRPC's own)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def machine_cpu_seconds() -> tuple[float, float]:
     """(busy, steal): CPU seconds all CPUs spent busy, and those the hypervisor took away."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
