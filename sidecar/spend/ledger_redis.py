@@ -97,11 +97,14 @@ class RedisLedger:
         # restart closed: without it, each stale connection failed one request after Redis was
         # back and opened a new outage (503s under fail_closed for another interval). Timeouts
         # are not retried: that would double the wait `redis_timeout_s` bounds.
-        # A blocking pool: a burst of admissions waits (at most `redis_timeout_s`) for a pooled
-        # connection instead of failing. redis-py's default pool raises "Too many connections"
-        # past 100 at once, which opened an outage (503s) under a burst of 100 requests.
+        # A blocking pool: a burst of admissions waits for a pooled connection instead of
+        # failing. redis-py's default pool raises "Too many connections" past 100 at once,
+        # which opened an outage (503s) under a burst of 100 requests. The wait is queueing
+        # behind this process's own requests, not Redis being slow: it is bounded like opening
+        # a connection (CONNECT_TIMEOUT_S), not by `redis_timeout_s`.
         self._redis = aioredis.Redis.from_pool(aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_POOL, timeout=timeout, socket_timeout=timeout,
+            url, max_connections=REDIS_POOL, timeout=max(timeout, CONNECT_TIMEOUT_S),
+            socket_timeout=timeout,
             socket_connect_timeout=max(timeout, CONNECT_TIMEOUT_S),
             retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
             decode_responses=True))

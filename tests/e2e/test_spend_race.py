@@ -46,6 +46,10 @@ def spend_config(metered: Metered, limit_usd: float, ledger: str | None) -> dict
         "budgets": [{"name": "shared", "window": "day", "limit_usd": limit_usd}]}
     if ledger is not None:
         spend["ledger"] = ledger
+        # The test's clients, its sidecars and the upstream share one event loop: on a busy
+        # machine, 100 admissions at once can lag it past the default 0.5 s, and a Redis
+        # answer read late is an outage (503). The race is about atomicity, not that timeout.
+        spend["redis_timeout_s"] = 3.0
     return {"upstream": {"url": metered.url}, "spend": spend}
 
 
