@@ -81,7 +81,9 @@ class ExternalTally:
             "rps_rounds": self.burst_rps,
             "cpu_us_per_request": (self.burst_cpu_s / self.burst_requests * 1e6
                                    if self.burst_requests else 0.0),
-            "off_loop_cpu_share": (1 - self.burst_loop_cpu_s / self.burst_cpu_s
+            # the two readings are not taken at the same instant: a process that barely uses
+            # other threads can read a hair below 0
+            "off_loop_cpu_share": (max(0.0, 1 - self.burst_loop_cpu_s / self.burst_cpu_s)
                                    if self.burst_cpu_s else 0.0),
             "cpu_us_per_request_at_rate": (self.rate_cpu_s / self.rate_requests * 1e6
                                            if self.rate_requests else 0.0),
