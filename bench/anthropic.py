@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from bench.processes import Fleet, cpu_seconds, free_port
+from bench.processes import Fleet, Service, cpu_seconds, free_port
 from bench.serving import serve
 
 WORDS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", "."] * 2
@@ -167,31 +167,67 @@ def translation_cpu(loops: int) -> dict[str, float]:
 # ---------------------------------------------------------------- 2. first token, end to end
 
 
-async def _ttft(session: aiohttp.ClientSession, url: str) -> float:
-    body = {"model": "anthropic/" + MODEL, "stream": True,
-            "messages": [{"role": "user", "content": "Tell me about foxes."}]}
+async def ttft(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
+               marker: bytes = b'"content":"') -> float:
+    """Seconds from sending `body` to the first event carrying text (`marker`)."""
     began = time.perf_counter()
     first = 0.0
     async with session.post(url, json=body) as response:
         async for line in response.content:
-            if not first and line.startswith(b"data: {") and b'"content":"' in line and (
+            if not first and line.startswith(b"data: {") and marker in line and (
                     b'"content":""' not in line):
                 first = time.perf_counter() - began
         assert response.status == 200 and first, f"no token from {url}"
     return first
 
 
-async def first_token(urls: dict[str, str], requests: int) -> dict[str, list[float]]:
+def _ask(session: aiohttp.ClientSession, name: str, url: str) -> Awaitable[float]:
+    return ttft(session, url, {"model": "anthropic/" + MODEL, "stream": True,
+                               "messages": [{"role": "user", "content": "Tell me about foxes."}]})
+
+
+Ask = Callable[[aiohttp.ClientSession, str, str], Awaitable[float]]  # session, name, url
+
+
+async def first_token(urls: dict[str, str], requests: int, ask: Ask = _ask
+                      ) -> dict[str, list[float]]:
+    """`requests` first-token times per URL, the URLs alternating in order (paired)."""
     samples: dict[str, list[float]] = {name: [] for name in urls}
     async with aiohttp.ClientSession() as session:
-        for url in urls.values():  # warm the pools and the code paths
+        for name, url in urls.items():  # warm the pools and the code paths
             for _ in range(20):
-                await _ttft(session, url)
+                await ask(session, name, url)
         for i in range(requests):
             order = list(urls.items()) if i % 2 else list(reversed(urls.items()))
             for name, url in order:
-                samples[name].append(await _ttft(session, url))
+                samples[name].append(await ask(session, name, url))
     return samples
+
+
+def measure_streams(sidecars: dict[str, Service], urls: dict[str, str], requests: int,
+                    ask: Ask = _ask) -> dict[str, Any]:
+    """First-token samples per URL and each sidecar's CPU per stream meanwhile."""
+    cpu_before = {kind: cpu_seconds(s.pid) for kind, s in sidecars.items()}
+    samples = asyncio.run(first_token(urls, requests, ask))
+    cpu = {kind: (cpu_seconds(s.pid) - cpu_before[kind]) / requests * 1e6
+           for kind, s in sidecars.items()}
+    return {"samples": samples, "cpu_us_per_stream": cpu}
+
+
+def stream_rows(e2e: dict[str, Any], names: dict[str, str], added: str) -> list[str]:
+    """The end-to-end table: a row per name (the first is the reference), then what the second
+    adds (the paired median of the first-token times, and the CPU per stream)."""
+    samples, cpu = e2e["samples"], e2e["cpu_us_per_stream"]
+    base, other = names
+    pairs = [o - b for o, b in zip(samples[other], samples[base], strict=True)]
+    lines = [f"| through the sidecar ({len(pairs)} streams each) | TTFT p50 ms | TTFT p90 ms | "
+             "sidecar CPU µs/stream |", "| --- | ---: | ---: | ---: |"]
+    for kind, label in names.items():
+        lines.append(f"| {label} | {_ms(samples[kind], 0.5):.3f} | "
+                     f"{_ms(samples[kind], 0.9):.3f} | {cpu[kind]:.0f} |")
+    lines.append(f"| {added} (paired median) | {statistics.median(pairs) * 1e3:.3f} | "
+                 f"| {cpu[other] - cpu[base]:.0f} |")
+    return lines
 
 
 def end_to_end(requests: int, pacing_ms: float, log_dir: Path) -> dict[str, Any]:
@@ -223,11 +259,7 @@ def end_to_end(requests: int, pacing_ms: float, log_dir: Path) -> dict[str, Any]
         for service in fakes.values():  # the fakes have no GET route: wait for the socket
             _wait_listening(service.port)
         urls = {kind: f"{s.url}/v1/chat/completions" for kind, s in sidecars.items()}
-        cpu_before = {kind: cpu_seconds(s.pid) for kind, s in sidecars.items()}
-        samples = asyncio.run(first_token(urls, requests))
-        cpu = {kind: (cpu_seconds(s.pid) - cpu_before[kind]) / requests * 1e6
-               for kind, s in sidecars.items()}
-    return {"samples": samples, "cpu_us_per_stream": cpu}
+        return measure_streams(sidecars, urls, requests)
 
 
 def _wait_listening(port: int, timeout: float = 30.0) -> None:
@@ -248,8 +280,6 @@ def _ms(values: Sequence[float], q: float) -> float:
 
 
 def report(cpu: dict[str, float], e2e: dict[str, Any]) -> str:
-    samples = e2e["samples"]
-    pairs = [a - o for a, o in zip(samples["anthropic"], samples["openai"], strict=True)]
     lines = [
         "| translation (CPU, one core) | µs |", "| --- | ---: |",
         f"| request: translate + serialize (system, 6 turns, 2 tools) | {cpu['request_us']:.1f} |",
@@ -260,16 +290,9 @@ def report(cpu: dict[str, float], e2e: dict[str, Any]) -> str:
         f"| stream: a whole {cpu['stream_events']:.0f}-event answer (20 deltas, usage chunk) | "
         f"{cpu['stream_us']:.1f} |",
         "",
-        f"| through the sidecar ({len(pairs)} streams each) | TTFT p50 ms | TTFT p90 ms | "
-        "sidecar CPU µs/stream |",
-        "| --- | ---: | ---: | ---: |",
+        *stream_rows(e2e, {"openai": "openai-format upstream",
+                           "anthropic": "anthropic-format upstream"}, "added by translation"),
     ]
-    for kind in ("openai", "anthropic"):
-        lines.append(f"| {kind}-format upstream | {_ms(samples[kind], 0.5):.3f} | "
-                     f"{_ms(samples[kind], 0.9):.3f} | {e2e['cpu_us_per_stream'][kind]:.0f} |")
-    extra_cpu = e2e["cpu_us_per_stream"]["anthropic"] - e2e["cpu_us_per_stream"]["openai"]
-    lines.append(f"| added by translation (paired median) | "
-                 f"{statistics.median(pairs) * 1e3:.3f} | | {extra_cpu:.0f} |")
     return "\n".join(lines)
 
 

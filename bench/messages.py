@@ -19,21 +19,25 @@ completions and back): CPU per request and per event, and the added time to firs
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
-from bench.anthropic import _per_call_us, _wait_listening, openai_events
-from bench.processes import Fleet, cpu_seconds, free_port
+from bench.anthropic import (
+    _per_call_us,
+    _wait_listening,
+    measure_streams,
+    openai_events,
+    stream_rows,
+    ttft,
+)
+from bench.processes import Fleet, free_port
 
 MODEL = "bench/model-1"
 _HEAD = {"id": "chatcmpl-b", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
@@ -89,34 +93,13 @@ def translation_cpu(loops: int) -> dict[str, float]:
     }
 
 
-async def _ttft(session: aiohttp.ClientSession, url: str, messages: bool) -> float:
+def _ask(session: aiohttp.ClientSession, name: str, url: str) -> Awaitable[float]:
     body: dict[str, Any] = {"model": MODEL, "stream": True,
                             "messages": [{"role": "user", "content": "Tell me about foxes."}]}
-    marker = b'"type":"text_delta"' if messages else b'"content":"'
-    if messages:
+    if name == "messages":
         body["max_tokens"] = 256
-    began = time.perf_counter()
-    first = 0.0
-    async with session.post(url, json=body) as response:
-        async for line in response.content:
-            if not first and line.startswith(b"data: {") and marker in line and (
-                    b'"content":""' not in line):
-                first = time.perf_counter() - began
-        assert response.status == 200 and first, f"no token from {url}"
-    return first
-
-
-async def first_token(urls: dict[str, str], requests: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in urls}
-    async with aiohttp.ClientSession() as session:
-        for name, url in urls.items():  # warm the pools and the code paths
-            for _ in range(20):
-                await _ttft(session, url, name == "messages")
-        for i in range(requests):
-            order = list(urls.items()) if i % 2 else list(reversed(urls.items()))
-            for name, url in order:
-                samples[name].append(await _ttft(session, url, name == "messages"))
-    return samples
+        return ttft(session, url, body, b'"type":"text_delta"')
+    return ttft(session, url, body)
 
 
 def end_to_end(requests: int, pacing_ms: float, log_dir: Path) -> dict[str, Any]:
@@ -140,21 +123,10 @@ def end_to_end(requests: int, pacing_ms: float, log_dir: Path) -> dict[str, Any]
         _wait_listening(fake.port)
         urls = {"chat": f"{sidecars['chat'].url}/v1/chat/completions",
                 "messages": f"{sidecars['messages'].url}/v1/messages"}
-        cpu_before = {kind: cpu_seconds(s.pid) for kind, s in sidecars.items()}
-        samples = asyncio.run(first_token(urls, requests))
-        cpu = {kind: (cpu_seconds(s.pid) - cpu_before[kind]) / requests * 1e6
-               for kind, s in sidecars.items()}
-    return {"samples": samples, "cpu_us_per_stream": cpu}
-
-
-def _ms(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
+        return measure_streams(sidecars, urls, requests, _ask)
 
 
 def report(cpu: dict[str, float], e2e: dict[str, Any]) -> str:
-    samples = e2e["samples"]
-    pairs = [m - c for m, c in zip(samples["messages"], samples["chat"], strict=True)]
     lines = [
         "| Messages → chat translation (CPU, one core) | µs |", "| --- | ---: |",
         f"| request: translate + serialize (system, 6 turns, 2 tools) | {cpu['request_us']:.1f} |",
@@ -165,18 +137,10 @@ def report(cpu: dict[str, float], e2e: dict[str, Any]) -> str:
         f"| stream: a whole {cpu['stream_events']:.0f}-chunk answer (20 deltas, usage, [DONE]) "
         f"| {cpu['stream_us']:.1f} |",
         "",
-        f"| through the sidecar ({len(pairs)} streams each) | TTFT p50 ms | TTFT p90 ms | "
-        "sidecar CPU µs/stream |",
-        "| --- | ---: | ---: | ---: |",
+        *stream_rows(e2e, {"chat": "/v1/chat/completions (no translation)",
+                           "messages": "/v1/messages (translated)"},
+                     "added by the Messages endpoint"),
     ]
-    names = {"chat": "/v1/chat/completions (no translation)",
-             "messages": "/v1/messages (translated)"}
-    for kind in ("chat", "messages"):
-        lines.append(f"| {names[kind]} | {_ms(samples[kind], 0.5):.3f} | "
-                     f"{_ms(samples[kind], 0.9):.3f} | {e2e['cpu_us_per_stream'][kind]:.0f} |")
-    extra_cpu = e2e["cpu_us_per_stream"]["messages"] - e2e["cpu_us_per_stream"]["chat"]
-    lines.append(f"| added by the Messages endpoint (paired median) | "
-                 f"{statistics.median(pairs) * 1e3:.3f} | | {extra_cpu:.0f} |")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sidecar.privacy.restorer import Restorer
-from sidecar.sse import edit_events, event_data
+from sidecar.sse import edit_events, event_json
 
 _ESCAPED_LT = b"\\u003c"
 _CHANNELS = {"text_delta": ("text", False), "input_json_delta": ("partial_json", True)}
@@ -58,13 +58,7 @@ class MessagesStreamRestorer:
     def __call__(self, event: bytes) -> bytes | None:
         if not self._pending and b"<" not in event and _ESCAPED_LT not in event:
             return event
-        data = event_data(event)
-        if data is None:
-            return event
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
+        payload = event_json(event)
         if not isinstance(payload, dict):
             return event
         kind = payload.get("type")

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from sidecar.privacy.redactor import PLACEHOLDER
-from sidecar.sse import edit_events, event_data
+from sidecar.sse import edit_events, event_data, event_json
 
 _ESCAPED_LT = b"\\u003c"  # some upstreams (Go's encoding/json) escape `<` in strings
 _CHAT_TEXT = ("content", "reasoning", "reasoning_content", "refusal")
@@ -82,15 +82,9 @@ class StreamRestorer:
     def __call__(self, event: bytes) -> bytes | None:
         if not self._pending and b"<" not in event and _ESCAPED_LT not in event:
             return event
-        data = event_data(event)
-        if data is None:
-            return event
-        if data == b"[DONE]":
+        if event_data(event) == b"[DONE]":
             return self._flush_chat() + event
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return event
+        payload = event_json(event)
         if not isinstance(payload, dict):
             return event
         before = b""
