@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from sidecar.fetch import Unanswered, fetch_json
+
 EXIT_NO_ANSWER = 1
 EXIT_USAGE = 2
 ANSWER_CHARS = 600  # of each answer in the table (--json has all of it)
-
-
-class _NoAnswer(Exception):
-    pass
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -39,9 +35,9 @@ def compare(args: argparse.Namespace) -> int:
     if args.key:
         headers["Authorization"] = f"Bearer {args.key}"
     try:
-        answer = _call(f"{args.url.rstrip('/')}/sidecar/compare", orjson.dumps(body), headers,
-                       args.timeout)
-    except _NoAnswer as exc:
+        answer = fetch_json(f"{args.url.rstrip('/')}/sidecar/compare", orjson.dumps(body),
+                            headers, args.timeout)
+    except Unanswered as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
     if args.json:
@@ -54,8 +50,8 @@ def compare(args: argparse.Namespace) -> int:
 def shadow(args: argparse.Namespace) -> int:
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
-        answer = _call(f"{args.url.rstrip('/')}/sidecar/shadow", None, headers, 10.0)
-    except _NoAnswer as exc:
+        answer = fetch_json(f"{args.url.rstrip('/')}/sidecar/shadow", None, headers)
+    except Unanswered as exc:
         print(f"shadow: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
     if args.json:
@@ -82,19 +78,6 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_tokens is not None:
         request["max_tokens"] = args.max_tokens
     return request
-
-
-def _call(url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> Any:
-    request = urllib.request.Request(url, data=body, headers=headers,
-                                     method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise _NoAnswer(f"{url} answered {exc.code}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise _NoAnswer(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from exc
 
 
 def render_compare(answer: dict[str, Any], max_chars: int) -> None:

@@ -11,14 +11,13 @@ import argparse
 import asyncio
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import orjson
 
 from sidecar.config import Settings
+from sidecar.fetch import Unanswered, fetch_json
 from sidecar.spend.ledger import sqlite_path
 from sidecar.spend.pricing import to_nano, usd_text
 from sidecar.spend.sqlite_store import Store
@@ -84,18 +83,13 @@ async def _from_redis(settings: Settings, window: str, by: str) -> dict[str, Any
 
 def _from_admin(url: str, window: str, by: str, token: str | None) -> dict[str, Any]:
     query = urllib.parse.urlencode({"window": window, "by": by})
-    request = urllib.request.Request(f"{url.rstrip('/')}/sidecar/usage?{query}")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload: dict[str, Any] = orjson.loads(response.read())
-            return payload
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")[:300]
-        raise _NoReport(f"{url} answered {exc.code}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise _NoReport(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from exc
+        payload: dict[str, Any] = fetch_json(f"{url.rstrip('/')}/sidecar/usage?{query}",
+                                             headers={"Authorization": f"Bearer {token}"}
+                                             if token else None)
+    except Unanswered as exc:
+        raise _NoReport(str(exc)) from exc
+    return payload
 
 
 def render(payload: dict[str, Any]) -> None:
