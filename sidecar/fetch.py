@@ -1,17 +1,19 @@
-"""A JSON request to a running sidecar, for the command line (`compare`, `shadow`, `usage
---url`): the standard library's urllib, no event loop. A failure is one `Unanswered` whose
-message says what happened (the status and the start of the body, or why it could not be
-reached), never a traceback."""
+"""The command line's side of a running sidecar (`compare`, `shadow`, `usage --url`, `auto
+explain`): a JSON request with the standard library's urllib, no event loop (a failure is one
+`Unanswered` whose message says what happened: the status and the start of the body, or why it
+could not be reached, never a traceback), and the answer shown, as JSON or as a table."""
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-__all__ = ["Unanswered", "fetch_json"]
+__all__ = ["Unanswered", "fetch_json", "show"]
 
 
 class Unanswered(Exception):
@@ -31,3 +33,12 @@ def fetch_json(url: str, body: bytes | None = None, headers: dict[str, str] | No
         raise Unanswered(f"{url} answered {exc.code}: {detail}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise Unanswered(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from exc
+
+
+def show(payload: Any, as_json: bool, render: Callable[[Any], None]) -> int:
+    """`payload` on stdout, one JSON line with `--json`, else as `render` draws it; exit 0."""
+    if as_json:
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+    else:
+        render(payload)
+    return 0

@@ -29,6 +29,7 @@ from sidecar.auto.router import Router, bound
 from sidecar.auto.shapes import READERS, read
 from sidecar.auto.tiers import decide
 from sidecar.config import Settings
+from sidecar.fetch import show
 from sidecar.spend.price_book import PriceBook
 from sidecar.upstream.client import UpstreamClient
 
@@ -86,11 +87,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                    models=list(pick.models), reasons=list(pick.reasons),
                    score=pick.decision.score, classified=pick.decision.tier,
                    baseline=router.baseline)
-    if args.json:
-        sys.stdout.write(orjson.dumps(out).decode() + "\n")
-    else:
-        _render(out)
-    return 0
+    return show(out, args.json, _render)
 
 
 def _body(args: argparse.Namespace) -> dict[str, Any]:

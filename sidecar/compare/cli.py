@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from sidecar.fetch import Unanswered, fetch_json
+from sidecar.fetch import Unanswered, fetch_json, show
 
 EXIT_NO_ANSWER = 1
 EXIT_USAGE = 2
@@ -40,11 +40,7 @@ def compare(args: argparse.Namespace) -> int:
     except Unanswered as exc:
         print(f"compare: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
-    if args.json:
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
-    else:
-        render_compare(answer, args.max_chars)
-    return 0
+    return show(answer, args.json, lambda a: render_compare(a, args.max_chars))
 
 
 def shadow(args: argparse.Namespace) -> int:
@@ -54,11 +50,7 @@ def shadow(args: argparse.Namespace) -> int:
     except Unanswered as exc:
         print(f"shadow: {exc}", file=sys.stderr)
         return EXIT_NO_ANSWER
-    if args.json:
-        sys.stdout.write(orjson.dumps(answer).decode() + "\n")
-    else:
-        render_shadow(answer)
-    return 0
+    return show(answer, args.json, render_shadow)
 
 
 def _request(args: argparse.Namespace) -> dict[str, Any]:

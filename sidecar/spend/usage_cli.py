@@ -14,10 +14,8 @@ import time
 import urllib.parse
 from typing import Any
 
-import orjson
-
 from sidecar.config import Settings
-from sidecar.fetch import Unanswered, fetch_json
+from sidecar.fetch import Unanswered, fetch_json, show
 from sidecar.spend.ledger import sqlite_path
 from sidecar.spend.pricing import to_nano, usd_text
 from sidecar.spend.sqlite_store import Store
@@ -37,11 +35,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> int:
     except _NoReport as exc:
         print(f"usage: {exc}", file=sys.stderr)
         return EXIT_NO_REPORT
-    if args.json:
-        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-    else:
-        render(payload)
-    return 0
+    return show(payload, args.json, render)
 
 
 class _NoReport(Exception):
