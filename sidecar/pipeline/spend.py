@@ -46,7 +46,7 @@ from sidecar.errors import (
 from sidecar.headers import COST_HEADER, REMAINING_HEADER
 from sidecar.messages.meter import MessagesMeter
 from sidecar.pipeline.spend_media import spend_media
-from sidecar.spend.bill import Books, Run
+from sidecar.spend.bill import Books, Run, Tariff
 from sidecar.spend.estimate import ZERO_LIMIT_REFUSED, Estimate, estimate
 from sidecar.spend.ledger import Ledger, LedgerDown
 from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy, Refusal
@@ -117,15 +117,12 @@ class Spend:
         ask = Ask(budgets, limits, est.prompt_tokens * per_prompt + per_request,
                   per_completion * est.choices, est.want, est.prompt_tokens, est.choices,
                   ledger.clock())
-        admitted = await self.admit(ask)
-        if isinstance(admitted, Reply):
-            return admitted
-        grant, unguarded = admitted
-
-        run = Run(self.books, call, ask.now, price, est, grant, unguarded)
-        call.finishers.append(run.finish)  # before next: settled or released on every path
+        run = await self.hold(call, ask, price, est)
+        if isinstance(run, Reply):
+            return run
+        grant = run.grant
         if grant is not None:
-            self._apply(call, est, grant, blocking)
+            self._cap(call, est, grant, blocking)
             if est.field is not None:
                 run.told = call.overrides.get(est.field, est.asked)
         endpoint = call.endpoint
@@ -198,13 +195,29 @@ class Spend:
                     continue
             return self._refuse(decision, ask)
 
-    def _apply(self, call: Call, est: Estimate, grant: Grant, blocking: bool) -> None:
-        """Per-model changes for a granted call: the completion limit, and what to tell."""
+    async def hold(self, call: Call, ask: Ask, tariff: Tariff, est: Estimate) -> Run | Reply:
+        """Admit `ask`, and the Run that settles it, its finisher registered (before `next`:
+        settled or released on every path); the refusal's Reply otherwise. Every call that
+        spends holds through here (tokens, media, paths): a warning budget is told on each."""
+        admitted = await self.admit(ask)
+        if isinstance(admitted, Reply):
+            return admitted
+        grant, unguarded = admitted
+        run = Run(self.books, call, ask.now, tariff, est, grant, unguarded)
+        call.finishers.append(run.finish)
+        if grant is not None:
+            self._warn(call, grant)
+        return run
+
+    def _cap(self, call: Call, est: Estimate, grant: Grant, blocking: bool) -> None:
+        """The completion limit a blocking budget grants, in the field the client used."""
         if blocking and est.field is not None and (est.asked is None
                                                    or grant.tokens < est.asked):
             call.overrides[est.field] = grant.tokens
         if grant.capped:
             self.metrics.budget_decision("capped")
+
+    def _warn(self, call: Call, grant: Grant) -> None:
         if grant.warned:
             self.metrics.budget_decision("warned")
             call.response_headers[WARNING_HEADER] = ",".join(grant.warned)

@@ -21,11 +21,11 @@ from sidecar.config.spend import SpendSettings
 from sidecar.endpoints import Meter
 from sidecar.errors import ModelNotAllowed
 from sidecar.headers import COST_HEADER, REMAINING_HEADER
-from sidecar.spend.bill import Books, Run
+from sidecar.spend.bill import Books, Run, Tariff
 from sidecar.spend.estimate import Estimate
 from sidecar.spend.ledger import Ledger
 from sidecar.spend.media import MediaPrice, MediaTariff, tariff
-from sidecar.spend.policy import Ask, BudgetRule, Grant, Policy
+from sidecar.spend.policy import Ask, BudgetRule, Policy
 from sidecar.spend.price_book import PriceBook
 from sidecar.spend.pricing import usd_text
 
@@ -42,8 +42,7 @@ class SpendStage(Protocol):
     fail_closed: bool
     books: Books
 
-    async def admit(self, ask: Ask
-                    ) -> tuple[Grant | None, list[tuple[BudgetRule, str]] | None] | Reply: ...
+    async def hold(self, call: Call, ask: Ask, tariff: Tariff, est: Estimate) -> Run | Reply: ...
 
     def note(self, event: str, name: str, level: str = "info", **fields: Any) -> None: ...
 
@@ -67,13 +66,10 @@ async def spend_media(stage: SpendStage, meter: Meter, call: Call, next: Next) -
     if stage.fail_closed and not ledger.healthy:
         return stage.unavailable()
     ask = Ask(budgets, limits, float(found.hold), 0.0, 0, found.text_tokens, 1, ledger.clock())
-    admitted = await stage.admit(ask)
-    if isinstance(admitted, Reply):
-        return admitted
-    grant, unguarded = admitted
-    run = Run(stage.books, call, ask.now, found, Estimate(found.text_tokens, 0, None, None, 1),
-              grant, unguarded)
-    call.finishers.append(run.finish)  # before next: settled or released on every path
+    run = await stage.hold(call, ask, found, Estimate(found.text_tokens, 0, None, None, 1))
+    if isinstance(run, Reply):
+        return run
+    grant = run.grant
 
     reply = await next(call)
 

@@ -30,7 +30,6 @@ from sidecar.call import Call, Next, Reply, Usage
 from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import InvalidRequest, SidecarError, UnpricedPath
 from sidecar.pipeline.spend_media import SpendStage, blocking_budget
-from sidecar.spend.bill import Run
 from sidecar.spend.estimate import Estimate, estimate
 from sidecar.spend.paths import PathRules
 from sidecar.spend.policy import Ask, BudgetRule, LimitRule
@@ -90,13 +89,9 @@ class SpendPaths:
         if spend.fail_closed and not spend.ledger.healthy:
             return spend.unavailable()
         ask = Ask(budgets, limits, float(cost), 0.0, 0, 0, 1, spend.ledger.clock())
-        admitted = await spend.admit(ask)
-        if isinstance(admitted, Reply):
-            return admitted
-        grant, unguarded = admitted
-        run = Run(spend.books, call, ask.now, FixedCost(cost), Estimate(0, 0, None, None, 1),
-                  grant, unguarded)
-        call.finishers.append(run.finish)
+        run = await spend.hold(call, ask, FixedCost(cost), Estimate(0, 0, None, None, 1))
+        if isinstance(run, Reply):
+            return run
         reply = await next(call)
         accepted = reply.status < 400
         run.settle(call, Usage() if accepted else None, answered=False,

@@ -17,10 +17,13 @@ from sidecar.background import BackgroundReads
 from sidecar.deps import DEPS
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.metered import Metered
+from tests.fakes.profiles import ALL
 from tests.fakes.spend import MODEL, flush, get_json, rows
 
 MESSAGES = [{"role": "user", "content": "Take your time."}]
 PROMPT_NANO, COMPLETION_NANO = 1_000, 2_000
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 
 def config(metered: Metered, **spend: Any) -> dict[str, Any]:

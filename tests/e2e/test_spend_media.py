@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 
 from tests.conftest import RunningSidecar, StartSidecar
 from tests.fakes.media import MediaUpstream
+from tests.fakes.profiles import ALL
 from tests.fakes.spend import flush, get_json, rows
 
 SIDECAR_BASE = {"cache": {"backend": "off"}}
@@ -27,6 +29,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 SPEECH = "Read this aloud, slowly. " * 8  # 200 characters
 
 Call = Callable[[openai.AsyncOpenAI, str], Awaitable[Any]]
+
+PROFILES = ALL  # each test runs in the module, defaults and everything profiles
 
 
 @pytest.fixture
@@ -254,3 +258,26 @@ async def test_configured_media_prices_win(start_sidecar: StartSidecar, media: M
     await flush(sidecar)
     [row] = rows(tmp_path / "ledger.db")
     assert row["cost_nusd"] == 13 * 10_000_000  # 13 s at 0.01 USD a second
+
+
+@pytest.mark.parametrize(("endpoint", "call", "text", "cost", "held"), PAID[:1] + PAID[3:4],
+                         ids=ids(PAID[:1] + PAID[3:4]))
+async def test_a_warning_budget_past_its_limit_serves_and_says_so(
+        start_sidecar: StartSidecar, media: MediaUpstream, endpoint: str, call: Call,
+        text: str, cost: int, held: bool) -> None:
+    """`action: warn`: a media call past the limit is served, with x-sidecar-budget-warning
+    naming the budget, as a chat is (the same hold for every paid call, Spend.hold)."""
+    sidecar = await start_sidecar({"upstream": {"url": media.url}, "spend": {
+        "budgets": [{"name": "soft", "limit_usd": 0.000001, "action": "warn"}]}})
+    seen: list[str | None] = []
+
+    async def keep(response: Any) -> None:
+        seen.append(response.headers.get("x-sidecar-budget-warning"))
+
+    sdk = openai.AsyncOpenAI(base_url=sidecar.v1, api_key="k", max_retries=0,
+                             http_client=httpx2.AsyncClient(event_hooks={"response": [keep]}))
+    try:
+        await call(sdk, text)
+    finally:
+        await sdk.close()
+    assert seen == ["soft"] and len(media.requests) == 1

@@ -130,6 +130,21 @@ async def test_a_batch_over_the_budget_is_refused_before_it_is_submitted(
     assert [r.path for r in upstream.requests] == ["/files/file-1/content"]
 
 
+async def test_a_batch_past_a_warning_budget_is_submitted_and_says_so(
+        start_sidecar: StartSidecar, upstream: FakeUpstream) -> None:
+    """`action: warn`: the batch goes upstream, and the answer names the budget it passed in
+    x-sidecar-budget-warning, as a chat's does (Spend.hold)."""
+    upstream.script("/files/file-1/content", Script(body=batch_file(LINES)))
+    sidecar = await start_sidecar({**config(None), "spend": {
+        **config(None)["spend"],
+        "budgets": [{"name": "soft", "limit_usd": 0.000001, "action": "warn"}]}})
+    async with aiohttp.ClientSession() as session, session.post(
+            sidecar.v1 + "/batches", json={"input_file_id": "file-1"}) as response:
+        assert response.status == 200
+        assert response.headers.get("x-sidecar-budget-warning") == "soft"
+    assert [r.path for r in upstream.requests] == ["/files/file-1/content", "/batches"]
+
+
 async def test_a_batch_with_an_unpriced_model_is_refused(
         start_sidecar: StartSidecar, upstream: FakeUpstream) -> None:
     """A line for a model with no price, under a blocking budget: 403 unpriced_path."""
