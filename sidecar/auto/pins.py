@@ -17,28 +17,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
-
-from multidict import CIMultiDictProxy
 
 from sidecar.auto.tiers import rank
 from sidecar.config.auto import TIERS, Tier
 
-__all__ = ["MAX_SESSION_ID", "SESSION_HEADER", "Pins", "session_of"]
+__all__ = ["PinKey", "Pins"]
 
-SESSION_HEADER = "x-session-id"
-MAX_SESSION_ID = 256
 PinKey = tuple[str, str | None, str]  # router, caller, session id
-
-
-def session_of(body: dict[str, Any], headers: CIMultiDictProxy[str]) -> str | None:
-    """The request's session id, or None (absent, empty or too long)."""
-    value = body.get("session_id")
-    if not isinstance(value, str) or not value:
-        value = headers.get(SESSION_HEADER)
-    if not value or len(value) > MAX_SESSION_ID:
-        return None
-    return value
 
 
 class Pins:

@@ -37,7 +37,7 @@ from typing import Any
 from sidecar.auto.choice import AutoChoice
 from sidecar.auto.classify import Features, features
 from sidecar.auto.faults import fault
-from sidecar.auto.pins import PinKey, Pins, session_of
+from sidecar.auto.pins import PinKey, Pins
 from sidecar.auto.router import Router, bound
 from sidecar.auto.shapes import READERS, read
 from sidecar.call import Call, Next, Reply
@@ -48,7 +48,9 @@ from sidecar.errors import (
     NoProviderAvailable,
     UpstreamError,
 )
+from sidecar.headers import COST_HEADER
 from sidecar.spend.pricing import usd_text
+from sidecar.upstream.conversation import session_id
 
 __all__ = ["OPENROUTER_AUTO", "Auto"]
 
@@ -56,7 +58,6 @@ OPENROUTER_AUTO = "openrouter/auto"
 _PLUGIN = "auto-router"
 # OpenRouter's cost_quality_tradeoff: 0 pure quality .. 10 cheapest; 7 is its default.
 _TRADEOFF = {"cheap": 10, "balanced": 7, "quality": 0}
-_COST_HEADER = "x-sidecar-cost-usd"  # the spend stage's; restated when a cascade is undone
 # Spent money leaves no room (402), or money held by requests in flight leaves none now (429):
 # either way a cheaper tier may fit.
 _REFUSED_BY_BUDGET = (BudgetExceeded, BudgetHeld)
@@ -87,7 +88,7 @@ class Auto:
                 "Name a model for this endpoint.", param="model"))
         f = features(shape)
         settings = router.settings
-        session = session_of(body, call.headers)
+        session = session_id(call)  # the one the sticky pools read (upstream/conversation.py)
         key: PinKey | None = (router.name, call.key_name, session) if session else None
         floor = self._pins.floor(key, settings.session_idle_s) if key else None
         pick = router.choose(f, floor)
@@ -141,7 +142,8 @@ class Auto:
             call.response_headers.clear()
             call.response_headers.update(headers)
             if call.bill is not None:  # whatever the second run cost is in the bill
-                call.response_headers[_COST_HEADER] = usd_text(call.bill.cost)
+                # restated: the cascade was undone
+                call.response_headers[COST_HEADER] = usd_text(call.bill.cost)
             choice.reasons.insert(0, f"cascade:{why}:kept")
             return reply
         await reply.discard()

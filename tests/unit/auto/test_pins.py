@@ -4,9 +4,10 @@ kept apart per router and caller, and the oldest is forgotten beyond max_session
 from __future__ import annotations
 
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
 
-from sidecar.auto.pins import Pins, session_of
+from sidecar.auto.pins import Pins
+from sidecar.upstream.conversation import session_id
+from tests.fakes.calls import make_call
 
 
 class Now:
@@ -71,8 +72,8 @@ def test_least_recently_seen_pin_is_forgotten_first() -> None:
     ({"session_id": "b"}, "h", "b"), ({}, "h", "h"), ({"session_id": ""}, "h", "h"),
     ({"session_id": 5}, None, None), ({}, None, None), ({"session_id": "x" * 257}, None, None),
     ({"session_id": "x" * 256}, None, "x" * 256)])
-def test_session_of(body: dict[str, object], header: str | None, session: str | None) -> None:
-    """The body's session_id wins over x-session-id; empty, non-string or over 256 characters
-    is no session."""
-    headers = CIMultiDictProxy(CIMultiDict({"x-session-id": header} if header else {}))
-    assert session_of(body, headers) == session
+def test_session_id(body: dict[str, object], header: str | None, session: str | None) -> None:
+    """The session a router pins (the one the sticky pools read too): the body's session_id
+    wins over x-session-id; empty, non-string or over 256 characters is no session."""
+    call = make_call({"x-session-id": header} if header else {}, body=body)
+    assert session_id(call) == session
