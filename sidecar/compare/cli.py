@@ -21,7 +21,6 @@ from sidecar.fetch import Unanswered, fetch_json, show
 
 EXIT_NO_ANSWER = 1
 EXIT_USAGE = 2
-ANSWER_CHARS = 600  # of each answer in the table (--json has all of it)
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -105,7 +105,7 @@ class Cache:
                                                      status, forward))
 
     async def _detached(self, call: Call, rest: Awaitable[Reply]) -> Reply:
-        if self._detach is None or call.stream:
+        if self._detach is None:
             return await rest
         return await self._detach.run(call, rest)
 

@@ -36,13 +36,13 @@ class Detach:
         self._reads = reads
 
     async def __call__(self, call: Call, next: Next) -> Reply:
-        if call.stream:
-            return await next(call)
         return await self.run(call, next(call))
 
     async def run(self, call: Call, rest: Awaitable[Reply]) -> Reply:
-        """`rest` (what is left of a non-streamed call) in a task of its own, adopted by the
-        background reads when the request's task is cancelled."""
+        """`rest` (what is left of the call) in a task of its own, adopted by the background
+        reads when the request's task is cancelled; a stream's is awaited as it is."""
+        if call.stream:
+            return await rest
         work = asyncio.ensure_future(rest)
         try:
             return await asyncio.shield(work)
