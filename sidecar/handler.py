@@ -26,20 +26,19 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Finisher, Next, Reply, new_request_id
-from sidecar.config.compare import SHADOW_TAG_PREFIX
+from sidecar.config.compare import COMPARE_TAG, SHADOW_TAG_PREFIX
 from sidecar.endpoints import wire_of
 from sidecar.errors import (
     JSON_CONTENT_TYPE,
-    InternalError,
     NotFound,
     SidecarError,
     UpstreamError,
     render,
     stream_error_event,
 )
+from sidecar.failures import failed, internal_error
 from sidecar.headers import ATTEMPTS_HEADER, PROVIDER_HEADER, REQUEST_ID_HEADER, SERVER
 from sidecar.live import Live
-from sidecar.pipeline.read_body import too_deep
 from sidecar.realtime.handshake import is_upgrade, session_call
 from sidecar.runtime import Runtime
 
@@ -92,7 +91,7 @@ class ProxyHandler:
             try:
                 reply = await pipeline(call)
             except Exception:
-                reply = Reply.from_error(_failed(call))
+                reply = Reply.from_error(failed(call))
             return await send_reply(request, call, reply)
         except asyncio.CancelledError:
             # Cancelled by aiohttp when the client disconnects (handler_cancellation), or by
@@ -107,16 +106,6 @@ class ProxyHandler:
                 call.status = 500 if call.outcome == "internal_error" else CLIENT_CLOSED_REQUEST
             call.finish()
             in_flight.discard(task)
-
-
-def _failed(call: Call) -> SidecarError:
-    """What a request that raised gets: 400 when its body is nested deeper than the stages can
-    handle (see read_body.MAX_DEPTH: checked here, after the fact, to keep it off the hot path),
-    else a 500 naming the request id, with the traceback logged under that id."""
-    if call.body is not None and (error := too_deep(call.body)) is not None:
-        return error
-    _log.exception("unhandled_error", request_id=call.request_id)
-    return internal_error(call)
 
 
 async def not_found(request: web.Request) -> web.StreamResponse:
@@ -146,13 +135,15 @@ def _new_call(request: web.Request, *, endpoint: str | None) -> Call:
 
 
 def client_tags(header: str | None) -> tuple[str, ...]:
-    """The tags of `x-sidecar-tags`, without those starting with `shadow:`: a shadow rule's
-    budget pays for calls carrying its tag, so a client may not spend from it, nor hide its
-    own calls among a rule's."""
+    """The tags of `x-sidecar-tags`, without the sidecar's own: those starting with `shadow:`
+    (a shadow rule's budget pays for calls carrying its tag, so a client may not spend from it,
+    nor hide its own calls among a rule's) and `compare` (a compare's model calls are never
+    shadowed: a client's request carrying it would escape every rule)."""
     if not header:
         return ()
     return tuple(tag for t in header_text(header).split(",")
-                 if (tag := t.strip()) and not tag.startswith(SHADOW_TAG_PREFIX))
+                 if (tag := t.strip()) and tag != COMPARE_TAG
+                 and not tag.startswith(SHADOW_TAG_PREFIX))
 
 
 def header_text(value: str) -> str:
@@ -241,11 +232,6 @@ async def _stream(request: web.Request, call: Call, reply: Reply, headers: CIMul
         except ConnectionResetError:
             call.outcome = "client_disconnected"
     return response
-
-
-def internal_error(call: Call) -> InternalError:
-    return InternalError(f"The sidecar failed unexpectedly; its log has the details under "
-                         f"request id {call.request_id}.")
 
 
 def error_response(error: SidecarError) -> web.Response:

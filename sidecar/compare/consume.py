@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import structlog
 
 from sidecar.call import CLIENT_CLOSED_REQUEST, Call, Next, Reply
-from sidecar.errors import InternalError, SidecarError, UpstreamError
+from sidecar.errors import SidecarError, UpstreamError
+from sidecar.failures import failed, internal_error
 
 _log = structlog.get_logger("sidecar.compare")
 
@@ -45,8 +46,7 @@ async def consume(pipeline: Next, call: Call, into: Consumed, *, on_chunk: OnChu
         try:
             reply = await pipeline(call)
         except Exception:
-            _log.exception("unhandled_error", request_id=call.request_id)
-            reply = Reply.from_error(internal_error(call))
+            reply = Reply.from_error(failed(call))
         await _read(call, reply, into, on_chunk)
     except asyncio.CancelledError:
         call.outcome = "cancelled" if cut() else "client_disconnected"
@@ -94,8 +94,3 @@ async def _read(call: Call, reply: Reply, into: Consumed, on_chunk: OnChunk | No
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
-
-
-def internal_error(call: Call) -> InternalError:
-    return InternalError(f"The sidecar failed unexpectedly; its log has the details under "
-                         f"request id {call.request_id}.")

@@ -15,6 +15,7 @@ import orjson
 
 from sidecar.endpoints import ENDPOINTS
 from sidecar.errors import InvalidJSON, InvalidRequest
+from sidecar.failures import too_deep
 
 FIELDS = ("models", "request", "endpoint", "stream")
 # The model endpoints whose answers are worth comparing side by side: the billed ones priced
@@ -81,6 +82,8 @@ def _request(value: object) -> dict[str, Any]:
         raise InvalidRequest("'request' must be a JSON object: the body each model is sent "
                              "(its 'model' is set per model), e.g. {\"messages\": [...]}.",
                              param="request")
+    if (error := too_deep(value)) is not None:  # each model's body is written back as JSON
+        raise error
     return value
 
 

@@ -35,15 +35,7 @@ from sidecar.errors import (
 )
 from sidecar.forms import FormError, parse_form
 
-# orjson reads 1,024 levels but writes only 254 (the cache key and an edited body are written
-# back), and the cache key and redaction walk the body recursively: a body 255 to 1,024 levels
-# deep once ended in a 500. Checking every body's depth here would cost 1 to 4 µs a request
-# (two bytes.count over 1-8 KB, or a walk), so the handler checks it only when a request
-# failed with an exception, and answers this 400 when depth was the cause (`too_deep`). Real
-# requests nest tool schemas a few dozen levels at most.
-MAX_DEPTH = 128
 _MODEL_OPTIONAL = frozenset({"responses"})  # OpenAI's spec: a stored prompt may name the model
-_CONTAINERS = (dict, list)
 
 
 class ReadBody:
@@ -146,22 +138,6 @@ def _accept(call: Call, raw: bytes, body: dict[str, Any], aliases: Collection[st
     call.requested_model = model or None
     if call.user is None and isinstance(user := body.get("user"), str):
         call.user = user
-
-
-def too_deep(body: dict[str, Any]) -> InvalidRequest | None:
-    """The 400 for a body with a container more than MAX_DEPTH levels below the top, else
-    None. Level by level over the containers only, without recursion."""
-    level: list[dict[str, Any] | list[Any]] = [body]
-    for _ in range(MAX_DEPTH):
-        below: list[dict[str, Any] | list[Any]] = []
-        for value in level:
-            children = value.values() if isinstance(value, dict) else value
-            below += [v for v in children if type(v) in _CONTAINERS]
-        if not below:
-            return None
-        level = below
-    return InvalidRequest(f"The request body is nested more than {MAX_DEPTH} levels deep; "
-                          "flatten it.")
 
 
 def _decode(body: bytes, encoding: str, limit: int) -> bytes:

@@ -422,3 +422,23 @@ async def test_a_live_reload_applies_to_the_next_compare(
     assert status == 200 and answer["results"][0]["status"] == 200
     status, _ = await compare(sidecar, body, {"Authorization": "Bearer tok-old"})
     assert status == 401
+
+
+@pytest.mark.parametrize("features", ["defaults", "everything"])
+async def test_a_request_nested_too_deep_is_a_400_not_a_500(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams, features: str) -> None:
+    """A request nested 300 deep (each model's body is written back as JSON, which stops at
+    254 levels) is refused 400 invalid_request as /v1 refuses it (sidecar/failures.py), before
+    any model is called; it was aiohttp's bare 500."""
+    extra = EVERYTHING if features == "everything" else {}
+    sidecar, fakes = await three(start_sidecar, upstreams, extra)
+    deep = "[" * 300 + "]" * 300
+    raw = ('{"models": ["m/cheap"], "request": {"messages": [{"role": "user", "content": '
+           f'"hi", "extra": {deep}}}]}}}}').encode()
+    async with aiohttp.ClientSession() as http, http.post(
+            sidecar.url + "/sidecar/compare", data=raw,
+            headers={"Content-Type": "application/json", **auth(extra)}) as response:
+        status, text = response.status, await response.read()
+    assert status == 400, text
+    assert orjson.loads(text)["error"]["code"] == "invalid_request"
+    assert fakes[0].requests == []

@@ -395,6 +395,21 @@ async def test_client_shadow_tags_are_dropped_and_the_report_is_an_admin_route(
     assert rule["matched"] == 1 and rule["sampled"] == 0 and candidate.requests == []
 
 
+async def test_a_client_compare_tag_is_dropped_and_its_request_is_shadowed(
+        start_sidecar: StartSidecar, upstreams: MakeUpstreams) -> None:
+    """`compare` is the sidecar's own tag (a compare's model calls are never shadowed): a
+    client's `x-sidecar-tags: compare` is dropped, so its request is copied like any other."""
+    primary, candidate = await two(upstreams)
+    sidecar = await start_sidecar(config(primary, candidate, percent=100))
+    async with sdk_for(sidecar) as sdk:
+        await ask(sdk, extra_headers={"x-sidecar-tags": "compare, mine"})
+    await runner(sidecar).settled(1)
+    await flush(sidecar)
+    primary_row = next(r for r in rows(sidecar.settings.state_dir / "ledger.db")
+                       if "shadow:" not in (r["tags"] or ""))
+    assert primary_row["tags"] == "mine" and len(candidate.requests) == 1
+
+
 async def test_rules_follow_a_live_reload(reloadable: Start,  # noqa: F811
                                           upstream: FakeUpstream) -> None:
     """A reload that adds the first rule starts copying (and lists its budget); one that
